@@ -1,0 +1,1 @@
+"""Data sources, long-tailed subsampling and augmentation recipes."""

@@ -1,0 +1,98 @@
+"""Supervised contrastive loss over a queue: Eq. 1 (SupCon), Eq. 2 (class-balanced), Eq. 3 (balanced
+queue) and Eq. 5 (Siamese Balanced Contrastive Mining, SPM) as one function."""
+
+from __future__ import annotations
+
+import torch
+
+from rescom.mining import mine_hard_pairs
+
+
+def supcon_loss_from_logits(
+    logits: torch.Tensor,
+    pos_mask: torch.Tensor,
+    valid_mask: torch.Tensor | None = None,
+    anchor_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """-1/|P_i| sum_{p in P_i} log softmax_p(logits_i), weighted and averaged over anchors.
+
+    logits: [B, C] candidate similarities / tau; pos_mask: [B, C] bool, positives P_i;
+    valid_mask: [B, C] bool, candidates in the softmax denominator (default all);
+    anchor_weights: [B] per-anchor weight w_{y_i} (default ones).
+    Anchors without any positive contribute nothing and are left out of the mean, as in SupCon;
+    if no anchor has a positive the loss is a zero that still carries the graph.
+    """
+    if valid_mask is not None:
+        logits = logits.masked_fill(~valid_mask, float("-inf"))
+        pos_mask = pos_mask & valid_mask
+    log_prob = torch.log_softmax(logits, dim=1)
+    # where(), not multiplication: 0 * -inf would be NaN at masked entries.
+    pos_log_prob = torch.where(pos_mask, log_prob, torch.zeros_like(log_prob)).sum(1)
+    num_pos = pos_mask.sum(1)
+    has_pos = num_pos > 0
+    per_anchor = -pos_log_prob / num_pos.clamp(min=1)  # [B]
+    if anchor_weights is not None:
+        per_anchor = per_anchor * anchor_weights.to(per_anchor.dtype)
+    if not bool(has_pos.any()):
+        return logits.masked_fill(~torch.isfinite(logits), 0).sum() * 0.0
+    return per_anchor[has_pos].mean()
+
+
+def spm_contrastive_loss(
+    query: torch.Tensor,
+    labels: torch.Tensor,
+    keys: torch.Tensor,
+    key_labels: torch.Tensor,
+    *,
+    num_pos: int | None,
+    num_neg: int | None,
+    temperature: float,
+    class_weights: torch.Tensor | None = None,
+    in_batch: bool = False,
+) -> torch.Tensor:
+    """Eq. 5: per query z_i, softmax over its Q_p hardest positives and Q_n hardest negatives in the queue.
+
+    query: z, [B, D] l2-normalised embeddings; labels: y, [B]; keys: queue contents, [M, D];
+    key_labels: [M]; num_pos: Q_p (None = all positives, no mining); num_neg: Q_n (None = all
+    negatives); temperature: tau; class_weights: w, [K] (Eq. 2), each query weighted by w_{y_i};
+    in_batch: also contrast each query with the other B-1 queries, positives those of its class
+    (fidelity note 2: the released code passes both views' 2B embeddings as queries).
+    With num_pos = Q, num_neg = (K-1)Q on a class-balanced queue and in_batch=False this is Eq. 3;
+    with num_pos = num_neg = None it is SupCon over the queue, Eq. 1.
+    Returns the scalar loss averaged over queries that have at least one positive.
+    """
+    if query.ndim != 2 or keys.ndim != 2 or query.shape[1] != keys.shape[1]:
+        raise ValueError(f"query [B, D] and keys [M, D] must share D; got {tuple(query.shape)} and {tuple(keys.shape)}")
+    if labels.shape != (query.shape[0],) or key_labels.shape != (keys.shape[0],):
+        raise ValueError(
+            f"labels {tuple(labels.shape)} / key_labels {tuple(key_labels.shape)} do not match "
+            f"query {tuple(query.shape)} / keys {tuple(keys.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    keys = keys.to(query.dtype)
+    sim = query @ keys.T / temperature  # [B, M]
+    is_pos = labels[:, None] == key_labels[None, :]  # [B, M]
+    if num_pos is None and num_neg is None:
+        logits, pos_mask = sim, is_pos
+    else:
+        pos_k = int(is_pos.sum(1).min()) if num_pos is None else num_pos
+        neg_k = int((~is_pos).sum(1).min()) if num_neg is None else num_neg
+        pos_idx, neg_idx = mine_hard_pairs(sim.detach(), labels, key_labels, pos_k, neg_k)
+        logits = torch.cat([sim.gather(1, pos_idx), sim.gather(1, neg_idx)], dim=1)  # [B, Q_p + Q_n]
+        pos_mask = torch.zeros_like(logits, dtype=torch.bool)
+        pos_mask[:, :pos_k] = True
+    valid_mask = None
+    if in_batch:
+        batch, queue_width = query.shape[0], logits.shape[1]
+        batch_logits = query @ query.T / temperature  # [B, B]
+        not_self = ~torch.eye(batch, dtype=torch.bool, device=query.device)
+        logits = torch.cat([logits, batch_logits], dim=1)  # [B, queue_width + B]
+        pos_mask = torch.cat([pos_mask, (labels[:, None] == labels[None, :]) & not_self], dim=1)
+        # The anchor itself is no candidate: its self-similarity 1/tau would dominate the softmax.
+        queue_valid = torch.ones(batch, queue_width, dtype=torch.bool, device=query.device)
+        valid_mask = torch.cat([queue_valid, not_self], dim=1)
+    weights = None
+    if class_weights is not None:
+        weights = torch.as_tensor(class_weights, device=query.device)[labels]
+    return supcon_loss_from_logits(logits, pos_mask, valid_mask, weights)

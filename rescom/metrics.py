@@ -1,0 +1,57 @@
+"""Evaluation metrics: shot-group accuracy (Many / Medium / Few) and expected calibration error."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def shot_groups(train_counts, many: int = 100, few: int = 20) -> dict[str, torch.Tensor]:
+    """Class masks [K]: many (> many images), medium (few..many inclusive), few (< few images)."""
+    counts = torch.as_tensor(train_counts)
+    return {"many": counts > many, "medium": (counts >= few) & (counts <= many), "few": counts < few}
+
+
+def shot_accuracy(preds, targets, train_counts, many: int = 100, few: int = 20) -> dict[str, float]:
+    """Top-1 accuracy (%) over all test images and over those of Many / Medium / Few-shot classes.
+
+    preds, targets: [N] class indices; train_counts: [K] training images per class. A group with no
+    class gets NaN: there is nothing to measure.
+    """
+    preds, targets = torch.as_tensor(preds), torch.as_tensor(targets)
+    if preds.shape != targets.shape or preds.ndim != 1:
+        raise ValueError(f"preds and targets must both be [N]; got {tuple(preds.shape)} and {tuple(targets.shape)}")
+    correct = (preds == targets).double()
+    result = {"all": 100.0 * correct.mean().item() if len(correct) else math.nan}
+    for name, class_mask in shot_groups(train_counts, many, few).items():
+        in_group = class_mask.to(targets.device)[targets]
+        result[name] = 100.0 * correct[in_group].mean().item() if in_group.any() else math.nan
+    return result
+
+
+def per_class_accuracy(preds, targets, num_classes: int) -> torch.Tensor:
+    """[K] accuracy (%) per class; NaN for a class absent from targets."""
+    preds, targets = torch.as_tensor(preds), torch.as_tensor(targets)
+    total = torch.bincount(targets, minlength=num_classes).double()
+    hits = torch.bincount(targets[preds == targets], minlength=num_classes).double()
+    return 100.0 * hits / total  # 0/0 -> NaN for absent classes
+
+
+def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
+    """ECE (%): sum over equal-width confidence bins of |accuracy - confidence| weighted by bin size.
+
+    probs: [N, K] predicted probabilities; targets: [N].
+    """
+    probs, targets = torch.as_tensor(probs, dtype=torch.float64), torch.as_tensor(targets)
+    if probs.ndim != 2 or probs.shape[0] != targets.shape[0]:
+        raise ValueError(f"probs must be [N, K] matching targets [N]; got {tuple(probs.shape)} and {tuple(targets.shape)}")
+    confidence, predicted = probs.max(1)
+    correct = (predicted == targets).double()
+    # Bins (lo, hi]; confidence 0 cannot occur for a max over a distribution of K >= 1 classes.
+    bin_index = (torch.ceil(confidence * n_bins).long() - 1).clamp(0, n_bins - 1)
+    count = torch.bincount(bin_index, minlength=n_bins).double()
+    conf_sum = torch.bincount(bin_index, confidence, minlength=n_bins)
+    acc_sum = torch.bincount(bin_index, correct, minlength=n_bins)
+    gap = (acc_sum - conf_sum).abs()  # |acc - conf| * count, per bin
+    return 100.0 * (gap.sum() / max(len(targets), 1)).item()

@@ -1,0 +1,34 @@
+"""Backbone registry: CIFAR ResNet-32 and torchvision's ImageNet ResNets (fidelity note 10)."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+import torchvision
+
+from rescom.models.resnet_cifar import CifarResNet, resnet32
+
+_TORCHVISION = {
+    "resnet50": torchvision.models.resnet50,
+    "resnext50_32x4d": torchvision.models.resnext50_32x4d,
+    "resnet152": torchvision.models.resnet152,
+}
+BACKBONES = ("resnet32", *_TORCHVISION)
+
+
+def build_backbone(name: str, in_channels: int = 3, width: int = 16) -> tuple[nn.Module, int]:
+    """Return (encoder mapping images to features f [B, F], F). width applies to resnet32 only.
+
+    torchvision backbones start from random weights here: pretrained weights (Places-LT) are loaded
+    from a local file by the caller, since these machines cannot fetch them.
+    """
+    if name == "resnet32":
+        net: CifarResNet = resnet32(in_channels, width)
+        return net, net.feature_dim
+    if name not in _TORCHVISION:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    net = _TORCHVISION[name](weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    feature_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, feature_dim
