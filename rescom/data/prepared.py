@@ -1,0 +1,173 @@
+"""Prepare a long-tailed training set from a RawDataset and persist it (one DVC stage's output).
+
+out_dir holds train.npz and test.npz (labels + images or paths) and meta.json. It is written into
+a temporary directory beside out_dir and renamed into place, so a failure leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rescom.data.longtail import exponential_counts, longtail_indices
+from rescom.data.source_base import RawDataset, Split
+
+FILES = ("train.npz", "test.npz", "meta.json")
+
+
+@dataclass
+class PreparedData:
+    """A prepared dataset: long-tailed train split, balanced test split, class_counts [K] of train."""
+
+    name: str
+    classes: list[str]
+    channels: int
+    train: Split
+    test: Split
+    class_counts: list[int]
+    meta: dict = field(default_factory=dict)
+
+
+def _arrays(split: Split) -> dict[str, np.ndarray]:
+    """The arrays a split is stored as: labels int64 [N] and images uint8 [N,H,W,C] or paths str [N]."""
+    if split.images is not None:
+        return {"labels": split.labels, "images": split.images}
+    return {"labels": split.labels, "paths": np.asarray(split.paths, dtype=str)}
+
+
+def fingerprint(train: Split, test: Split) -> str:
+    """sha256 over the stored arrays (key, dtype, shape, bytes), independent of npz zip timestamps."""
+    h = hashlib.sha256()
+    for split_name, split in (("train", train), ("test", test)):
+        for key, arr in sorted(_arrays(split).items()):
+            arr = np.ascontiguousarray(arr)
+            h.update(f"{split_name}/{key}/{arr.dtype.str}/{arr.shape}".encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _write_split(path: Path, split: Split) -> None:
+    # Uncompressed: CIFAR-LT is ~40 MB and loads in milliseconds; compression would cost seconds.
+    with open(path, "wb") as f:
+        np.savez(f, **_arrays(split))
+
+
+def _write_meta(path: Path, meta: dict) -> None:
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int):
+    """(train split, max_count used) after exponential subsampling; unchanged when IF is None."""
+    if imbalance_factor is None:
+        if max_count is not None:
+            raise ValueError("max_count applies only with an imbalance_factor; set imbalance_factor or drop max_count")
+        return raw.train, None
+    raw_counts = np.bincount(raw.train.labels, minlength=len(raw.classes))
+    if max_count is None:
+        max_count = int(raw_counts.min())
+    counts = exponential_counts(len(raw.classes), int(max_count), float(imbalance_factor))
+    return raw.train.subset(longtail_indices(raw.train.labels, counts, seed)), int(max_count)
+
+
+def prepare(
+    raw: RawDataset,
+    out_dir: str | Path,
+    *,
+    imbalance_factor: float | None,
+    max_count: int | None,
+    seed: int,
+) -> PreparedData:
+    """Subsample raw.train to an exponential long tail (class 0 = head) and write it to out_dir.
+
+    imbalance_factor None keeps the train split as is (already long-tailed, e.g. ImageNet-LT).
+    Otherwise n_k = exponential_counts(K, max_count or the smallest raw class size, IF); pass
+    max_count=5000 for CIFAR-10 (IF 100 -> 12,406 images). The test split is kept unchanged.
+    An existing out_dir is replaced only once the new one is complete.
+    """
+    if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
+        raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
+    train, used_max = _longtail_train(raw, imbalance_factor, max_count, seed)
+    class_counts = np.bincount(train.labels, minlength=len(raw.classes)).astype(int).tolist()
+    meta = {
+        "dataset": raw.name,
+        "classes": list(raw.classes),
+        "channels": int(raw.channels),
+        "imbalance_factor": None if imbalance_factor is None else float(imbalance_factor),
+        "max_count": used_max,
+        "seed": int(seed),
+        "class_counts": class_counts,
+        "num_train": len(train),
+        "num_test": len(raw.test),
+        "storage": {"train": "images" if train.images is not None else "paths",
+                    "test": "images" if raw.test.images is not None else "paths"},
+        "fingerprint": fingerprint(train, raw.test),
+    }
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write_split(tmp / "train.npz", train)
+        _write_split(tmp / "test.npz", raw.test)
+        _write_meta(tmp / "meta.json", meta)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PreparedData(
+        name=raw.name, classes=list(raw.classes), channels=raw.channels,
+        train=train, test=raw.test, class_counts=class_counts, meta=meta,
+    )
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move the finished src to dst; an old dst is set aside first and removed only after."""
+    os.chmod(src, 0o755)  # mkdtemp makes it 0700; a prepared set is ordinary shared output
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        os.replace(old / dst.name, dst)  # put the previous version back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_split(path: Path) -> Split:
+    with np.load(path, allow_pickle=False) as z:
+        if "images" in z.files:
+            return Split(labels=z["labels"], images=z["images"])
+        if "paths" in z.files:
+            return Split(labels=z["labels"], paths=z["paths"].tolist())
+    raise ValueError(f"{path} holds neither 'images' nor 'paths' (keys: {z.files})")
+
+
+def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
+    """Read what `prepare` wrote. verify=True recomputes the fingerprint and rejects a mismatch."""
+    out_dir = Path(out_dir)
+    for name in FILES:
+        if not (out_dir / name).is_file():
+            raise FileNotFoundError(f"prepared data incomplete: {out_dir / name} is missing; run the prepare stage first")
+    meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+    missing = [k for k in ("dataset", "classes", "channels", "class_counts", "fingerprint") if k not in meta]
+    if missing:
+        raise ValueError(f"{out_dir / 'meta.json'} lacks keys {missing}")
+    train = _read_split(out_dir / "train.npz")
+    test = _read_split(out_dir / "test.npz")
+    if verify and fingerprint(train, test) != meta["fingerprint"]:
+        raise ValueError(f"{out_dir}: train/test arrays do not match the fingerprint in meta.json; prepare again")
+    return PreparedData(
+        name=meta["dataset"], classes=list(meta["classes"]), channels=int(meta["channels"]),
+        train=train, test=test, class_counts=[int(c) for c in meta["class_counts"]], meta=meta,
+    )

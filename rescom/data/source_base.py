@@ -1,0 +1,71 @@
+"""Types shared by every raw data source: a split (labels + images or paths) and a dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DataUnavailableError(RuntimeError):
+    """The files a data source needs are not on disk (and could not be fetched).
+
+    The message names the files to supply and the directory to put them in.
+    """
+
+
+@dataclass
+class Split:
+    """One split of a dataset.
+
+    labels: int64 [N].
+    images: uint8 [N, H, W, C], C in {1, 3}, when the split is held in memory.
+    paths:  N absolute image paths otherwise (large datasets, mixed image sizes).
+    Exactly one of images / paths is set.
+    """
+
+    labels: np.ndarray
+    images: np.ndarray | None = None
+    paths: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.labels.ndim != 1:
+            raise ValueError(f"labels must be 1-D, got shape {self.labels.shape}")
+        if (self.images is None) == (self.paths is None):
+            raise ValueError("a Split holds exactly one of images or paths")
+        n = len(self.labels)
+        if self.images is not None:
+            if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] not in (1, 3):
+                raise ValueError(
+                    f"images must be uint8 [N,H,W,C] with C in (1, 3), got {self.images.dtype} {self.images.shape}"
+                )
+            if len(self.images) != n:
+                raise ValueError(f"{len(self.images)} images but {n} labels")
+        if self.paths is not None and len(self.paths) != n:
+            raise ValueError(f"{len(self.paths)} paths but {n} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> "Split":
+        """The split restricted to indices [M] (kept in the given order)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.images is not None:
+            return Split(labels=self.labels[indices], images=self.images[indices])
+        return Split(labels=self.labels[indices], paths=[self.paths[i] for i in indices])
+
+
+@dataclass
+class RawDataset:
+    """A dataset as read from its source: K class names, channel count, train and test splits."""
+
+    name: str
+    classes: list[str]
+    channels: int
+    train: Split
+    test: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

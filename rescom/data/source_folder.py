@@ -1,0 +1,92 @@
+"""Any image folder laid out as root/train/<class>/* and root/test/<class>/*.
+
+Classes are the train sub-folder names sorted by name (label = position). Images are loaded into
+memory as uint8 [N,H,W,C] when they all share one size and fit IN_MEMORY_LIMIT_BYTES; otherwise
+the split keeps absolute paths and images are decoded on access.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+# Above this the decoded arrays would crowd a laptop's RAM; paths are cheap.
+IN_MEMORY_LIMIT_BYTES = 4 * 1024**3
+
+
+def _list_split(root: Path, split: str, classes: list[str] | None) -> tuple[list[str], list[str], list[int]]:
+    """(class names, absolute file paths, labels) of root/split, files sorted within each class."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DataUnavailableError(
+            f"{split_dir} not found: a folder dataset needs {root}/train/<class>/* and {root}/test/<class>/*"
+        )
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if classes is None:
+        classes = found
+        if not classes:
+            raise DataUnavailableError(f"{split_dir} has no class sub-folders")
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise ValueError(f"{split_dir} has classes not in train/: {extra}")
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        class_dir = split_dir / name
+        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if class_dir.is_dir() else []
+        if split == "train" and not files:
+            raise ValueError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        paths += [str(p.resolve()) for p in files]
+        labels += [label] * len(files)
+    return classes, paths, labels
+
+
+def _headers(paths: list[str]) -> tuple[set[tuple[int, int]], set[str]]:
+    """Sizes (W, H) and modes of the images; PIL reads only the headers here."""
+    sizes, modes = set(), set()
+    for p in paths:
+        with Image.open(p) as im:
+            sizes.add(im.size)
+            modes.add(im.mode)
+    return sizes, modes
+
+
+def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple[int, int]]) -> Split:
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    channels = 1 if mode == "L" else 3
+    if len(sizes) == 1:
+        (w, h), = sizes
+        if len(paths) * h * w * channels <= IN_MEMORY_LIMIT_BYTES:
+            images = np.empty((len(paths), h, w, channels), dtype=np.uint8)
+            for i, p in enumerate(paths):
+                with Image.open(p) as im:
+                    images[i] = np.asarray(im.convert(mode)).reshape(h, w, channels)
+            return Split(labels=labels_arr, images=images)
+    return Split(labels=labels_arr, paths=paths)
+
+
+def load_folder(root: str | Path | None) -> RawDataset:
+    """Read root/train/<class>/* and root/test/<class>/*; RGB unless every image is mode 'L'."""
+    if root is None:
+        raise DataUnavailableError("the folder source needs root=<dir with train/<class>/* and test/<class>/*>")
+    root = Path(root).expanduser().resolve()
+    classes, train_paths, train_labels = _list_split(root, "train", None)
+    _, test_paths, test_labels = _list_split(root, "test", classes)
+    train_sizes, train_modes = _headers(train_paths)
+    test_sizes, test_modes = _headers(test_paths)
+    # One mode for both splits: the model's input channels must not change between them.
+    mode = "L" if (train_modes | test_modes) == {"L"} else "RGB"
+    return RawDataset(
+        name=root.name,
+        classes=classes,
+        channels=1 if mode == "L" else 3,
+        train=_make_split(train_paths, train_labels, mode, train_sizes),
+        test=_make_split(test_paths, test_labels, mode, test_sizes),
+    )

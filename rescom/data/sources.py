@@ -1,0 +1,55 @@
+"""Raw data sources: one entry point, `load_source(name, root)`, returning a `RawDataset`.
+
+Each source lives in its own small module (`source_cifar`, `source_idx`, `source_folder`,
+`source_lists`); this module only dispatches and re-exports the shared types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+
+__all__ = ["DataUnavailableError", "RawDataset", "Split", "SOURCES", "load_source"]
+
+SOURCES = ("cifar10", "cifar100", "fashion-mnist", "folder", "imagenet-lt", "places-lt", "inat2018")
+
+
+def load_source(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    download: bool = False,
+    train_list: str | Path | None = None,
+    test_list: str | Path | None = None,
+) -> RawDataset:
+    """Read dataset `name` from `root`.
+
+    cifar10 / cifar100: root holds the official archive or its extracted folder
+        (root None: data/raw/<name> under the working directory); download=True fetches the
+        archive with a short network timeout.
+    fashion-mnist: the four official gzip IDX files in root, else Debian's
+        /usr/share/datasets/fashion-mnist.
+    folder: root/train/<class>/* and root/test/<class>/*.
+    imagenet-lt / places-lt / inat2018: txt split lists (`relative/path label` per line), images
+        under root; train_list / test_list override the standard list names (absolute, or
+        relative to root).
+    Raises ValueError for an unknown name, DataUnavailableError when files are missing.
+    """
+    if name in ("cifar10", "cifar100"):
+        from rescom.data.source_cifar import load_cifar
+
+        return load_cifar(name, root, download=download)
+    if name == "fashion-mnist":
+        from rescom.data.source_idx import load_fashion_mnist
+
+        return load_fashion_mnist(root)
+    if name == "folder":
+        from rescom.data.source_folder import load_folder
+
+        return load_folder(root)
+    if name in ("imagenet-lt", "places-lt", "inat2018"):
+        from rescom.data.source_lists import load_split_lists
+
+        return load_split_lists(name, root, train_list=train_list, test_list=test_list)
+    raise ValueError(f"unknown data source {name!r}; valid names: {', '.join(SOURCES)}")

@@ -1,0 +1,141 @@
+"""Augmentation recipes (torchvision v1 transforms on PIL images) and Cutout.
+
+Recipes:
+  cifar          RandomCrop(32, pad 4), flip, AutoAugment (CIFAR10 policy), ToTensor, Cutout(16),
+                 Normalize(CIFAR mean/std)  -- the released ResCom CIFAR recipe (DESIGN note 6).
+  fashion-mnist  the same on 28 px grayscale, Cutout(8), Normalize(0.2860, 0.3530).
+  large          RandomResizedCrop(224, 0.08-1), flip, ColorJitter(0.4,0.4,0.4,0),
+                 RandomGrayscale(0.2), RandAugment(2, 10), ToTensor, Normalize(ImageNet)
+                 (paper supplementary B); eval: Resize(256), CenterCrop(224).
+  none           ToTensor + Normalize(0.5, 0.5) only, for fast tests.
+
+Every transform maps a PIL image (mode 'L' for channels=1, 'RGB' for 3) to float32 [C, H, W].
+
+Randomness: torchvision's transforms and Cutout draw from torch's global RNG. DataLoader gives
+each worker its own torch seed (base_seed + worker_id) every epoch, so views differ across
+workers and runs are repeatable given torch.manual_seed; nothing here seeds on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision import transforms as T
+from torchvision.transforms import AutoAugment, AutoAugmentPolicy, RandAugment
+
+RECIPES = ("cifar", "fashion-mnist", "large", "none")
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PLAIN_MEAN, PLAIN_STD = (0.5,), (0.5,)
+
+# ITU-R 601 luma weights: the same ones PIL uses for RGB -> 'L', so the 1-channel statistics
+# match what a grayscale copy of the 3-channel data would have (mean exactly, std approximately).
+_LUMA = (0.299, 0.587, 0.114)
+
+
+class Cutout:
+    """Zero one size x size square at a uniformly random centre, clipped at the border.
+
+    Acts on a tensor [C, H, W]; the centre (y, x) is drawn uniformly over all H x W pixels, so
+    near the border only part of the square falls inside the image (DeVries & Taylor 2017).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"Cutout size must be >= 1, got {size}")
+        self.size = int(size)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        y = int(torch.randint(h, ()).item())
+        x = int(torch.randint(w, ()).item())
+        half = self.size // 2
+        y1, y2 = max(y - half, 0), min(y + self.size - half, h)
+        x1, x2 = max(x - half, 0), min(x + self.size - half, w)
+        out = img.clone()
+        out[..., y1:y2, x1:x2] = 0
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size})"
+
+
+def _stats(mean: tuple[float, ...], std: tuple[float, ...], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel statistics for `channels`: RGB stats collapse by luma, 1-channel stats repeat."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if len(mean) == channels:
+        return mean, std
+    if channels == 1:
+        return (sum(a * m for a, m in zip(_LUMA, mean)),), (sum(a * s for a, s in zip(_LUMA, std)),)
+    return mean * 3, std * 3
+
+
+def _normalize(recipe: str, channels: int) -> T.Normalize:
+    mean, std = {
+        "cifar": (CIFAR_MEAN, CIFAR_STD),
+        "fashion-mnist": (FMNIST_MEAN, FMNIST_STD),
+        "large": (IMAGENET_MEAN, IMAGENET_STD),
+        "none": (PLAIN_MEAN, PLAIN_STD),
+    }[recipe]
+    return T.Normalize(*_stats(mean, std, channels))
+
+
+def _check(recipe: str, channels: int) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown augmentation recipe {recipe!r}; valid recipes: {', '.join(RECIPES)}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def train_transform(recipe: str, channels: int) -> T.Compose:
+    """Training augmentation: PIL image -> float32 [C, H, W]. Called once per view."""
+    _check(recipe, channels)
+    norm = _normalize(recipe, channels)
+    if recipe == "cifar":
+        return T.Compose([
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            AutoAugment(AutoAugmentPolicy.CIFAR10),
+            T.ToTensor(),
+            # Cutout before Normalize, as in the released code: the hole is black in pixel
+            # space, i.e. -mean/std after normalisation, not the dataset mean.
+            Cutout(16),
+            norm,
+        ])
+    if recipe == "fashion-mnist":
+        return T.Compose([
+            T.RandomCrop(28, padding=4),
+            T.RandomHorizontalFlip(),
+            # torchvision's AutoAugment handles mode 'L' images directly (every op, checked in
+            # tests/test_data_transforms.py), so no RGB round trip is needed.
+            AutoAugment(AutoAugmentPolicy.CIFAR10),
+            T.ToTensor(),
+            # 8, not 16 or 14: a Fashion-MNIST item fills most of its 28 px frame on a black
+            # background (CIFAR objects sit in clutter), so a 14-16 px hole (up to a third of the
+            # image) often erases the part that separates Shirt/T-shirt/Pullover/Coat. 8 px
+            # (8% of the area) still occludes a part. A choice, not a tuned value.
+            Cutout(8),
+            norm,
+        ])
+    if recipe == "large":
+        return T.Compose([
+            T.RandomResizedCrop(224, scale=(0.08, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(0.4, 0.4, 0.4, 0.0),
+            T.RandomGrayscale(p=0.2),
+            RandAugment(num_ops=2, magnitude=10),
+            T.ToTensor(),
+            norm,
+        ])
+    return T.Compose([T.ToTensor(), norm])
+
+
+def eval_transform(recipe: str, channels: int) -> T.Compose:
+    """Evaluation transform (deterministic): PIL image -> float32 [C, H, W]."""
+    _check(recipe, channels)
+    norm = _normalize(recipe, channels)
+    if recipe == "large":
+        return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
+    return T.Compose([T.ToTensor(), norm])
