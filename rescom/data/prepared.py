@@ -63,7 +63,7 @@ def _write_meta(path: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def _longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int):
+def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int):
     """(train split, max_count used) after exponential subsampling; unchanged when IF is None."""
     if imbalance_factor is None:
         if max_count is not None:
@@ -93,7 +93,7 @@ def prepare(
     """
     if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
         raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
-    train, used_max = _longtail_train(raw, imbalance_factor, max_count, seed)
+    train, used_max = longtail_train(raw, imbalance_factor, max_count, seed)
     class_counts = np.bincount(train.labels, minlength=len(raw.classes)).astype(int).tolist()
     meta = {
         "dataset": raw.name,

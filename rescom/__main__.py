@@ -1,0 +1,3 @@
+from rescom.cli import main
+
+main()

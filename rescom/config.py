@@ -1,0 +1,292 @@
+"""Typed training configuration: presets, config files and `key=value` overrides, validated once.
+
+A config is a tree of dataclasses. `resolve_config` builds it from a method preset, an optional
+YAML file and dotted overrides (`method.num_neg=400`), checks every key and value, and raises one
+`ConfigError` naming the offending key. Nothing is written while parsing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration: unknown key, wrong type or impossible value. The message names the key."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion-mnist-lt"   # <source>-lt (long-tailed subsample) or <source> (as is)
+    root: str | None = None             # where the raw files are; None: the source's default
+    imbalance: float | None = 100.0     # IF = n_max / n_min; None keeps the set as it is
+    max_count: int | None = None        # n_max; None: the smallest raw class size
+    subsample_seed: int = 0
+    recipe: str = "auto"                # augmentation: cifar, fashion-mnist, large, none; auto by dataset
+    prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
+    workers: int = 0                    # DataLoader worker processes
+
+
+@dataclass
+class MethodConfig:
+    """One choice per component (DESIGN.md, "Method variants as one composition")."""
+
+    classifier_loss: str = "siambs"     # ce | bs | siambs (Eq. 6)
+    contrastive: str = "supcon"         # none | supcon (Eqs. 1-5)
+    key_encoder: str = "shared"         # shared | momentum
+    momentum: float = 0.999
+    queue: str = "balanced"             # none | fifo | reversed | balanced (Eq. 3)
+    queue_size: int = 10                # balanced: Q per class; fifo / reversed: total keys
+    beta: float = 0.999999              # Eq. 2 class weights; 0 = unweighted
+    num_pos: int | None = 1             # Q_p; None = all positives (no mining)
+    num_neg: int | str | None = "auto"  # Q_n; None = all negatives; auto = min(400, (K-1)Q)
+    in_batch: bool = True               # fidelity note 2
+    enqueue_view: int = 1               # 1: released code; 2: Algorithm 1
+    temperature: float = 0.2            # tau
+    contrastive_weight: float = 0.5     # lambda, Eq. 7
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet32"
+    width: int = 16                     # resnet32 stage-1 channels (16 in the paper)
+    proj_hidden: int | None = None      # None: feature size
+    proj_dim: int = 32
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 400
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "constant"          # constant (released code's actual) | multistep | cosine
+    warmup_epochs: int = 10             # multistep only
+    milestones: list[int] = field(default_factory=lambda: [320, 360])
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"                # auto | cpu | cuda
+    eval_every: int = 1
+    bf16: bool = False                  # bf16 autocast
+    channels_last: bool = False
+    run_name: str | None = None         # None: derived from method, dataset, IF and seed
+    runs_dir: str = "runs"
+    experiment: str = "rescom"          # MLflow experiment
+    track: bool = True                  # log to MLflow
+    log_every: int = 10                 # steps between host syncs for the progress bar and NaN check
+    profile: str = "adhoc"              # which profile produced the run (a label in reports)
+
+
+@dataclass
+class TrainConfig:
+    method_name: str = "rescom"
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """{'method.num_neg': 400, ...}: the form logged as MLflow params."""
+        out = {}
+        for section, values in self.to_dict().items():
+            if isinstance(values, dict):
+                out.update({f"{section}.{k}": v for k, v in values.items()})
+            else:
+                out[section] = values
+        return out
+
+
+CHOICES = {
+    "method.classifier_loss": ("ce", "bs", "siambs"),
+    "method.contrastive": ("none", "supcon"),
+    "method.key_encoder": ("shared", "momentum"),
+    "method.queue": ("none", "fifo", "reversed", "balanced"),
+    "method.enqueue_view": (1, 2),
+    "optim.schedule": ("constant", "multistep", "cosine"),
+    "data.recipe": ("auto", "cifar", "fashion-mnist", "large", "none"),
+    "run.device": ("auto", "cpu", "cuda"),
+    "model.backbone": ("resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
+}
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check value against a field's type annotation; strings from the command line are YAML-parsed."""
+    if isinstance(value, str) and annotation is not str:
+        parsed = yaml.safe_load(value)
+        if not (isinstance(parsed, str) and str in _members(annotation)):
+            value = parsed
+    members = _members(annotation)
+    if value is None:
+        if type(None) in members:
+            return None
+        raise ConfigError(f"{key}: null is not allowed")
+    for kind in members:
+        origin = typing.get_origin(kind)
+        if origin is list:
+            if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return value
+        elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        elif kind in (bool, str) and isinstance(value, kind):
+            return value
+    names = " or ".join(getattr(m, "__name__", str(m)) for m in members)
+    raise ConfigError(f"{key}: expected {names}, got {value!r}")
+
+
+def _members(annotation: Any) -> tuple:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _section_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Return a copy of config with dotted keys set; unknown keys and bad types raise ConfigError."""
+    config = dataclasses.replace(config, **{
+        f.name: dataclasses.replace(getattr(config, f.name))
+        for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))
+    })
+    for key, value in overrides.items():
+        section_name, _, name = key.partition(".")
+        if not name:
+            if section_name == "method_name":
+                config.method_name = str(value)
+                continue
+            raise ConfigError(f"{key}: unknown key (use section.key, e.g. method.num_neg)")
+        section = getattr(config, section_name, None)
+        if not dataclasses.is_dataclass(section):
+            raise ConfigError(f"{key}: unknown section {section_name!r}; sections: data, method, model, optim, run")
+        hints = _section_types(type(section))
+        if name not in hints:
+            raise ConfigError(f"{key}: unknown key; {section_name} has {', '.join(hints)}")
+        setattr(section, name, _coerce(key, value, hints[name]))
+    return config
+
+
+def parse_set_options(items: list[str]) -> dict[str, str]:
+    """['a.b=1', ...] -> {'a.b': '1'}; a malformed item raises ConfigError."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        out[key.strip()] = value
+    return out
+
+
+def flatten_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file ({section: {key: value}}) as dotted overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of sections")
+    out = {}
+    for section, values in tree.items():
+        if isinstance(values, dict):
+            out.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            out[str(section)] = values
+    return out
+
+
+def validate(config: TrainConfig) -> None:
+    """Value checks that need no data: choices and ranges. Data-dependent checks run in resolve_for_data."""
+    flat = config.flat()
+    for key, allowed in CHOICES.items():
+        if flat[key] not in allowed:
+            raise ConfigError(f"{key}: {flat[key]!r} is not one of {', '.join(map(str, allowed))}")
+    m, o = config.method, config.optim
+    positive = {
+        "optim.epochs": o.epochs, "optim.batch_size": o.batch_size, "optim.lr": o.lr,
+        "method.queue_size": m.queue_size, "method.temperature": m.temperature,
+        "model.width": config.model.width, "model.proj_dim": config.model.proj_dim,
+        "run.eval_every": config.run.eval_every, "run.log_every": config.run.log_every,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
+    if not 0.0 <= m.beta < 1.0:
+        raise ConfigError(f"method.beta: must lie in [0, 1), got {m.beta}")
+    if not 0.0 <= m.momentum < 1.0:
+        raise ConfigError(f"method.momentum: must lie in [0, 1), got {m.momentum}")
+    if config.data.imbalance is not None and config.data.imbalance < 1:
+        raise ConfigError(f"data.imbalance: the imbalance factor must be >= 1, got {config.data.imbalance}")
+    if config.data.max_count is not None and config.data.max_count < 1:
+        raise ConfigError(f"data.max_count: must be >= 1, got {config.data.max_count}")
+    if m.num_pos is not None and m.num_pos < 1:
+        raise ConfigError(f"method.num_pos: must be >= 1 or null (all), got {m.num_pos}")
+    if isinstance(m.num_neg, str) and m.num_neg != "auto":
+        raise ConfigError(f"method.num_neg: expected an int, null (all) or 'auto', got {m.num_neg!r}")
+    if isinstance(m.num_neg, int) and m.num_neg < 1:
+        raise ConfigError(f"method.num_neg: must be >= 1, got {m.num_neg}")
+    if m.contrastive == "supcon" and m.queue == "none" and not m.in_batch:
+        raise ConfigError("method.in_batch: a contrastive loss without a queue needs in-batch contrast")
+    if m.key_encoder == "momentum" and m.contrastive == "none":
+        raise ConfigError("method.key_encoder: a momentum encoder needs method.contrastive=supcon")
+    if o.schedule == "multistep" and sorted(o.milestones) != o.milestones:
+        raise ConfigError(f"optim.milestones: must be increasing, got {o.milestones}")
+
+
+def resolve_for_data(config: TrainConfig, class_counts: list[int]) -> TrainConfig:
+    """Fill data-dependent values (num_neg=auto) and check Q_p <= Q, Q_n <= (K-1)Q, batch <= N."""
+    config = apply_overrides(config, {})
+    m = config.method
+    num_classes, num_train = len(class_counts), sum(class_counts)
+    if config.optim.batch_size > num_train:
+        raise ConfigError(f"optim.batch_size: {config.optim.batch_size} is larger than the {num_train} training images")
+    if m.contrastive == "none" or m.queue == "none":
+        m.num_pos = m.num_neg = None  # no queue, nothing to mine
+        return config
+    per_class = _min_keys_per_class(m, class_counts)
+    total = _queue_total(m, num_classes)
+    if m.num_neg == "auto":
+        m.num_neg = None if m.queue == "fifo" else min(400, total - max(per_class))
+    if m.queue == "fifo" and (m.num_pos is not None or m.num_neg is not None):
+        raise ConfigError("method.num_pos/num_neg: mining needs a per-class queue (balanced or reversed); "
+                          "set both to null for a fifo queue")
+    if m.num_pos is not None and m.num_pos > min(per_class):
+        raise ConfigError(f"method.num_pos: Q_p={m.num_pos} exceeds the {min(per_class)} keys per class in the queue (Q_p <= Q)")
+    if m.num_neg is not None and m.num_neg > total - max(per_class):
+        raise ConfigError(f"method.num_neg: Q_n={m.num_neg} exceeds the {total - max(per_class)} keys of other classes (Q_n <= (K-1)Q)")
+    return config
+
+
+def _queue_total(m: MethodConfig, num_classes: int) -> int:
+    return m.queue_size * num_classes if m.queue == "balanced" else m.queue_size
+
+
+def _min_keys_per_class(m: MethodConfig, class_counts: list[int]) -> list[int]:
+    if m.queue == "balanced":
+        return [m.queue_size] * len(class_counts)
+    if m.queue == "reversed":
+        from rescom.queue import reversed_capacities
+
+        if m.queue_size < len(class_counts):
+            raise ConfigError(f"method.queue_size: a reversed queue needs at least one slot per class ({len(class_counts)})")
+        return reversed_capacities(class_counts, m.queue_size)
+    return [0] * len(class_counts)  # fifo: a class may hold no key at a given step

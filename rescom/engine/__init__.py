@@ -1,0 +1,1 @@
+"""Training and evaluation: model building, the training step, the epoch loop, checkpoints."""

@@ -1,0 +1,94 @@
+"""Data for a run: locate or build the prepared long-tailed set, and the loaders over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import torch
+from torch.utils.data import DataLoader
+
+from rescom.config import ConfigError, DataConfig
+from rescom.data.datasets import SingleViewDataset, TwoViewDataset
+from rescom.data.prepared import PreparedData, load_prepared, longtail_train, prepare
+from rescom.data.sources import SOURCES, load_source
+from rescom.data.transforms import eval_transform, train_transform
+
+# Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
+NATURALLY_LONG_TAILED = ("imagenet-lt", "places-lt", "inat2018")
+_AUTO_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "fashion-mnist": "fashion-mnist",
+                "imagenet-lt": "large", "places-lt": "large", "inat2018": "large", "folder": "none"}
+
+
+def parse_dataset(name: str) -> tuple[str, bool]:
+    """'cifar10-lt' -> ('cifar10', True): the raw source and whether to subsample it to a long tail."""
+    if name in SOURCES:
+        return name, False
+    if name.endswith("-lt") and name[:-3] in SOURCES and name not in NATURALLY_LONG_TAILED:
+        return name[:-3], True
+    valid = [f"{s}-lt" for s in SOURCES if s not in NATURALLY_LONG_TAILED] + list(SOURCES)
+    raise ConfigError(f"data.dataset: unknown dataset {name!r}; choose one of {', '.join(valid)}")
+
+
+def prepared_dir(cfg: DataConfig) -> Path:
+    """Where the prepared set of this data config lives (data/prepared/<dataset>-if<IF>-n<max>-s<seed>)."""
+    if cfg.prepared_dir:
+        return Path(cfg.prepared_dir)
+    _, longtail = parse_dataset(cfg.dataset)
+    factor = f"-if{cfg.imbalance:g}" if longtail and cfg.imbalance is not None else ""
+    cap = f"-n{cfg.max_count}" if longtail and cfg.max_count else ""
+    return Path("data/prepared") / f"{cfg.dataset}{factor}{cap}-s{cfg.subsample_seed}"
+
+
+def prepare_data(cfg: DataConfig) -> PreparedData:
+    """Build the prepared set from the raw source (always rewrites it)."""
+    source, longtail = parse_dataset(cfg.dataset)
+    raw = load_source(source, cfg.root)
+    return prepare(raw, prepared_dir(cfg), imbalance_factor=cfg.imbalance if longtail else None,
+                   max_count=cfg.max_count if longtail else None, seed=cfg.subsample_seed)
+
+
+def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None = None) -> PreparedData:
+    """The prepared set: read it when present, else prepare it from the raw source.
+
+    check_counts(class_counts) runs before anything is written, so a config that cannot train on this
+    data (batch larger than the set, Q_n too large) fails without leaving a half-made prepared set.
+    """
+    directory = prepared_dir(cfg)
+    if (directory / "meta.json").is_file():
+        data = load_prepared(directory)
+        if check_counts is not None:
+            check_counts(data.class_counts)
+        return data
+    source, longtail = parse_dataset(cfg.dataset)
+    raw = load_source(source, cfg.root)
+    factor, cap = (cfg.imbalance, cfg.max_count) if longtail else (None, None)
+    if check_counts is not None:
+        train, _ = longtail_train(raw, factor, cap, cfg.subsample_seed)
+        check_counts(np.bincount(train.labels, minlength=len(raw.classes)).tolist())
+    return prepare(raw, directory, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed)
+
+
+def recipe_for(cfg: DataConfig) -> str:
+    return _AUTO_RECIPE[parse_dataset(cfg.dataset)[0]] if cfg.recipe == "auto" else cfg.recipe
+
+
+def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views: bool,
+                 generator: torch.Generator) -> DataLoader:
+    """Shuffled, drop_last (fidelity note 6) loader of (view1, view2, y) or (view, y) batches.
+
+    The generator drives both the shuffle and the workers' seeds, so an epoch is a pure function of it.
+    """
+    transform = train_transform(recipe_for(cfg), data.channels)
+    dataset_cls = TwoViewDataset if two_views else SingleViewDataset
+    return DataLoader(dataset_cls(data.train, transform, data.channels), batch_size=batch_size, shuffle=True,
+                      drop_last=True, num_workers=cfg.workers, generator=generator,
+                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoader:
+    transform = eval_transform(recipe_for(cfg), data.channels)
+    return DataLoader(SingleViewDataset(data.test, transform, data.channels), batch_size=batch_size,
+                      shuffle=False, num_workers=cfg.workers)

@@ -1,0 +1,69 @@
+"""What a finished run leaves in its directory: metrics.json, history.csv, per_class.csv, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+
+def write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def write_config(path: Path, config: dict) -> None:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    pd.DataFrame(history).to_csv(path, index=False, float_format="%.6g")
+
+
+def write_per_class(path: Path, classes: list[str], class_counts: list[int], accuracy: list[float]) -> None:
+    pd.DataFrame({"class": classes, "train_count": class_counts, "test_accuracy": accuracy}).to_csv(
+        path, index=False, float_format="%.4f")
+
+
+def confusion_matrix(probs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[K, K] counts, rows = true class, columns = predicted class."""
+    preds = probs.argmax(1)
+    return torch.bincount(targets * num_classes + preds, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int], accuracy: list[float],
+                     confusion: torch.Tensor, title: str) -> list[Path]:
+    """Per-class accuracy against training count, and the row-normalised confusion matrix (PNG)."""
+    from matplotlib.figure import Figure
+
+    paths = []
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.add_subplot(111)
+    ax.bar(range(len(classes)), accuracy, color="tab:blue", label="test accuracy (%)")
+    ax.set_xlabel("class (sorted by training count, head first)")
+    ax.set_ylabel("test accuracy (%)")
+    ax2 = ax.twinx()
+    ax2.plot(range(len(classes)), class_counts, color="tab:red", marker=".", label="train images")
+    ax2.set_ylabel("training images")
+    ax2.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    paths.append(run_dir / "per_class_accuracy.png")
+    fig.savefig(paths[-1], dpi=100)
+
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.add_subplot(111)
+    norm = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
+    image = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion (row-normalised)\n{title}", fontsize=9)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    paths.append(run_dir / "confusion_matrix.png")
+    fig.savefig(paths[-1], dpi=100)
+    return paths

@@ -1,0 +1,238 @@
+"""The training run: data, components, epochs, evaluation, checkpoints, tracking.
+
+`train(config)` is the pure core of `rescom train`: it returns the final metrics and leaves the
+run directory (config.yaml, checkpoint.pt, history.csv, metrics.json, per_class.csv, figures).
+Each epoch's randomness is seeded from (run seed, epoch), so an epoch is a function of the
+checkpoint before it: a run killed and resumed ends with exactly the metrics of one never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rescom.config import ConfigError, TrainConfig, resolve_for_data
+from rescom.data.prepared import PreparedData
+from rescom.engine import data as run_data
+from rescom.engine.checkpoint import load_checkpoint, save_checkpoint
+from rescom.engine.components import Components, build_components, learning_rate
+from rescom.engine.evaluate import evaluation_metrics, predict
+from rescom.engine.outputs import (confusion_matrix, plot_run_figures, write_config, write_history, write_json,
+                                   write_per_class)
+from rescom.engine.step import train_step
+from rescom.methods import uses_two_views
+from rescom.progress import console, progress_bar
+from rescom.tracking import NullTracker, Tracker, git_commit
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+
+
+class RunExistsError(RuntimeError):
+    """A run directory already holds a checkpoint and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+
+def run_name(config: TrainConfig) -> str:
+    if config.run.run_name:
+        return config.run.run_name
+    factor = f"-if{config.data.imbalance:g}" if config.data.imbalance is not None else ""
+    return f"{config.method_name}-{config.data.dataset}{factor}-s{config.run.seed}"
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible seed per (run seed, epoch)."""
+    return (seed * 1_000_003 + epoch) % (2**63)
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train and evaluate one run; returns the final metrics (last and best epoch)."""
+    data = run_data.get_data(config.data, check_counts=lambda counts: resolve_for_data(config, counts))
+    config = resolve_for_data(config, data.class_counts)
+    paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
+    device = select_device(config.run.device)
+    parts = build_components(config, data.class_counts, data.channels, device)
+    state = _initial_state(config, paths, parts, resume, overwrite)
+    tracker = _open_tracker(config, data, paths, state)
+    try:
+        metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    tracker.finish("FINISHED")
+    return metrics
+
+
+def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool) -> dict:
+    fresh = {"epoch": 0, "history": [], "mlflow_run_id": None}
+    if not resume:
+        if paths.checkpoint.exists() and not overwrite:
+            raise RunExistsError(f"{paths.root} already holds a run; pass --resume to continue it or --overwrite")
+        return fresh
+    checkpoint = load_checkpoint(paths.checkpoint)
+    saved = checkpoint["config"]
+    differing = sorted(k for k, v in config.flat().items()
+                       if k not in ("run.track", "run.log_every", "data.workers") and _flat(saved).get(k) != v)
+    if differing:
+        raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}")
+    parts.load_state_dict(checkpoint["components"])
+    return {k: checkpoint[k] for k in fresh}
+
+
+def _flat(tree: dict) -> dict:
+    return {f"{s}.{k}": v for s, values in tree.items() if isinstance(values, dict) for k, v in values.items()} | {
+        s: v for s, v in tree.items() if not isinstance(v, dict)}
+
+
+def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict):
+    if not config.run.track:
+        return NullTracker()
+    tracker = Tracker(config.run.experiment)
+    if state["mlflow_run_id"]:
+        tracker.resume(state["mlflow_run_id"])
+    else:
+        tags = {
+            "git_commit": git_commit(), "profile": config.run.profile, "method": config.method_name,
+            "dataset": config.data.dataset, "dataset_fingerprint": data.meta.get("fingerprint", ""),
+            "class_counts": ",".join(map(str, data.class_counts)), "run_dir": str(paths.root.resolve()),
+            "dvc_stage": _dvc_stage(),
+        }
+        state["mlflow_run_id"] = tracker.start(paths.root.name, config.flat(), tags)
+    return tracker
+
+
+def _dvc_stage() -> str:
+    import os
+
+    return os.environ.get("DVC_STAGE", "")
+
+
+def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, device: torch.device,
+                paths: RunPaths, state: dict, tracker) -> dict:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_config(paths.root / "config.yaml", config.to_dict())
+    two_views = uses_two_views(config)
+    test_loader = run_data.test_loader(data, config.data, max(256, config.optim.batch_size))
+    o = config.optim
+    last_eval = None
+    with progress_bar() as bar:
+        epochs_task = bar.add_task("epochs", total=o.epochs, completed=state["epoch"], info="")
+        for epoch in range(state["epoch"], o.epochs):
+            lr = learning_rate(config, epoch)
+            for group in parts.optimizer.param_groups:
+                group["lr"] = lr
+            generator = torch.Generator().manual_seed(epoch_seed(config.run.seed, epoch))
+            torch.manual_seed(epoch_seed(config.run.seed, epoch) + 1)  # augmentation draws (workers=0)
+            loader = run_data.train_loader(data, config.data, o.batch_size, two_views, generator)
+            started = time.perf_counter()
+            train_metrics = _train_epoch(config, parts, loader, device, bar, epoch)
+            row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
+                   "epoch_seconds": time.perf_counter() - started}
+            if (epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs:
+                probs, targets = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
+                last_eval = (probs, targets)
+                evaluation = evaluation_metrics(probs, targets, data.class_counts)
+                evaluation.pop("per_class")
+                row.update(evaluation)
+            state["history"].append(row)
+            state["epoch"] = epoch + 1
+            # Checkpoint before logging: if logging fails the epoch is still safe on disk.
+            save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), **state}, paths.checkpoint)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
+            bar.update(epochs_task, advance=1, info=_summary(row))
+            console.log(f"epoch {epoch + 1}/{o.epochs} " + _summary(row))
+    if last_eval is None:  # resumed after the final epoch: evaluate once more from the checkpoint
+        last_eval = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
+    return _finish(config, data, paths, state, tracker, *last_eval)
+
+
+def _nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _summary(row: dict) -> str:
+    parts = [f"loss {row['loss']:.3f}", f"train acc {row['train_acc']:.1f}"]
+    if "test_all" in row:
+        parts.append(f"test {row['test_all']:.1f} (many {row['test_many']:.1f} / med {row['test_medium']:.1f} / few {row['test_few']:.1f})")
+    return ", ".join(parts)
+
+
+def _train_epoch(config: TrainConfig, parts: Components, loader, device: torch.device, bar, epoch: int) -> dict:
+    """One pass over the loader. Host syncs only every run.log_every steps (progress + NaN check)."""
+    parts.model.train()
+    task = bar.add_task(f"epoch {epoch + 1}", total=len(loader), info="")
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
+    for step, batch in enumerate(loader, start=1):
+        *views, target = batch
+        views = [v.to(device, non_blocking=True) for v in views]
+        target = target.to(device, non_blocking=True)
+        losses = train_step(config, parts, views, target)
+        for key, value in losses.items():
+            sums[key] = sums[key] + value if key in sums else value.clone()
+        seen += target.shape[0]
+        if step % config.run.log_every == 0 or step == len(loader):
+            loss = sums["loss"].item() / step
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"epoch {epoch + 1}, step {step}: the loss is {loss}; the run stops. The checkpoint of "
+                    f"epoch {epoch} is kept; lower optim.lr or check the data")
+            bar.update(task, completed=step, info=f"loss {loss:.3f} acc {100 * sums['correct'].item() / seen:.1f}")
+    bar.remove_task(task)
+    steps = max(len(loader), 1)
+    out = {k: v.item() / steps for k, v in sums.items() if k != "correct"}
+    out["train_acc"] = 100.0 * sums["correct"].item() / max(seen, 1)
+    return out
+
+
+def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict, tracker,
+            probs: torch.Tensor, targets: torch.Tensor) -> dict:
+    history = state["history"]
+    evaluated = [row for row in history if "test_all" in row]
+    last, best = evaluated[-1], max(evaluated, key=lambda row: row["test_all"])
+    final = evaluation_metrics(probs, targets, data.class_counts)
+    per_class = final.pop("per_class")
+    metrics = {f"last_{k}": v for k, v in final.items()}
+    metrics |= {f"best_{k}": best[k] for k in ("test_all", "test_many", "test_medium", "test_few", "test_ece")}
+    metrics["best_epoch"] = best["epoch"]
+    metrics["last_epoch"] = last["epoch"]
+    metrics["epochs"] = config.optim.epochs
+    metrics["mean_epoch_seconds"] = sum(r["epoch_seconds"] for r in history) / len(history)
+    summary = {"method": config.method_name, "dataset": config.data.dataset, "imbalance": config.data.imbalance,
+               "seed": config.run.seed, "profile": config.run.profile, "mlflow_run_id": state["mlflow_run_id"],
+               "metrics": metrics}
+    write_json(paths.metrics, summary)
+    write_history(paths.root / "history.csv", history)
+    write_per_class(paths.root / "per_class.csv", data.classes, data.class_counts, per_class)
+    title = f"{config.method_name} on {config.data.dataset} (profile {config.run.profile}, seed {config.run.seed}, last epoch)"
+    figures = plot_run_figures(paths.root, data.classes, data.class_counts, per_class,
+                               confusion_matrix(probs, targets, len(data.class_counts)), title)
+    tracker.log_metrics({k: v for k, v in metrics.items() if not _nan(v)}, step=config.optim.epochs)
+    tracker.log_artifacts([paths.root / "config.yaml", paths.root / "per_class.csv", paths.root / "history.csv",
+                           paths.metrics, *figures])
+    return summary

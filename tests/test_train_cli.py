@@ -1,0 +1,191 @@
+"""End-to-end `rescom train` on a tiny long-tailed folder: every preset, determinism, resume, MLflow, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rescom.cli import app
+
+runner = CliRunner()
+
+
+def tiny_args(root, method="rescom", epochs=2, extra=()):
+    """A tiny but real run: folder-lt (counts 24, 13, 7, 4), 8x8 images, width-4 ResNet-32, batch 8."""
+    return ["train", "--method", method, "--dataset", "folder-lt", "--imbalance", "6", "--data-root", str(root),
+            "--epochs", str(epochs), "--seed", "0",
+            "--set", "optim.batch_size=8", "--set", "model.width=4", "--set", "method.queue_size=4",
+            "--set", "data.recipe=none", "--set", "optim.lr=0.05", *extra]
+
+
+def run_cli(args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def metrics_of(workdir, name):
+    return json.loads((workdir / "runs" / name / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize("method", ["ce", "bs", "supcon_bs", "moco_bs", "rescom"])
+def test_every_preset_trains_end_to_end(workdir, tiny_folder, method):
+    extra = ["--set", "method.queue_size=16"] if method == "moco_bs" else []
+    result = run_cli(tiny_args(tiny_folder, method, extra=extra))
+    assert result.exit_code == 0, result.output
+    run_dir = workdir / "runs" / f"{method}-folder-lt-if6-s0"
+    m = metrics_of(workdir, run_dir.name)
+    for key in ("last_test_all", "last_test_many", "last_test_medium", "last_test_few", "last_test_ece",
+                "best_test_all", "best_epoch"):
+        assert key in m
+    assert 0.0 <= m["last_test_all"] <= 100.0
+    for name in ("config.yaml", "checkpoint.pt", "history.csv", "per_class.csv", "per_class_accuracy.png",
+                 "confusion_matrix.png"):
+        assert (run_dir / name).is_file(), name
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + 2 epochs
+    if method in ("rescom", "supcon_bs", "moco_bs"):
+        assert "loss_con" in history[0]
+
+
+def test_rescom_learns_the_tiny_task(workdir, tiny_folder):
+    result = run_cli(tiny_args(tiny_folder, "rescom", epochs=8))
+    assert result.exit_code == 0, result.output
+    # 4 classes: chance is 25%. The bright band makes the task easy; 8 epochs must beat chance clearly.
+    assert metrics_of(workdir, "rescom-folder-lt-if6-s0")["best_test_all"] >= 50.0
+
+
+def test_two_runs_with_one_seed_are_identical(workdir, tiny_folder):
+    a = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=a"]))
+    b = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=b"]))
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ma, mb = metrics_of(workdir, "a"), metrics_of(workdir, "b")
+    ma.pop("mean_epoch_seconds"), mb.pop("mean_epoch_seconds")
+    assert ma == mb
+    wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=False)["components"]["model"]
+    wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=False)["components"]["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monkeypatch):
+    import rescom.engine.train as engine
+
+    full = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=full"]))
+    assert full.exit_code == 0, full.output
+
+    original = engine._train_epoch
+
+    def killed_in_third_epoch(config, parts, loader, device, bar, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # the process dies mid-epoch: epoch 2's checkpoint is the last
+        return original(config, parts, loader, device, bar, epoch)
+
+    monkeypatch.setattr(engine, "_train_epoch", killed_in_third_epoch)
+    killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
+    assert killed.exit_code != 0
+    assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["epoch"] == 2
+    monkeypatch.setattr(engine, "_train_epoch", original)
+    resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
+    assert resumed.exit_code == 0, resumed.output
+
+    mf, mr = metrics_of(workdir, "full"), metrics_of(workdir, "resumed")
+    mf.pop("mean_epoch_seconds"), mr.pop("mean_epoch_seconds")
+    assert mf == mr
+    wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=False)["components"]
+    wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["components"]
+    assert all(torch.equal(wf["model"][k], wr["model"][k]) for k in wf["model"])
+    assert torch.equal(wf["queue"]["queue_keys"], wr["queue"]["queue_keys"])
+
+    # The resumed run continued the same MLflow run: one run, three epochs of history.
+    from mlflow.tracking import MlflowClient
+
+    run_id = json.loads((workdir / "runs/resumed/metrics.json").read_text())["mlflow_run_id"]
+    client = MlflowClient()
+    history = client.get_metric_history(run_id, "test_all")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):
+    from mlflow.tracking import MlflowClient
+
+    result = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=tracked"]))
+    assert result.exit_code == 0, result.output
+    run_id = json.loads((workdir / "runs/tracked/metrics.json").read_text())["mlflow_run_id"]
+    run = MlflowClient().get_run(run_id)
+    assert run.data.params["method.num_pos"] == "1"
+    assert run.data.params["method.queue"] == "balanced"
+    assert run.data.params["method.num_neg"] == "12"  # auto = min(400, (K-1)Q) = 3 * 4
+    assert run.data.tags["class_counts"] == "24,13,7,4"
+    assert len(run.data.tags["dataset_fingerprint"]) == 64
+    assert run.data.tags["git_commit"]
+    for key in ("loss_cls", "loss_con", "lr", "train_acc", "test_all", "test_medium", "test_few",
+                "test_ece", "last_test_all", "best_test_all", "last_test_ece"):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    assert {"config.yaml", "per_class.csv", "confusion_matrix.png", "per_class_accuracy.png"} <= artifacts
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, monkeypatch):
+    import rescom.engine.train as engine
+
+    ok = run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=nan"]))
+    assert ok.exit_code == 0
+    before = (workdir / "runs/nan/checkpoint.pt").read_bytes()
+    real_step = engine.train_step
+
+    def exploding_step(*args, **kwargs):
+        losses = real_step(*args, **kwargs)
+        losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(engine, "train_step", exploding_step)
+    result = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=nan", "--overwrite"]))
+    assert result.exit_code == 2
+    assert "loss is nan" in result.output
+    # A fresh (overwritten) run failed in epoch 1: nothing newer than the old checkpoint was written.
+    assert (workdir / "runs/nan/checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "nope"], "unknown preset 'nope'"),
+    (["--set", "method.bogus=1"], "method.bogus: unknown key"),
+    (["--set", "optim.epochs=two"], "optim.epochs: expected int"),
+    (["--set", "method.num_pos=5"], "method.num_pos"),          # Q_p > Q = 4
+    (["--set", "method.num_neg=13"], "method.num_neg"),        # Q_n > (K-1)Q = 12
+    (["--imbalance", "0.5"], "data.imbalance"),
+    (["--set", "optim.batch_size=1000"], "optim.batch_size"),
+    (["--set", "method.beta=1.0"], "method.beta"),
+    (["--dataset", "mnist-lt"], "unknown dataset"),
+    (["--set", "method.queue=ring"], "method.queue"),
+    (["--set", "nokey"], "expected key=value"),
+])
+def test_bad_input_exits_nonzero_and_writes_nothing(workdir, tiny_folder, extra, message):
+    args = tiny_args(tiny_folder)
+    # later options win: append the bad one after the defaults
+    result = run_cli(args + extra)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (workdir / "runs").exists() and not (workdir / "data").exists()
+
+
+def test_existing_run_needs_resume_or_overwrite(workdir, tiny_folder):
+    assert run_cli(tiny_args(tiny_folder, epochs=1)).exit_code == 0
+    again = run_cli(tiny_args(tiny_folder, epochs=1))
+    assert again.exit_code == 2 and "--resume" in again.output
+
+
+def test_evaluate_checkpoint_matches_training_metrics(workdir, tiny_folder):
+    assert run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=ev"])).exit_code == 0
+    result = run_cli(["evaluate", workdir / "runs/ev/checkpoint.pt", "--out", workdir / "ev.json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads((workdir / "ev.json").read_text())
+    assert evaluated["test_all"] == pytest.approx(metrics_of(workdir, "ev")["last_test_all"])
+
+
+def test_runs_lists_tracked_runs(workdir, tiny_folder):
+    assert run_cli(tiny_args(tiny_folder, epochs=1, extra=["--set", "run.run_name=listed"])).exit_code == 0
+    result = run_cli(["runs"])
+    assert result.exit_code == 0 and "listed" in result.output
