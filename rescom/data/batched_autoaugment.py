@@ -19,7 +19,7 @@ picks per sample with `torch.where`:
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 from torch import Tensor
@@ -110,6 +110,14 @@ def _policy_tables(policy) -> tuple[Tensor, Tensor, Tensor]:
     return op, prob, mag
 
 
+@functools.lru_cache(maxsize=16)
+def _device_tables(device: torch.device, image_size: tuple[int, int], policy) -> tuple[Tensor, ...]:
+    # copied to the device once: a host-to-device copy from pageable memory on every batch would
+    # make each step wait for the GPU
+    tables = (*_policy_tables(policy), *magnitude_bins(image_size))
+    return tuple(t.to(device) for t in tables)
+
+
 def sample_autoaugment_params(
     n: int,
     generator: torch.Generator | None,
@@ -126,9 +134,7 @@ def sample_autoaugment_params(
       sign [n,2] int64      coin; 0 negates a signed op's magnitude
       magnitude [n,2] f32   signed magnitude as passed to torchvision's _apply_op (0 for unused)
     """
-    device = torch.device(device)
-    op_t, prob_t, mag_t = (t.to(device) for t in _policy_tables(policy))
-    bins, signed = (t.to(device) for t in magnitude_bins(image_size))
+    op_t, prob_t, mag_t, bins, signed = _device_tables(torch.device(device), tuple(image_size), policy)
     sub = torch.randint(0, len(policy), (n,), generator=generator, device=device)  # [n]
     probs = torch.rand(n, 2, generator=generator, device=device)
     sign = torch.randint(0, 2, (n, 2), generator=generator, device=device)

@@ -1,0 +1,169 @@
+"""On-device CIFAR training augmentation: the released ResCom recipe as batched tensor ops.
+
+The whole training set sits on the device as uint8 [N,C,H,W]; each step augments a batch with
+per-sample random parameters and no host sync (no `.item()`, no data-sized outputs), so a CUDA
+training loop never waits on it. Per view (released ResCom code, fidelity note 6 of DESIGN.md):
+
+    RandomCrop(H, padding=4) -> RandomHorizontalFlip(0.5) -> AutoAugment(CIFAR10 policy)
+    -> ToTensor (/255) -> Cutout(16) -> Normalize(mean, std)
+
+The released main_rescom.py puts Cutout between ToTensor and Normalize, so the hole is black
+(0 in [0,1], i.e. -mean/std after normalising); `cutout_after_normalize=True` zeroes after
+Normalize instead (the hole then has the dataset mean colour).
+
+The released code uses its own PIL AutoAugment (augment/autoaugment.py); this module follows
+torchvision's AutoAugment(CIFAR10) tensor semantics, op by op (tests/test_batched_augment.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from rescom.data.batched_autoaugment import (  # noqa: F401  (re-exported)
+    CIFAR10_POLICY,
+    OPS,
+    apply_autoaugment,
+    apply_ops,
+    magnitude_bins,
+    sample_autoaugment_params,
+)
+from rescom.data.batched_ops import (  # noqa: F401  (re-exported)
+    batched_crop,
+    batched_cutout,
+    batched_hflip,
+    batched_normalize,
+    check_image_batch,
+    sample_crop_params,
+    sample_cutout_params,
+    sample_flip_params,
+)
+
+__all__ = [
+    "CifarGpuAugment",
+    "bench_augment",
+    "sample_crop_params",
+    "sample_flip_params",
+    "sample_cutout_params",
+    "sample_autoaugment_params",
+    "batched_crop",
+    "batched_hflip",
+    "batched_cutout",
+    "batched_normalize",
+    "apply_ops",
+    "apply_autoaugment",
+    "OPS",
+    "CIFAR10_POLICY",
+]
+
+
+class CifarGpuAugment:
+    """Callable (x uint8 [B,C,H,W], generator) -> float32 [B,C,H,W] on x's device.
+
+    Args:
+        mean, std: per-channel Normalize statistics (length C).
+        cutout: side of the Cutout square in pixels; 0 disables it.
+        padding: RandomCrop zero padding; 0 disables the crop.
+        autoaugment: apply AutoAugment (torchvision CIFAR10 policy).
+        flip: apply RandomHorizontalFlip(0.5).
+        cutout_after_normalize: False (released code) zeroes the square in [0,1] space before
+            Normalize; True zeroes it after Normalize.
+
+    `generator` must live on x's device (torch.Generator(device=x.device)); None uses the global RNG.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        cutout: int = 16,
+        padding: int = 4,
+        autoaugment: bool = True,
+        flip: bool = True,
+        cutout_after_normalize: bool = False,
+    ) -> None:
+        if len(mean) != len(std) or len(mean) not in (1, 3):
+            raise ValueError(f"mean and std must both have 1 or 3 entries, got {len(mean)} and {len(std)}")
+        if cutout < 0 or padding < 0:
+            raise ValueError(f"cutout and padding must be >= 0, got cutout={cutout}, padding={padding}")
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.cutout = int(cutout)
+        self.padding = int(padding)
+        self.autoaugment = bool(autoaugment)
+        self.flip = bool(flip)
+        self.cutout_after_normalize = bool(cutout_after_normalize)
+        self._stats_cache: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(mean={self.mean}, std={self.std}, cutout={self.cutout}, "
+                f"padding={self.padding}, autoaugment={self.autoaugment}, flip={self.flip}, "
+                f"cutout_after_normalize={self.cutout_after_normalize})")
+
+    def _stats(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        # cached per device: torch.tensor(list, device=cuda) is a synchronous host-to-device copy
+        if device not in self._stats_cache:
+            self._stats_cache[device] = (torch.tensor(self.mean, device=device), torch.tensor(self.std, device=device))
+        return self._stats_cache[device]
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_image_batch(x)
+        b, c, h, w = x.shape
+        if c != len(self.mean):
+            raise ValueError(f"image batch has {c} channels but mean/std have {len(self.mean)}")
+        dev = x.device
+        if self.padding:
+            dy, dx = sample_crop_params(b, generator, dev, self.padding)
+            x = batched_crop(x, dy, dx, self.padding)
+        if self.flip:
+            x = batched_hflip(x, sample_flip_params(b, generator, dev))
+        if self.autoaugment:
+            x = apply_autoaugment(x, sample_autoaugment_params(b, generator, dev, image_size=(h, w)))
+        out = x.float().div_(255.0)
+        hole = sample_cutout_params(b, h, w, generator, dev) if self.cutout else None
+        if hole is not None and not self.cutout_after_normalize:
+            out = batched_cutout(out, *hole, self.cutout)
+        mean, std = self._stats(dev)
+        out = batched_normalize(out, mean, std)
+        if hole is not None and self.cutout_after_normalize:
+            out = batched_cutout(out, *hole, self.cutout)
+        return out
+
+
+def bench_augment(
+    batch: int = 256,
+    device: torch.device | str = "cpu",
+    iters: int = 20,
+    warmup: int = 3,
+    image_size: tuple[int, int, int] = (3, 32, 32),
+) -> float:
+    """Milliseconds per batch of CifarGpuAugment (CIFAR recipe) on random uint8 images.
+
+    CUDA: mean over `iters` batches timed with CUDA events. CPU: median of per-batch perf_counter
+    times.
+    """
+    device = torch.device(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    c = image_size[0]
+    x = torch.randint(0, 256, (batch, *image_size), generator=gen, device=device, dtype=torch.uint8)
+    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c])
+    for _ in range(warmup):
+        aug(x, gen)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            aug(x, gen)
+        end.record()
+        torch.cuda.synchronize(device)
+        return start.elapsed_time(end) / iters
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        aug(x, gen)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * sorted(times)[len(times) // 2]  # median: robust to other jobs on shared cores

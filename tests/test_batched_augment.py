@@ -1,0 +1,244 @@
+"""Batched on-device augmentation vs torchvision's per-image ops, plus sampling statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.autoaugment import AutoAugment, AutoAugmentPolicy, _apply_op
+
+from rescom.data.batched_augment import (
+    CIFAR10_POLICY,
+    OPS,
+    CifarGpuAugment,
+    apply_autoaugment,
+    apply_ops,
+    batched_crop,
+    batched_cutout,
+    batched_hflip,
+    magnitude_bins,
+    sample_autoaugment_params,
+    sample_crop_params,
+)
+
+GEOMETRIC = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+
+
+def make_images(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Noise, gradients, near-constant and exactly constant channels: every op's edge cases."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    for i in range(0, b, 4):
+        x[i] = ((yy * 7 + xx * 3 + 5 * i) % 200 + 20).to(torch.uint8)  # smooth ramps
+        if i + 1 < b:
+            x[i + 1] = torch.randint(100, 110, (c, h, w), generator=g, dtype=torch.uint8)  # low contrast
+        if i + 2 < b:
+            x[i + 2, 0] = 77  # a constant channel (AutoContrast, Equalize step == 0)
+    return x
+
+
+def reference_op(x: torch.Tensor, name: str, magnitude: float) -> torch.Tensor:
+    return torch.stack([_apply_op(img, name, magnitude, InterpolationMode.NEAREST, None) for img in x])
+
+
+def op_cases(image_size):
+    bins, signed = magnitude_bins(image_size)
+    for k, name in enumerate(OPS):
+        if name in ("Identity", "AutoContrast", "Equalize", "Invert"):
+            yield name, 0.0
+            continue
+        for m in bins[k].tolist():  # every bin of num_bins = 10
+            yield name, m
+            if signed[k] and m != 0.0:
+                yield name, -m
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
+def test_each_op_matches_torchvision(shape):
+    c, h, w = shape
+    x = make_images(8, c, h, w)
+    for name, mag in op_cases((h, w)):
+        op = torch.full((x.shape[0],), OPS.index(name))
+        out = apply_ops(x, op, torch.full((x.shape[0],), mag))
+        ref = reference_op(x, name, mag)
+        differ = (out != ref).float().mean().item()
+        if name in GEOMETRIC:
+            # grid built as torchvision builds it: exact in practice; allow 1% (pixel-centre ties)
+            assert differ <= 0.01, f"{name}({mag:.4f}): {differ:.4%} of pixels differ"
+        else:
+            assert differ == 0.0, f"{name}({mag:.4f}): {differ:.4%} of pixels differ, max " \
+                                  f"{(out.int() - ref.int()).abs().max().item()}"
+
+
+def test_mixed_batch_each_sample_its_own_op():
+    # every sample a different (op, magnitude): per-sample selection must not leak between samples
+    x = make_images(48, 3, 32, 32, seed=1)
+    cases = list(op_cases((32, 32)))
+    g = torch.Generator().manual_seed(3)
+    pick = torch.randint(0, len(cases), (x.shape[0],), generator=g).tolist()
+    op = torch.tensor([OPS.index(cases[i][0]) for i in pick])
+    mag = torch.tensor([cases[i][1] for i in pick])
+    out = apply_ops(x, op, mag)
+    ref = torch.stack([reference_op(x[j:j + 1], *cases[i])[0] for j, i in enumerate(pick)])
+    assert torch.equal(out, ref)
+
+
+def test_apply_autoaugment_matches_sequential_torchvision_ops():
+    x = make_images(64, 3, 32, 32, seed=2)
+    params = sample_autoaugment_params(64, torch.Generator().manual_seed(5), "cpu")
+    out = apply_autoaugment(x, params)
+    ref = []
+    for j in range(64):
+        img = x[j]
+        for s in range(2):
+            if params["apply"][j, s]:
+                img = _apply_op(img, OPS[params["op"][j, s]], float(params["magnitude"][j, s]),
+                                InterpolationMode.NEAREST, None)
+        ref.append(img)
+    assert torch.equal(out, torch.stack(ref))
+
+
+def test_policy_table_is_torchvisions():
+    tv = AutoAugment(AutoAugmentPolicy.CIFAR10)
+    assert tuple(tuple(sub) for sub in tv.policies) == CIFAR10_POLICY
+    space = tv._augmentation_space(10, (32, 28))
+    bins, signed = magnitude_bins((32, 28))
+    for name, (values, is_signed) in space.items():
+        k = OPS.index(name)
+        assert bool(signed[k]) == is_signed
+        if values.ndim:
+            assert torch.equal(bins[k], values.float()), name
+
+
+def test_crop_matches_torchvision():
+    x = make_images(20, 3, 32, 32)
+    dy, dx = sample_crop_params(20, torch.Generator().manual_seed(0), "cpu", padding=4)
+    dy[:2], dx[:2] = torch.tensor([0, 8]), torch.tensor([8, 0])  # the extreme offsets
+    out = batched_crop(x, dy, dx, padding=4)
+    ref = torch.stack([TF.crop(TF.pad(x[i], 4), int(dy[i]), int(dx[i]), 32, 32) for i in range(20)])
+    assert torch.equal(out, ref)
+
+
+def test_hflip():
+    x = make_images(6, 1, 28, 28)
+    flip = torch.tensor([True, False, True, True, False, False])
+    out = batched_hflip(x, flip)
+    ref = torch.stack([TF.hflip(img) if f else img for img, f in zip(x, flip)])
+    assert torch.equal(out, ref)
+
+
+def cutout_reference(img: np.ndarray, y: int, x: int, length: int) -> np.ndarray:
+    """DeVries & Taylor's Cutout for one [C,H,W] image with a fixed centre."""
+    h, w = img.shape[1:]
+    mask = np.ones((h, w), np.float32)
+    y1, y2 = np.clip(y - length // 2, 0, h), np.clip(y + length // 2, 0, h)
+    x1, x2 = np.clip(x - length // 2, 0, w), np.clip(x + length // 2, 0, w)
+    mask[y1:y2, x1:x2] = 0.0
+    return img * mask[None]
+
+
+@pytest.mark.parametrize("size", [16, 7])
+def test_cutout_matches_reference(size):
+    x = torch.rand(8, 3, 32, 32) + 0.5
+    cy = torch.tensor([0, 31, 16, 3, 28, 10, 0, 31])
+    cx = torch.tensor([0, 31, 16, 29, 2, 10, 31, 0])
+    out = batched_cutout(x, cy, cx, size)
+    ref = np.stack([cutout_reference(x[i].numpy(), int(cy[i]), int(cx[i]), size) for i in range(8)])
+    np.testing.assert_array_equal(out.numpy(), ref)
+
+
+def test_subpolicy_and_op_frequencies():
+    n = 100_000
+    p = sample_autoaugment_params(n, torch.Generator().manual_seed(11), "cpu")
+    counts = torch.bincount(p["policy"], minlength=25).double()
+    sigma = math.sqrt(n * (1 / 25) * (24 / 25))
+    assert ((counts - n / 25).abs() <= 5 * sigma).all(), counts
+    for k, sub in enumerate(CIFAR10_POLICY):
+        chosen = p["policy"] == k
+        m = int(chosen.sum())
+        for s, (name, prob, _) in enumerate(sub):
+            assert (p["op"][chosen, s] == OPS.index(name)).all()
+            rate = p["apply"][chosen, s].double().mean().item()
+            tol = 5 * math.sqrt(max(prob * (1 - prob), 1e-12) / m)
+            assert abs(rate - prob) <= tol, (k, s, name, rate, prob)
+    # signed ops: magnitude negative with probability 0.5
+    _, signed = magnitude_bins((32, 32))
+    is_signed = signed[p["op"]] & (p["magnitude"] != 0)
+    neg = (p["magnitude"][is_signed] < 0).double()
+    assert abs(neg.mean().item() - 0.5) <= 5 * math.sqrt(0.25 / neg.numel())
+
+
+@pytest.mark.parametrize("shape,cutout", [((3, 32, 32), 16), ((1, 28, 28), 14)])
+def test_pipeline_deterministic_and_shaped(shape, cutout):
+    c = shape[0]
+    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c], cutout=cutout)
+    x = make_images(32, *shape)
+    a = aug(x, torch.Generator().manual_seed(7))
+    b = aug(x, torch.Generator().manual_seed(7))
+    d = aug(x, torch.Generator().manual_seed(8))
+    assert a.shape == x.shape and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert not torch.equal(a, d)
+
+
+def test_pipeline_without_randomness_is_to_tensor_normalize():
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    aug = CifarGpuAugment(mean, std, cutout=0, padding=0, autoaugment=False, flip=False)
+    x = make_images(4, 3, 32, 32)
+    ref = TF.normalize(x.float() / 255, mean, std)
+    torch.testing.assert_close(aug(x, torch.Generator().manual_seed(0)), ref, rtol=0, atol=1e-6)
+
+
+def test_cutout_order_switch():
+    mean, std = (0.5,), (0.25,)
+    kw = dict(padding=0, autoaugment=False, flip=False, cutout=8)
+    x = torch.full((2, 1, 16, 16), 200, dtype=torch.uint8)
+    before = CifarGpuAugment(mean, std, **kw)(x, torch.Generator().manual_seed(0))
+    after = CifarGpuAugment(mean, std, cutout_after_normalize=True, **kw)(x, torch.Generator().manual_seed(0))
+    hole_value_before = (0.0 - 0.5) / 0.25  # black in [0,1], then normalised (released code)
+    assert ((before == hole_value_before).sum() > 0) and ((after == 0).sum() > 0)
+    assert torch.equal(before == hole_value_before, after == 0)
+
+
+class _RecordDevices(TorchDispatchMode):
+    """Records every aten op that touches a CPU tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu_ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if any(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in tree_leaves((args, kwargs))):
+            self.cpu_ops.append(str(func))
+        return func(*args, **kwargs)
+
+
+def test_no_host_sync_runs_on_meta_device():
+    # meta tensors have no data: any .item(), nonzero, boolean mask or data-sized output would fail,
+    # and a host tensor reaching the device (a blocking copy on CUDA) shows up as a CPU operand
+    aug = CifarGpuAugment((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    x = torch.zeros(8, 3, 32, 32, dtype=torch.uint8, device="meta")
+    aug(x, None)  # first call fills the per-device caches (one copy each, not per batch)
+    rec = _RecordDevices()
+    with rec:
+        out = aug(x, None)
+    assert out.shape == x.shape and out.device.type == "meta"
+    assert rec.cpu_ops == []
+
+
+def test_rejects_bad_input():
+    aug = CifarGpuAugment((0.5,) * 3, (0.2,) * 3)
+    with pytest.raises(ValueError, match="dtype"):
+        aug(torch.zeros(2, 3, 32, 32), None)
+    with pytest.raises(ValueError, match="channels"):
+        aug(torch.zeros(2, 1, 32, 32, dtype=torch.uint8), None)
+    with pytest.raises(ValueError, match="shape"):
+        aug(torch.zeros(3, 32, 32, dtype=torch.uint8), None)
