@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import wraps
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from rescom.cli_common import expected_errors, fail as _fail
+from rescom.cli_pipeline import pipeline_app
+from rescom.cli_analysis import analysis_app
+from rescom.cli_report import ablate, report_app
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -22,27 +26,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ResCom reproduction suite: train, evaluate and compare long-tailed recognition methods.")
 simulate_app = typer.Typer(no_args_is_help=True, help="Simulations without images (paper Fig. 1).")
 app.add_typer(simulate_app, name="simulate")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def expected_errors(fn):
-    """Turn the package's expected errors into one red line and exit status 2."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        from rescom.config import ConfigError
-        from rescom.data.source_base import DataUnavailableError
-        from rescom.engine.train import NonFiniteLossError, RunExistsError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
-                ValueError) as err:
-            _fail(str(err))
-    return wrapper
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(report_app, name="report")
+app.add_typer(analysis_app, name="analyze")
+app.command()(ablate)
 
 
 def build_config(method: str, dataset: Optional[str], imbalance: Optional[float], config_file: Optional[Path],

@@ -28,6 +28,7 @@ class DataConfig:
     imbalance: float | None = 100.0     # IF = n_max / n_min; None keeps the set as it is
     max_count: int | None = None        # n_max; None: the smallest raw class size
     subsample_seed: int = 0
+    test_per_class: int | None = None   # keep at most this many test images per class (small profiles)
     recipe: str = "auto"                # augmentation: cifar, fashion-mnist, large, none; auto by dataset
     prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
     workers: int = 0                    # DataLoader worker processes

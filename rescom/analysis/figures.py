@@ -96,7 +96,8 @@ def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], p
 
 
 def plot_queue_histograms(histograms: Mapping[str, np.ndarray], path,
-                          title: str = "Keys per class in the queue") -> Path:
+                          title: str = "Keys per class in the queue",
+                          ylabel: str = "keys in queue") -> Path:
     """Grouped bars: per-class key count of each queue type (queue type -> [K])."""
     fig = Figure(figsize=(7, 3.8))
     ax = fig.add_subplot()
@@ -106,7 +107,7 @@ def plot_queue_histograms(histograms: Mapping[str, np.ndarray], path,
         ax.bar(np.arange(hist.size) + (n - (len(histograms) - 1) / 2) * width, hist, width,
                label=name)
     ax.set_xlabel("class (sorted by training count, head first)")
-    ax.set_ylabel("keys in queue (mean over batches)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
     return _save(fig, path)

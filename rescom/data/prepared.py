@@ -83,18 +83,25 @@ def prepare(
     imbalance_factor: float | None,
     max_count: int | None,
     seed: int,
+    test_per_class: int | None = None,
 ) -> PreparedData:
     """Subsample raw.train to an exponential long tail (class 0 = head) and write it to out_dir.
 
     imbalance_factor None keeps the train split as is (already long-tailed, e.g. ImageNet-LT).
     Otherwise n_k = exponential_counts(K, max_count or the smallest raw class size, IF); pass
-    max_count=5000 for CIFAR-10 (IF 100 -> 12,406 images). The test split is kept unchanged.
+    max_count=5000 for CIFAR-10 (IF 100 -> 12,406 images). The test split stays balanced; with
+    test_per_class it keeps the first test_per_class images of each class after a seeded shuffle
+    (small CPU profiles evaluate often, and Fashion-MNIST's 10,000 test images would dominate).
     An existing out_dir is replaced only once the new one is complete.
     """
     if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
         raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
     train, used_max = longtail_train(raw, imbalance_factor, max_count, seed)
     class_counts = np.bincount(train.labels, minlength=len(raw.classes)).astype(int).tolist()
+    test = raw.test
+    if test_per_class is not None:
+        test_counts = [min(test_per_class, int(n)) for n in np.bincount(test.labels, minlength=len(raw.classes))]
+        test = test.subset(longtail_indices(test.labels, test_counts, seed))
     meta = {
         "dataset": raw.name,
         "classes": list(raw.classes),
@@ -104,10 +111,11 @@ def prepare(
         "seed": int(seed),
         "class_counts": class_counts,
         "num_train": len(train),
-        "num_test": len(raw.test),
+        "num_test": len(test),
+        "test_per_class": test_per_class,
         "storage": {"train": "images" if train.images is not None else "paths",
-                    "test": "images" if raw.test.images is not None else "paths"},
-        "fingerprint": fingerprint(train, raw.test),
+                    "test": "images" if test.images is not None else "paths"},
+        "fingerprint": fingerprint(train, test),
     }
 
     out_dir = Path(out_dir).resolve()
@@ -115,7 +123,7 @@ def prepare(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         _write_split(tmp / "train.npz", train)
-        _write_split(tmp / "test.npz", raw.test)
+        _write_split(tmp / "test.npz", test)
         _write_meta(tmp / "meta.json", meta)
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -123,7 +131,7 @@ def prepare(
         raise
     return PreparedData(
         name=raw.name, classes=list(raw.classes), channels=raw.channels,
-        train=train, test=raw.test, class_counts=class_counts, meta=meta,
+        train=train, test=test, class_counts=class_counts, meta=meta,
     )
 
 

@@ -1,0 +1,247 @@
+"""Inference vs training cost of a run's network (ResCom, arXiv 2203.11506, Tables 5 and 8).
+
+ResCom's contrastive parts (projection head, queue, two views, a momentum encoder for MoCo-style
+variants) exist only at training time: evaluation runs encoder + classifier. This measures both for
+one batch at the dataset's image size:
+
+  inference  ``model.inference_model()`` (encoder + classifier), eval mode, no autograd, B images;
+  training   the training forward: encoder + classifier + projection head over both views (2B
+             images through the shared encoder) or, for momentum-encoder runs, B images through the
+             model plus B through the momentum encoder (no autograd there, as in training). Train
+             mode, autograd on (the graph is built; no backward).
+
+Time: median over ``repeat`` timed calls after ``warmup`` untimed ones, host-synchronised per call
+on CUDA, in milliseconds per batch; the hardware is named in every output.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+# The paper's RIDE-vs-ResCom inference numbers (Tables 5 and 8). Not filled in: they could not be
+# read from a reliable copy of arXiv 2203.11506 while this was written, and numbers are not guessed.
+# Add entries as  name -> {"ms": float | None, "params_m": float | None, "gflops": float | None,
+# "source": "Table N, row ..."}; they are printed beside the measurement, labelled as the paper's.
+PAPER_INFERENCE: dict[str, dict] = {}
+PAPER_NOTE = ("Paper columns (RIDE vs ResCom, Tables 5 and 8 of arXiv 2203.11506) are left empty: the values "
+              "could not be retrieved from a reliable copy of the paper. Fill PAPER_INFERENCE in "
+              "rescom/analysis/inference_cost.py with the table and row they come from.")
+
+# (classes, channels, evaluation image size) of the sources whose shape is known without the data.
+_KNOWN_SHAPES = {"cifar10": (10, 3, 32), "cifar100": (100, 3, 32), "fashion-mnist": (10, 1, 28),
+                 "imagenet-lt": (1000, 3, 224), "places-lt": (365, 3, 224), "inat2018": (8142, 3, 224)}
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}, torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine() or "CPU"
+    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def _count(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def _time_ms(fn, device: torch.device, repeat: int, warmup: int) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls of fn(), after ``warmup`` untimed calls."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(1000.0 * (time.perf_counter() - start))
+    return times
+
+
+def _networks_from_checkpoint(path, device):
+    """(config, model, key_encoder or None, (C, H, W), MLflow run id or None) of a trained run."""
+    from rescom.analysis.checkpoint_analyses import load_run_state, mlflow_run_id
+    from rescom.data.datasets import SingleViewDataset
+    from rescom.data.transforms import eval_transform
+    from rescom.engine.data import recipe_for
+
+    config, data, model, state = load_run_state(path, device)
+    key_encoder = None
+    if config.method.key_encoder == "momentum":
+        key_encoder = copy.deepcopy(model)
+        key_encoder.load_state_dict(state["components"]["key_encoder"])
+        key_encoder.requires_grad_(False)
+    image = SingleViewDataset(data.test, eval_transform(recipe_for(config.data), data.channels), data.channels)[0][0]
+    return config, model, key_encoder, tuple(image.shape), mlflow_run_id(path, state)
+
+
+def _networks_from_config(config, device):
+    """(config, model, key_encoder or None, (C, H, W), None) freshly initialised from a config (weights do not
+    change the time); the shape comes from the dataset's name, or from its data for an image folder."""
+    from rescom.engine import data as run_data
+    from rescom.models import build_model
+
+    source, _ = run_data.parse_dataset(config.data.dataset)
+    if source in _KNOWN_SHAPES:
+        classes, channels, size = _KNOWN_SHAPES[source]
+        shape = (channels, size, size)
+    else:
+        from rescom.data.datasets import SingleViewDataset
+        from rescom.data.transforms import eval_transform
+
+        data = run_data.get_data(config.data)
+        classes, channels = len(data.class_counts), data.channels
+        shape = tuple(SingleViewDataset(data.test, eval_transform(run_data.recipe_for(config.data), channels),
+                                        channels)[0][0].shape)
+    torch.manual_seed(config.run.seed)
+    m = config.model
+    model = build_model(m.backbone, classes, channels, m.width, m.proj_hidden, m.proj_dim,
+                        config.method.contrastive != "none").to(device)
+    if config.run.channels_last:
+        model.to(memory_format=torch.channels_last)
+    key_encoder = None
+    if config.method.key_encoder == "momentum":
+        key_encoder = copy.deepcopy(model).requires_grad_(False)
+    return config, model, key_encoder, shape, None
+
+
+def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", batch: int = 64, repeat: int = 20,
+                   warmup: int = 3, out_dir=None) -> dict:
+    """Time the evaluation model against the training forward for one batch (Tables 5 and 8).
+
+    Args:
+        checkpoint_or_config: a run's checkpoint.pt (path) or a TrainConfig (untrained weights).
+        device: where to time ("cpu", "cuda", "cuda:0", or "auto": cuda when available).
+        batch: B images per batch (the paper's 64).
+        repeat, warmup: timed and untimed calls.
+        out_dir: where inference_cost.csv and inference_cost.md go (default: ``analysis`` beside the
+            checkpoint; required for a config).
+
+    Returns {"rows" (one dict per measured model), "paths", "device", "image_shape", "mlflow",
+    "paper_note"}.
+    """
+    from rescom.methods import uses_two_views
+
+    if batch < 1 or repeat < 1 or warmup < 0:
+        raise ValueError(f"need batch >= 1, repeat >= 1, warmup >= 0; got {batch}, {repeat}, {warmup}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda requested but no CUDA device is available")
+    is_path = isinstance(checkpoint_or_config, (str, Path))
+    if is_path:
+        config, model, key_encoder, shape, run_id = _networks_from_checkpoint(checkpoint_or_config, device)
+        out = Path(out_dir) if out_dir is not None else Path(checkpoint_or_config).parent / "analysis"
+    else:
+        if out_dir is None:
+            raise ValueError("inference_cost of a config needs out_dir")
+        config, model, key_encoder, shape, run_id = _networks_from_config(checkpoint_or_config, device)
+        out = Path(out_dir)
+    model.to(device)
+    if key_encoder is not None:
+        key_encoder.to(device)
+    memory_format = torch.channels_last if config.run.channels_last else torch.contiguous_format
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else nullcontext
+    generator = torch.Generator().manual_seed(0)
+    x1 = torch.randn(batch, *shape, generator=generator).to(device).contiguous(memory_format=memory_format)
+    x2 = torch.randn(batch, *shape, generator=generator).to(device).contiguous(memory_format=memory_format)
+
+    evaluation = model.inference_model().eval()
+
+    def run_inference():
+        with torch.no_grad(), autocast():
+            evaluation(x1)
+
+    trainer = copy.deepcopy(model).train()  # a copy: train-mode BN updates running stats
+    two_views = uses_two_views(config) and key_encoder is None
+    both = torch.cat([x1, x2]).contiguous(memory_format=memory_format) if two_views else x1
+
+    def run_training_forward():
+        with autocast():
+            trainer(both)
+            if key_encoder is not None:
+                with torch.no_grad():
+                    key_encoder(x2)
+
+    parts = ["encoder", "classifier"] + (["projection head"] if model.projection is not None else [])
+    training_what = " + ".join(parts) + (f", both views ({2 * batch} images)" if two_views else f" ({batch} images)")
+    if key_encoder is not None:
+        training_what += f" + momentum encoder ({batch} images)"
+    rows = []
+    for name, what, fn, params in (
+        ("inference", f"encoder + classifier ({batch} images)", run_inference, _count(evaluation)),
+        ("training forward", training_what, run_training_forward, _count(model) + _count(key_encoder)),
+    ):
+        times = _time_ms(fn, device, repeat, warmup)
+        rows.append({"method": config.method_name, "model": name, "what": what, "batch": batch,
+                     "ms_median": round(statistics.median(times), 4), "ms_min": round(min(times), 4),
+                     "ms_max": round(max(times), 4), "params": params})
+    for row in rows:
+        row["x_inference"] = round(row["ms_median"] / rows[0]["ms_median"], 3)
+    description = device_description(device)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [_write_csv(out / "inference_cost.csv", rows, description, shape),
+             _write_markdown(out / "inference_cost.md", rows, config, description, shape, repeat, warmup)]
+    logged = "skipped: no checkpoint (timed from a config)"
+    if is_path:
+        from rescom.analysis.checkpoint_analyses import log_analysis_artifacts
+
+        logged = log_analysis_artifacts(run_id, paths)
+    return {"rows": rows, "paths": paths, "device": description, "image_shape": shape, "mlflow": logged,
+            "paper_note": None if PAPER_INFERENCE else PAPER_NOTE}
+
+
+def _paper_rows() -> list[dict]:
+    return [{"model": name, **values} for name, values in PAPER_INFERENCE.items()]
+
+
+def _write_csv(path: Path, rows: list[dict], description: str, shape) -> Path:
+    fields = ["source", "method", "model", "what", "batch", "image_shape", "ms_median", "ms_min", "ms_max",
+              "params", "x_inference", "device", "paper_ms", "paper_params_m", "paper_gflops", "paper_source"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "source": "measured", "image_shape": "x".join(map(str, shape)),
+                             "device": description})
+        for paper in _paper_rows():
+            writer.writerow({"source": "paper (arXiv 2203.11506)", "model": paper["model"],
+                             "paper_ms": paper.get("ms"), "paper_params_m": paper.get("params_m"),
+                             "paper_gflops": paper.get("gflops"), "paper_source": paper.get("source")})
+    return path
+
+
+def _write_markdown(path: Path, rows: list[dict], config, description: str, shape, repeat: int, warmup: int) -> Path:
+    dtype = "bf16 autocast" if config.run.bf16 else "fp32"
+    lines = [
+        f"# Inference vs training cost: {config.method_name} on {config.data.dataset}",
+        "",
+        f"Measured on {description}; batch {rows[0]['batch']}, images {'x'.join(map(str, shape))}, {dtype}, "
+        f"backbone {config.model.backbone} (width {config.model.width}); median of {repeat} timed calls after "
+        f"{warmup} warm-up calls.",
+        "",
+        "| model | what runs | ms / batch (median) | min | max | parameters | x inference |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['what']} | {r['ms_median']:.3f} | {r['ms_min']:.3f} | {r['ms_max']:.3f} "
+                     f"| {r['params']:,} | {r['x_inference']:.2f} |")
+    lines += ["", "## The paper's numbers (Tables 5 and 8, as reported by the paper, not measured here)", ""]
+    if PAPER_INFERENCE:
+        lines += ["| model | ms | params (M) | GFLOPs | source |", "|---|---:|---:|---:|---|"]
+        for p in _paper_rows():
+            lines.append(f"| {p['model']} | {p.get('ms', '')} | {p.get('params_m', '')} | {p.get('gflops', '')} "
+                         f"| {p.get('source', '')} |")
+    else:
+        lines.append(PAPER_NOTE)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,28 @@
+"""Error handling shared by the CLI modules: expected errors become one red line and exit status 2."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import typer
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def expected_errors(fn):
+    """Run fn; a bad config, missing data or file, existing run or NaN loss exits 2 with one line."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rescom.config import ConfigError
+        from rescom.data.source_base import DataUnavailableError
+        from rescom.engine.train import NonFiniteLossError, RunExistsError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
+                ValueError) as err:
+            fail(str(err))
+    return wrapper

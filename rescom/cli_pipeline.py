@@ -1,0 +1,56 @@
+"""`rescom pipeline ...`: the commands DVC stages run, and the dvc.yaml generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rescom.cli_common import expected_errors, fail
+
+pipeline_app = typer.Typer(no_args_is_help=True, help="Commands run by the DVC pipeline's stages.")
+
+
+def _parse_items(items: list[str]) -> dict[str, str]:
+    parsed = {}
+    for entry in items:
+        key, sep, value = entry.partition("=")
+        if not sep:
+            fail(f"--item {entry!r}: expected axis=value")
+        parsed[key] = value
+    return parsed
+
+
+@pipeline_app.command("prepare")
+@expected_errors
+def prepare(params: Path = typer.Option(Path("params.yaml"), help="The profile's params file."),
+            key: str = typer.Option(..., help="An entry of the params file's datasets section.")):
+    """Prepare one dataset of the profile under data/prepared/<profile>/<key>."""
+    from rescom.pipeline.runner import prepare_dataset
+
+    data = prepare_dataset(str(params), key)
+    typer.echo(f"{key}: {sum(data.class_counts)} training images, counts {data.class_counts}, "
+               f"{len(data.test.labels)} test images")
+
+
+@pipeline_app.command("train")
+@expected_errors
+def train(params: Path = typer.Option(Path("params.yaml")), table: str = typer.Option(...),
+          items: list[str] = typer.Option([], "--item", help="axis=value, one per axis of the table.")):
+    """Train one run of a table (continues an interrupted run of the same config)."""
+    from rescom.pipeline.runner import train_table_run
+
+    summary = train_table_run(str(params), table, _parse_items(items))
+    m = summary["metrics"]
+    typer.echo(f"{table} {items}: last-epoch top-1 {m['last_test_all']:.2f}, best {m['best_test_all']:.2f} "
+               f"(epoch {m['best_epoch']})")
+
+
+@pipeline_app.command("write-dvc")
+@expected_errors
+def write_dvc(params: list[Path] = typer.Argument(None, help="Profile params files (default: all three).")):
+    """Regenerate the dvc.yaml of each profile from its params file's table layout."""
+    from rescom.pipeline.dvcfile import write
+
+    for path in params or [Path("params.yaml"), Path("pipelines/smoke/params.yaml"), Path("pipelines/paper/params.yaml")]:
+        typer.echo(f"wrote {write(path)}")

@@ -1,0 +1,91 @@
+"""`rescom report` (render from finished runs), `rescom report diff A B`, and `rescom ablate NAME`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rescom.cli_common import expected_errors, fail
+
+report_app = typer.Typer(invoke_without_command=True, help="Render reports from finished runs, or compare two report trees.")
+
+ABLATIONS = {"queue-type": "queue_type", "beta": "beta", "spm": "spm", "siambs": "siambs", "entirety": "main",
+             "main": "main"}
+
+
+def profile_params(profile: str) -> Path:
+    return Path("params.yaml") if profile == "default" else Path("pipelines") / profile / "params.yaml"
+
+
+@report_app.callback()
+@expected_errors
+def report(ctx: typer.Context,
+           params: Optional[Path] = typer.Option(None, help="A profile's params file (default: --profile's)."),
+           profile: str = typer.Option("default", help="smoke, default or paper.")):
+    """Render reports/<profile>/ from the runs that have finished."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rescom.report.render import render_reports
+
+    out = render_reports(params or profile_params(profile))
+    typer.echo(f"wrote {out}")
+
+
+@report_app.command("diff")
+def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed reports/smoke)."),
+         new: Path = typer.Argument(..., help="Report tree B (e.g. regenerated)."),
+         tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell; default: the profile's report.tolerance."),
+         params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section.")):
+    """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance."""
+    from rescom.report.diff import diff_reports
+
+    if tolerance is None:
+        if params is None:
+            fail("give --tolerance or --params (whose report.tolerance is used)")
+        from rescom.pipeline.catalogue import load_profile
+
+        tolerance = float(load_profile(params).section("report")["tolerance"])
+    for tree in (old, new):
+        if not tree.is_dir():
+            fail(f"{tree} is not a directory")
+    problems = diff_reports(old, new, tolerance)
+    if problems:
+        typer.echo(f"{len(problems)} difference(s) beyond tolerance {tolerance}:")
+        for line in problems:
+            typer.echo(f"  {line}")
+        raise typer.Exit(1)
+    typer.echo(f"reports agree within {tolerance}")
+
+
+@expected_errors
+def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs or entirety."),
+           profile: str = typer.Option("default", help="smoke, default or paper.")):
+    """Run only the missing runs of one ablation (through DVC), then print and write its table."""
+    if name not in ABLATIONS:
+        fail(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
+    from rescom.pipeline.catalogue import load_profile
+    from rescom.pipeline.dvcfile import dvc_path
+    from rescom.report.render import render_table
+
+    params = profile_params(profile)
+    loaded = load_profile(params)
+    stage = ABLATIONS[name]
+    target = f"{dvc_path(loaded)}:{stage}"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
+    typer.echo(f"$ dvc repro {target}  (finished runs are skipped)")
+    completed = subprocess.run([dvc, "repro", target], env=env)
+    if completed.returncode != 0:
+        fail(f"dvc repro {target} failed (exit {completed.returncode})")
+    out_dir = Path("reports") / loaded.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = "entirety" if name == "entirety" else stage
+    if render_table(loaded, table, out_dir) is None:
+        fail(f"no finished runs for {table}")
+    typer.echo((out_dir / f"{table}.md").read_text())

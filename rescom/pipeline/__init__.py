@@ -1,0 +1,1 @@
+"""The reproduction pipeline: profile params -> runs of each table -> DVC stages."""

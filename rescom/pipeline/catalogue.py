@@ -1,0 +1,165 @@
+"""The experiment catalogue: which runs make which table, read from a profile's params file.
+
+A profile's params file (params.yaml for `default`, pipelines/<profile>/params.yaml otherwise) has
+one section per stage: `datasets` (prepare), `train` (settings shared by every run), one section per
+table (its runs as a matrix of axes), and `report`. A table section:
+
+    beta:
+      data: fmnist-if100            # prepared set (a key of `datasets`), unless an axis picks it
+      preset: rescom                # method preset, unless an axis picks it
+      set: {}                       # overrides for every run of the table
+      name: "beta{beta}-s{seed}"    # run directory name; {axis} is the axis value
+      axes: {beta: [0, 0.99], seed: [0]}
+      apply: {beta: method.beta, seed: run.seed}
+
+`apply` says what each axis sets: a config key, `preset` (the value is a preset name), `imbalance`
+and `dataset` (together they pick the prepared set `<dataset>-if<imbalance>`; `dataset` defaults to
+the section's), `data` (the value is a key of `datasets`), or `variant:<dict>` (the value names an
+entry of the section's <dict>, holding `preset` and/or `set`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rescom.config import ConfigError
+
+TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large")
+TRAINING_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large")  # entirety reads main's runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a table: where it lives and how its config is made."""
+
+    table: str
+    name: str
+    item: dict[str, Any]
+    preset: str
+    data_key: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def run_dir(self, profile: str) -> Path:
+        return Path("runs") / profile / self.table / self.name
+
+
+@dataclass
+class Profile:
+    path: Path
+    params: dict
+
+    @property
+    def name(self) -> str:
+        return self.params["profile"]
+
+    def section(self, name: str) -> dict:
+        if name not in self.params:
+            raise ConfigError(f"{self.path}: no section {name!r}")
+        return self.params[name]
+
+    def tables(self) -> list[str]:
+        return [t for t in TRAINING_TABLES if t in self.params]
+
+
+def load_profile(path: str | Path) -> Profile:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} does not exist")
+    params = yaml.safe_load(path.read_text()) or {}
+    for key in ("profile", "datasets", "train"):
+        if key not in params:
+            raise ConfigError(f"{path}: missing the {key!r} section")
+    return Profile(path, params)
+
+
+def format_value(value: Any) -> str:
+    """An axis value as DVC interpolates it into names (Python's str; YAML true -> True)."""
+    return str(value)
+
+
+def run_name(pattern: str, item: dict[str, Any]) -> str:
+    try:
+        return pattern.format(**{k: format_value(v) for k, v in item.items()})
+    except KeyError as err:
+        raise ConfigError(f"run name pattern {pattern!r} uses {err} which is not an axis") from None
+
+
+def expand_table(profile: Profile, table: str) -> list[RunSpec]:
+    """The runs of a table: the product of its axes, in params order."""
+    section = profile.section(table)
+    axes: dict[str, list] = section.get("axes", {})
+    apply: dict[str, str] = section.get("apply", {})
+    missing = [a for a in axes if a not in apply]
+    if missing:
+        raise ConfigError(f"{profile.path}: {table}.apply does not say what axes {missing} set")
+    runs = []
+    for values in itertools.product(*axes.values()):
+        item = dict(zip(axes, values))
+        runs.append(_spec(profile, table, section, item, apply))
+    return runs
+
+
+def find_run(profile: Profile, table: str, item: dict[str, str]) -> RunSpec:
+    """The run of `table` whose axis values print as `item` (the strings DVC passes on the command line)."""
+    for spec in expand_table(profile, table):
+        if {k: format_value(v) for k, v in spec.item.items()} == item:
+            return spec
+    raise ConfigError(f"{profile.path}: table {table} has no run with {item}")
+
+
+def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) -> RunSpec:
+    preset = section.get("preset", "rescom")
+    data_key, prefix, imbalance = section.get("data"), section.get("dataset"), None
+    overrides: dict[str, Any] = dict(section.get("set") or {})
+    for axis, value in item.items():
+        target = apply[axis]
+        if target == "preset":
+            preset = value
+        elif target == "imbalance":
+            imbalance = value
+        elif target == "dataset":
+            prefix = value
+        elif target == "data":
+            data_key = value
+        elif target.startswith("variant:"):
+            variants = section.get(target.split(":", 1)[1], {})
+            if value not in variants:
+                raise ConfigError(f"{profile.path}: {table}.{target.split(':', 1)[1]} has no entry {value!r}")
+            preset = variants[value].get("preset", preset)
+            overrides.update(variants[value].get("set") or {})
+        else:
+            overrides[target] = value
+    if imbalance is not None:
+        data_key = f"{prefix}-if{format_value(imbalance)}"
+    if data_key not in profile.params["datasets"]:
+        raise ConfigError(f"{profile.path}: table {table} uses data {data_key!r}, not in the datasets section")
+    return RunSpec(table, run_name(section["name"], item), item, preset, data_key, overrides)
+
+
+def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:
+    """Every override of a run, lowest priority first: dataset, profile-wide train settings, table, axes."""
+    dataset = profile.params["datasets"][spec.data_key]
+    overrides = {
+        "data.dataset": dataset["dataset"],
+        "data.imbalance": dataset.get("imbalance"),
+        "data.max_count": dataset.get("max_count"),
+        "data.subsample_seed": dataset.get("seed", 0),
+        "data.test_per_class": dataset.get("test_per_class"),
+        "data.prepared_dir": str(Path("data/prepared") / profile.name / spec.data_key),
+    }
+    if dataset.get("root") is not None:
+        overrides["data.root"] = dataset["root"]
+    overrides.update(profile.params.get("train") or {})
+    overrides.update(spec.overrides)
+    overrides.update({
+        "run.profile": profile.name,
+        "run.runs_dir": str(Path("runs") / profile.name / spec.table),
+        "run.run_name": spec.name,
+        "run.experiment": f"{profile.name}/{spec.table}",
+    })
+    return overrides

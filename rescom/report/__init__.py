@@ -1,0 +1,1 @@
+"""Reports: the paper's tables and figures rendered from finished runs, and diffs between report trees."""

@@ -1,0 +1,136 @@
+"""Render a profile's tables (Markdown + CSV) and figures (PNG) under reports/<profile>/ from finished runs.
+
+Headline numbers are last-epoch top-1 (%), mean +- sample std over seeds; the best epoch (chosen on
+the test set, as the released code does, so optimistic) stands beside it, labelled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from rescom.pipeline.catalogue import Profile, expand_table, load_profile
+from rescom.report.collect import aggregate, table_frame
+from rescom.report.paper_values import paper_top1
+
+TITLES = {
+    "main": ("Main comparison", "paper Tables 1-2 (shape)"),
+    "entirety": ("Entirety: SupCon+BS, MoCo+BS, ResCom", "paper Sec. 4.2"),
+    "queue_type": ("Queue type: original (FIFO) / reversed / balanced", "paper Fig. 3"),
+    "beta": ("Class-balanced weight beta", "paper Fig. 4 left"),
+    "spm": ("Siamese balanced contrastive mining: Q, Q_p, Q_n", "paper Fig. 4 centre"),
+    "siambs": ("SiamBS vs BS across queue sizes", "paper Fig. 4 right"),
+    "large": ("Large-scale datasets", "paper Tables 3-4"),
+}
+# Per table: the columns that identify a row (besides seed).
+KEYS = {"main": ["method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
+        "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
+        "siambs": ["variant", "queue_size"], "large": ["dataset"]}
+SHOTS = ("all", "many", "medium", "few")
+
+
+def _frame(profile: Profile, table: str) -> pd.DataFrame:
+    if table == "entirety":
+        section = profile.section("entirety")
+        frame = table_frame(profile, "main")
+        frame = frame[frame["method"].isin(section["methods"]) & (frame["imbalance"] == float(section["imbalance"]))]
+        return frame
+    return table_frame(profile, table)
+
+
+def _cell(row: pd.Series, prefix: str, metric: str) -> str:
+    mean, std = row.get(f"{prefix}_test_{metric}_mean"), row.get(f"{prefix}_test_{metric}_std")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
+    keys = KEYS[table]
+    lines = [header, ""]
+    columns = [*keys, "All (last)", "Many", "Medium", "Few", "ECE", "All (best epoch)", "best epoch", "paper All", "Δ vs paper"]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for _, row in agg.iterrows():
+        paper = row.get("paper_all")
+        has_paper = paper is not None and not (isinstance(paper, float) and math.isnan(paper))
+        delta = f"{row['last_test_all_mean'] - paper:+.2f}" if has_paper else ""
+        cells = [_key_cell(k, row[k]) for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
+            _cell(row, "last", "ece"), _cell(row, "best", "all"), str(row["best_epoch"]),
+            f"{paper:.1f}" if has_paper else "", delta]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _key_cell(key: str, value) -> str:
+    """A row label: None/NaN mining counts mean 'all keys'; integral floats print as ints."""
+    if isinstance(value, float) and math.isnan(value):
+        return "all" if key in ("num_pos", "num_neg") else "n/a"
+    if isinstance(value, float) and value.is_integer() and key != "beta":
+        return str(int(value))
+    return str(value)
+
+
+def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame) -> str:
+    title, ref = TITLES[table]
+    done = frame[frame["finished"]]
+    datasets = sorted({f"{d} (IF {i:g})" if i == i and i is not None else str(d)
+                       for d, i in zip(done.get("dataset", []), done.get("imbalance", []))})
+    seeds = sorted({int(s) for s in done.get("seed", [])})
+    epochs = sorted({int(e) for e in done.get("epochs", [])})
+    missing = frame[~frame["finished"]]["run"].tolist()
+    lines = [
+        f"# {title} ({ref})", "",
+        f"- profile: **{profile.name}**; dataset: {', '.join(datasets) or 'n/a'}; seeds: {seeds}; epochs: {epochs}",
+        "- headline: last-epoch top-1 (%), mean ± sample std over seeds; the best epoch is chosen on the test set "
+        "(as the released code reports) and is optimistic",
+        "- ECE in %, 15 bins; Many > 100, Medium 20-100, Few < 20 training images",
+    ]
+    if table == "spm":
+        lines.append("- num_pos / num_neg None = all keys of that kind (no mining)")
+    if missing:
+        lines.append(f"- **not yet trained**: {', '.join(missing)}")
+    return "\n".join(lines)
+
+
+def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | None:
+    frame = _frame(profile, table)
+    if frame.empty or not frame["finished"].any():
+        return None
+    keys = KEYS[table]
+    agg = aggregate(frame, keys)
+    imbalances = agg["imbalance"] if "imbalance" in keys else agg["imbalance_of_runs"]
+    agg["paper_all"] = [(paper_top1(d, i, m) or (math.nan,))[0]
+                        for d, i, m in zip(agg["dataset_of_runs"], imbalances, agg["method_of_runs"])]
+    agg = agg.drop(columns=["dataset_of_runs", "method_of_runs", "imbalance_of_runs"])
+    agg.to_csv(out_dir / f"{table}.csv", index=False, float_format="%.4f")
+    (out_dir / f"{table}.md").write_text(_markdown(table, agg, _header(profile, table, frame, agg)))
+    return agg
+
+
+def render_reports(params_path: str | Path, out_root: Path = Path("reports")) -> Path:
+    """Write reports/<profile>/{<table>.md,<table>.csv,*.png,README.md,summary.json}."""
+    from rescom.report.figures import table_figures
+
+    profile = load_profile(params_path)
+    out_dir = out_root / profile.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = [f"# Reports: profile `{profile.name}`", "",
+             f"Generated by `rescom report --params {profile.path}` from the runs under `runs/{profile.name}/`.",
+             "Each table names its dataset, seeds and epochs; headline = last epoch.", ""]
+    summary = {}
+    for table in [t for t in ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large") if t in profile.params]:
+        agg = render_table(profile, table, out_dir)
+        if agg is None:
+            index.append(f"- {TITLES[table][0]} ({TITLES[table][1]}): no finished runs yet")
+            continue
+        figures = table_figures(profile, table, agg, out_dir)
+        index.append(f"## {TITLES[table][0]} ({TITLES[table][1]})\n\n[{table}.md]({table}.md) · [{table}.csv]({table}.csv)\n")
+        index.extend(f"![{f.stem}]({f.name})\n" for f in figures)
+        summary[table] = {str(r.get(KEYS[table][0])): round(float(r["last_test_all_mean"]), 4) for _, r in agg.iterrows()}
+    (out_dir / "README.md").write_text("\n".join(index) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return out_dir
