@@ -23,6 +23,9 @@ class Components:
     class_counts: torch.Tensor         # [K] n_c, on the device
     class_weights: torch.Tensor | None # [K] w_c of Eq. 2, None when beta = 0
     optimizer: torch.optim.Optimizer
+    # Multi-GPU hook: the DDP wrapper of `model` under torchrun (engine.distributed.prepare_components);
+    # train_step calls it instead of `model`. None in a single process. Not part of the state.
+    forward_model: nn.Module | None = None
 
     def state_dict(self) -> dict:
         return {

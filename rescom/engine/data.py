@@ -15,6 +15,7 @@ from rescom.data.datasets import SingleViewDataset, TwoViewDataset
 from rescom.data.prepared import PreparedData, load_prepared, longtail_train, prepare
 from rescom.data.sources import SOURCES, load_source
 from rescom.data.transforms import eval_transform, train_transform
+from rescom.engine import distributed
 
 # Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
 NATURALLY_LONG_TAILED = ("imagenet-lt", "places-lt", "inat2018")
@@ -47,7 +48,8 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     source, longtail = parse_dataset(cfg.dataset)
     raw = load_source(source, cfg.root)
     return prepare(raw, prepared_dir(cfg), imbalance_factor=cfg.imbalance if longtail else None,
-                   max_count=cfg.max_count if longtail else None, seed=cfg.subsample_seed)
+                   max_count=cfg.max_count if longtail else None, seed=cfg.subsample_seed,
+                   test_per_class=cfg.test_per_class)
 
 
 def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None = None) -> PreparedData:
@@ -68,7 +70,8 @@ def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None
     if check_counts is not None:
         train, _ = longtail_train(raw, factor, cap, cfg.subsample_seed)
         check_counts(np.bincount(train.labels, minlength=len(raw.classes)).tolist())
-    return prepare(raw, directory, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed)
+    return prepare(raw, directory, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed,
+                   test_per_class=cfg.test_per_class)
 
 
 def recipe_for(cfg: DataConfig) -> str:
@@ -83,7 +86,13 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
     """
     transform = train_transform(recipe_for(cfg), data.channels)
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
-    return DataLoader(dataset_cls(data.train, transform, data.channels), batch_size=batch_size, shuffle=True,
+    dataset = dataset_cls(data.train, transform, data.channels)
+    if distributed.active():
+        # Multi-GPU hook: this rank's slice of each global batch of the same seeded shuffle.
+        return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
+                          pin_memory=torch.cuda.is_available(),
+                          **distributed.loader_options(dataset, batch_size, generator))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
                       drop_last=True, num_workers=cfg.workers, generator=generator,
                       persistent_workers=False, pin_memory=torch.cuda.is_available())
 

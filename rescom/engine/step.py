@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rescom.config import TrainConfig
+from rescom.engine import distributed
 from rescom.engine.components import Components
 from rescom.losses import balanced_softmax_loss, siamese_balanced_softmax_loss, spm_contrastive_loss
 
@@ -55,19 +56,24 @@ def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor]
         x = x.contiguous(memory_format=torch.channels_last)
     autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if config.run.bf16
                 else contextlib.nullcontext())
+    model = parts.model if parts.forward_model is None else parts.forward_model  # DDP under torchrun
     with autocast:
-        logits, z = parts.model(x)  # [V*B, K], [V*B, D]
+        logits, z = model(x)  # [V*B, K], [V*B, D]
     logits = logits.float()
     loss_cls = classifier_loss(m.classifier_loss, logits, target, parts.class_counts, batch)
     losses = {"loss_cls": loss_cls}
     loss = loss_cls
     momentum_keys = None
+    z_target = target  # labels of z's rows
     if m.contrastive != "none":
         z = z.float()
         if momentum_encoder:
             with torch.no_grad(), autocast:
                 momentum_keys = parts.key_encoder(views[1])[1].float()  # [B, D]
-        loss_con = contrastive_loss(config, parts, z, target, momentum_keys)
+        # Multi-GPU hook: all ranks' embeddings (with gradient), labels and keys in single-process order,
+        # so the contrastive term and the queue see the global batch. Identity in one process.
+        z, z_target, momentum_keys = distributed.gather_batch(z, target, momentum_keys)
+        loss_con = contrastive_loss(config, parts, z, z_target, momentum_keys)
         losses["loss_con"] = loss_con
         loss = loss_cls + m.contrastive_weight * loss_con
     parts.optimizer.zero_grad(set_to_none=True)
@@ -81,8 +87,9 @@ def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor]
             if momentum_keys is not None:
                 new_keys = momentum_keys
             else:
-                new_keys = z[:batch] if m.enqueue_view == 1 else z[batch:]
-            parts.queue.enqueue(new_keys.detach(), target)
+                rows = z_target.shape[0]  # the global batch under torchrun
+                new_keys = z[:rows] if m.enqueue_view == 1 else z[rows:]
+            parts.queue.enqueue(new_keys.detach(), z_target)
         losses["loss"] = loss.detach()
         losses["correct"] = (logits[:batch].argmax(1) == target).sum()
     return {k: v.detach() for k, v in losses.items()}

@@ -18,6 +18,7 @@ import torch
 from rescom.config import ConfigError, TrainConfig, resolve_for_data
 from rescom.data.prepared import PreparedData
 from rescom.engine import data as run_data
+from rescom.engine import distributed
 from rescom.engine.checkpoint import load_checkpoint, save_checkpoint
 from rescom.engine.components import Components, build_components, learning_rate
 from rescom.engine.evaluate import evaluation_metrics, predict
@@ -71,14 +72,28 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train and evaluate one run; returns the final metrics (last and best epoch)."""
-    data = run_data.get_data(config.data, check_counts=lambda counts: resolve_for_data(config, counts))
+    """Train and evaluate one run; returns the final metrics (last and best epoch).
+
+    Under torchrun every rank calls this; rank 0 alone tracks and writes (engine.distributed).
+    """
+    world = distributed.init_from_env(config.run.device)  # Multi-GPU hook: World() without torchrun
+    try:
+        return _train(config, world, resume, overwrite)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrite: bool) -> dict:
+    with distributed.main_first():  # rank 0 prepares the data set; the others then read it
+        data = run_data.get_data(config.data, check_counts=lambda counts: resolve_for_data(config, counts))
     config = resolve_for_data(config, data.class_counts)
+    distributed.check_batch_size(config.optim.batch_size, world)
     paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
-    device = select_device(config.run.device)
+    device = distributed.device_for(world, select_device(config.run.device))
     parts = build_components(config, data.class_counts, data.channels, device)
     state = _initial_state(config, paths, parts, resume, overwrite)
-    tracker = _open_tracker(config, data, paths, state)
+    distributed.prepare_components(parts, device)  # SyncBatchNorm + DDP when world.size > 1
+    tracker = _open_tracker(config, data, paths, state) if world.is_main else NullTracker()
     try:
         metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
     except BaseException:
@@ -134,8 +149,10 @@ def _dvc_stage() -> str:
 
 def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, device: torch.device,
                 paths: RunPaths, state: dict, tracker) -> dict:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    write_config(paths.root / "config.yaml", config.to_dict())
+    main = distributed.world().is_main  # Multi-GPU hook: only rank 0 evaluates and writes the run dir
+    if main:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        write_config(paths.root / "config.yaml", config.to_dict())
     two_views = uses_two_views(config)
     test_loader = run_data.test_loader(data, config.data, max(256, config.optim.batch_size))
     o = config.optim
@@ -147,13 +164,14 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             for group in parts.optimizer.param_groups:
                 group["lr"] = lr
             generator = torch.Generator().manual_seed(epoch_seed(config.run.seed, epoch))
-            torch.manual_seed(epoch_seed(config.run.seed, epoch) + 1)  # augmentation draws (workers=0)
+            # augmentation draws (workers=0); distinct per rank under torchrun, unchanged in one process
+            torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, distributed.world().rank))
             loader = run_data.train_loader(data, config.data, o.batch_size, two_views, generator)
             started = time.perf_counter()
             train_metrics = _train_epoch(config, parts, loader, device, bar, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
                    "epoch_seconds": time.perf_counter() - started}
-            if (epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs:
+            if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs):
                 probs, targets = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
                 last_eval = (probs, targets)
                 evaluation = evaluation_metrics(probs, targets, data.class_counts)
@@ -162,13 +180,17 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             state["history"].append(row)
             state["epoch"] = epoch + 1
             # Checkpoint before logging: if logging fails the epoch is still safe on disk.
-            save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), **state}, paths.checkpoint)
+            if main:
+                save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), **state}, paths.checkpoint)
+            distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
             bar.update(epochs_task, advance=1, info=_summary(row))
             console.log(f"epoch {epoch + 1}/{o.epochs} " + _summary(row))
+    if not main:
+        return distributed.broadcast_object(None)  # rank 0's summary
     if last_eval is None:  # resumed after the final epoch: evaluate once more from the checkpoint
         last_eval = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
-    return _finish(config, data, paths, state, tracker, *last_eval)
+    return distributed.broadcast_object(_finish(config, data, paths, state, tracker, *last_eval))
 
 
 def _nan(value) -> bool:
@@ -188,6 +210,7 @@ def _train_epoch(config: TrainConfig, parts: Components, loader, device: torch.d
     task = bar.add_task(f"epoch {epoch + 1}", total=len(loader), info="")
     sums: dict[str, torch.Tensor] = {}
     seen = 0
+    totals, total_seen = sums, seen
     for step, batch in enumerate(loader, start=1):
         *views, target = batch
         views = [v.to(device, non_blocking=True) for v in views]
@@ -197,16 +220,18 @@ def _train_epoch(config: TrainConfig, parts: Components, loader, device: torch.d
             sums[key] = sums[key] + value if key in sums else value.clone()
         seen += target.shape[0]
         if step % config.run.log_every == 0 or step == len(loader):
-            loss = sums["loss"].item() / step
+            # Multi-GPU hook: sums over all ranks (identity in one process), so every rank stops on a NaN.
+            totals, total_seen = distributed.reduce_totals(sums, seen)
+            loss = totals["loss"].item() / step
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
                     f"epoch {epoch + 1}, step {step}: the loss is {loss}; the run stops. The checkpoint of "
                     f"epoch {epoch} is kept; lower optim.lr or check the data")
-            bar.update(task, completed=step, info=f"loss {loss:.3f} acc {100 * sums['correct'].item() / seen:.1f}")
+            bar.update(task, completed=step, info=f"loss {loss:.3f} acc {100 * totals['correct'].item() / total_seen:.1f}")
     bar.remove_task(task)
     steps = max(len(loader), 1)
-    out = {k: v.item() / steps for k, v in sums.items() if k != "correct"}
-    out["train_acc"] = 100.0 * sums["correct"].item() / max(seen, 1)
+    out = {k: v.item() / steps for k, v in totals.items() if k != "correct"}
+    out["train_acc"] = 100.0 * totals["correct"].item() / max(total_seen, 1)
     return out
 
 

@@ -1,0 +1,70 @@
+"""The lean data path: the whole (in-memory) training set as one uint8 tensor on the device, batches
+augmented with batched per-sample tensor ops (rescom.data.batched_augment). No DataLoader, no PIL.
+
+On the CPU this is several times faster than per-image PIL augmentation; on a GPU the set stays
+resident and no step waits for the host. The PIL path (rescom.engine.data) stays as the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rescom.data.batched_augment import CifarGpuAugment
+from rescom.data.source_base import Split
+from rescom.data.transforms import _normalize
+
+# Recipe -> (Cutout side, crop padding, AutoAugment, flip); the PIL recipes in rescom.data.transforms.
+_RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True), "none": (0, 0, False, False)}
+
+
+def batched_recipe(recipe: str, channels: int) -> CifarGpuAugment:
+    """The tensor form of a PIL recipe; 'large' (RandomResizedCrop on files) has none."""
+    if recipe not in _RECIPES:
+        raise ValueError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
+                         "use data.pipeline=pil")
+    cutout, padding, autoaugment, flip = _RECIPES[recipe]
+    norm = _normalize(recipe, channels)
+    return CifarGpuAugment(norm.mean, norm.std, cutout=cutout, padding=padding, autoaugment=autoaugment, flip=flip)
+
+
+def images_as_tensor(split: Split, device: torch.device) -> torch.Tensor:
+    """uint8 [N, C, H, W] on the device (channels-first copy of the split's [N, H, W, C] images)."""
+    if split.images is None:
+        raise ValueError("data.pipeline=tensor needs the images in memory; this dataset keeps file paths "
+                         "(use data.pipeline=pil)")
+    return torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+class TensorTrainBatches:
+    """Shuffled, drop_last batches (view_1, ..., view_V, labels) from a resident uint8 tensor.
+
+    The permutation and the augmentation draws come from one generator seeded per epoch, so an
+    epoch is a pure function of (seed, epoch), as on the PIL path.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: CifarGpuAugment,
+                 batch_size: int, views: int, seed: int):
+        self.images, self.labels, self.augment = images, labels, augment
+        self.batch_size, self.views = batch_size, views
+        self.generator = torch.Generator(device=images.device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.images.shape[0] // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.images.shape[0], generator=self.generator, device=self.images.device)
+        for step in range(len(self)):
+            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            batch = self.images[index]  # [B, C, H, W] uint8
+            yield (*(self.augment(batch, self.generator) for _ in range(self.views)), self.labels[index])
+
+
+def tensor_test_batches(split: Split, recipe: str, channels: int, batch_size: int,
+                        device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The test set, normalised once, as a list of (images float [B, C, H, W], labels [B]) on the device."""
+    norm = _normalize(recipe, channels)
+    mean = torch.tensor(norm.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(norm.std, device=device).view(1, -1, 1, 1)
+    images = (images_as_tensor(split, device).float() / 255.0 - mean) / std
+    labels = torch.as_tensor(split.labels, device=device)
+    return [(images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size)]
