@@ -31,7 +31,8 @@ class DataConfig:
     test_per_class: int | None = None   # keep at most this many test images per class (small profiles)
     recipe: str = "auto"                # augmentation: cifar, fashion-mnist, large, none; auto by dataset
     prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
-    workers: int = 0                    # DataLoader worker processes
+    workers: int = 0                    # DataLoader worker processes (PIL pipeline)
+    pipeline: str = "auto"              # tensor (batched ops on a resident uint8 set) | pil (per image) | auto
 
 
 @dataclass
@@ -120,6 +121,7 @@ CHOICES = {
     "method.enqueue_view": (1, 2),
     "optim.schedule": ("constant", "multistep", "cosine"),
     "data.recipe": ("auto", "cifar", "fashion-mnist", "large", "none"),
+    "data.pipeline": ("auto", "tensor", "pil"),
     "run.device": ("auto", "cpu", "cuda"),
     "model.backbone": ("resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
 }

@@ -14,7 +14,6 @@ from rescom.config import ConfigError, DataConfig
 from rescom.data.datasets import SingleViewDataset, TwoViewDataset
 from rescom.data.prepared import PreparedData, load_prepared, longtail_train, prepare
 from rescom.data.sources import SOURCES, load_source
-from rescom.data.transforms import eval_transform, train_transform
 from rescom.engine import distributed
 
 # Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
@@ -84,6 +83,8 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
 
     The generator drives both the shuffle and the workers' seeds, so an epoch is a pure function of it.
     """
+    from rescom.data.transforms import train_transform  # torchvision: only the PIL path needs it
+
     transform = train_transform(recipe_for(cfg), data.channels)
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
     dataset = dataset_cls(data.train, transform, data.channels)
@@ -98,6 +99,49 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
 
 
 def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoader:
+    from rescom.data.transforms import eval_transform
+
     transform = eval_transform(recipe_for(cfg), data.channels)
     return DataLoader(SingleViewDataset(data.test, transform, data.channels), batch_size=batch_size,
                       shuffle=False, num_workers=cfg.workers)
+
+
+def resolve_pipeline(cfg: DataConfig, data: PreparedData) -> str:
+    """data.pipeline=auto -> 'tensor' for in-memory sets with a batched recipe, else 'pil'."""
+    from rescom.engine.tensor_data import TENSOR_RECIPES
+
+    tensor_ok = data.train.images is not None and data.test.images is not None and recipe_for(cfg) in TENSOR_RECIPES
+    if cfg.pipeline == "auto":
+        return "tensor" if tensor_ok else "pil"
+    if cfg.pipeline == "tensor" and not tensor_ok:
+        raise ConfigError(f"data.pipeline: tensor needs in-memory images and a recipe in {', '.join(TENSOR_RECIPES)}; "
+                          f"this dataset/recipe ({recipe_for(cfg)}) needs data.pipeline=pil")
+    return cfg.pipeline
+
+
+def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_views: bool, seed: int,
+                  device: torch.device, resident: dict):
+    """The epoch's training batches (view_1[, view_2], labels) on either pipeline, seeded by `seed`.
+
+    resident caches the tensor path's device copy of the training set across epochs.
+    """
+    if cfg.pipeline == "pil":
+        return train_loader(data, cfg, batch_size, two_views, torch.Generator().manual_seed(seed))
+    from rescom.engine.tensor_data import TensorTrainBatches, batched_recipe, images_as_tensor
+
+    if "images" not in resident:
+        resident["images"] = images_as_tensor(data.train, device)
+        resident["labels"] = torch.as_tensor(data.train.labels, device=device)
+        resident["augment"] = batched_recipe(recipe_for(cfg), data.channels)
+    w = distributed.world()
+    return TensorTrainBatches(resident["images"], resident["labels"], resident["augment"], batch_size,
+                              2 if two_views else 1, seed, rank=w.rank, world_size=w.size)
+
+
+def evaluation_batches(data: PreparedData, cfg: DataConfig, batch_size: int, device: torch.device):
+    """Test batches (images, labels): a DataLoader on the PIL path, a resident normalised tensor otherwise."""
+    if cfg.pipeline == "pil":
+        return test_loader(data, cfg, batch_size)
+    from rescom.engine.tensor_data import tensor_test_batches
+
+    return tensor_test_batches(data.test, recipe_for(cfg), data.channels, batch_size, device)

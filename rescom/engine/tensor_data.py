@@ -11,10 +11,11 @@ import torch
 
 from rescom.data.batched_augment import CifarGpuAugment
 from rescom.data.source_base import Split
-from rescom.data.transforms import _normalize
+from rescom.data.stats import normalize_stats
 
 # Recipe -> (Cutout side, crop padding, AutoAugment, flip); the PIL recipes in rescom.data.transforms.
 _RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True), "none": (0, 0, False, False)}
+TENSOR_RECIPES = tuple(_RECIPES)
 
 
 def batched_recipe(recipe: str, channels: int) -> CifarGpuAugment:
@@ -23,8 +24,8 @@ def batched_recipe(recipe: str, channels: int) -> CifarGpuAugment:
         raise ValueError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
                          "use data.pipeline=pil")
     cutout, padding, autoaugment, flip = _RECIPES[recipe]
-    norm = _normalize(recipe, channels)
-    return CifarGpuAugment(norm.mean, norm.std, cutout=cutout, padding=padding, autoaugment=autoaugment, flip=flip)
+    mean, std = normalize_stats(recipe, channels)
+    return CifarGpuAugment(mean, std, cutout=cutout, padding=padding, autoaugment=autoaugment, flip=flip)
 
 
 def images_as_tensor(split: Split, device: torch.device) -> torch.Tensor:
@@ -43,18 +44,23 @@ class TensorTrainBatches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: CifarGpuAugment,
-                 batch_size: int, views: int, seed: int):
+                 batch_size: int, views: int, seed: int, rank: int = 0, world_size: int = 1):
         self.images, self.labels, self.augment = images, labels, augment
         self.batch_size, self.views = batch_size, views
-        self.generator = torch.Generator(device=images.device).manual_seed(seed)
+        self.rank, self.world_size = rank, world_size
+        # The shuffle is the same on every rank; augmentation draws differ per rank under torchrun.
+        self.order_generator = torch.Generator(device=images.device).manual_seed(seed)
+        self.generator = torch.Generator(device=images.device).manual_seed(seed + 7919 * rank + 1)
 
     def __len__(self) -> int:
         return self.images.shape[0] // self.batch_size
 
     def __iter__(self):
-        order = torch.randperm(self.images.shape[0], generator=self.generator, device=self.images.device)
+        order = torch.randperm(self.images.shape[0], generator=self.order_generator, device=self.images.device)
+        local = self.batch_size // self.world_size  # under torchrun each rank takes its slice of the global batch
         for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            start = step * self.batch_size + self.rank * local
+            index = order[start:start + local]
             batch = self.images[index]  # [B, C, H, W] uint8
             yield (*(self.augment(batch, self.generator) for _ in range(self.views)), self.labels[index])
 
@@ -62,9 +68,7 @@ class TensorTrainBatches:
 def tensor_test_batches(split: Split, recipe: str, channels: int, batch_size: int,
                         device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The test set, normalised once, as a list of (images float [B, C, H, W], labels [B]) on the device."""
-    norm = _normalize(recipe, channels)
-    mean = torch.tensor(norm.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(norm.std, device=device).view(1, -1, 1, 1)
+    mean, std = (torch.tensor(v, device=device).view(1, -1, 1, 1) for v in normalize_stats(recipe, channels))
     images = (images_as_tensor(split, device).float() / 255.0 - mean) / std
     labels = torch.as_tensor(split.labels, device=device)
     return [(images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size)]

@@ -87,6 +87,7 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     with distributed.main_first():  # rank 0 prepares the data set; the others then read it
         data = run_data.get_data(config.data, check_counts=lambda counts: resolve_for_data(config, counts))
     config = resolve_for_data(config, data.class_counts)
+    config.data.pipeline = run_data.resolve_pipeline(config.data, data)  # the resolved choice is logged
     distributed.check_batch_size(config.optim.batch_size, world)
     paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
     device = distributed.device_for(world, select_device(config.run.device))
@@ -154,7 +155,8 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
         paths.root.mkdir(parents=True, exist_ok=True)
         write_config(paths.root / "config.yaml", config.to_dict())
     two_views = uses_two_views(config)
-    test_loader = run_data.test_loader(data, config.data, max(256, config.optim.batch_size))
+    test_batches = run_data.evaluation_batches(data, config.data, max(256, config.optim.batch_size), device)
+    resident: dict = {}  # the tensor pipeline's device copy of the training set, made once
     o = config.optim
     last_eval = None
     with progress_bar() as bar:
@@ -163,16 +165,16 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             lr = learning_rate(config, epoch)
             for group in parts.optimizer.param_groups:
                 group["lr"] = lr
-            generator = torch.Generator().manual_seed(epoch_seed(config.run.seed, epoch))
-            # augmentation draws (workers=0); distinct per rank under torchrun, unchanged in one process
+            # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
             torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, distributed.world().rank))
-            loader = run_data.train_loader(data, config.data, o.batch_size, two_views, generator)
+            loader = run_data.epoch_batches(data, config.data, o.batch_size, two_views,
+                                            epoch_seed(config.run.seed, epoch), device, resident)
             started = time.perf_counter()
             train_metrics = _train_epoch(config, parts, loader, device, bar, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
                    "epoch_seconds": time.perf_counter() - started}
             if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs):
-                probs, targets = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
+                probs, targets = predict(parts.model.inference_model(), test_batches, device, config.run.channels_last)
                 last_eval = (probs, targets)
                 evaluation = evaluation_metrics(probs, targets, data.class_counts)
                 evaluation.pop("per_class")
@@ -189,7 +191,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     if not main:
         return distributed.broadcast_object(None)  # rank 0's summary
     if last_eval is None:  # resumed after the final epoch: evaluate once more from the checkpoint
-        last_eval = predict(parts.model.inference_model(), test_loader, device, config.run.channels_last)
+        last_eval = predict(parts.model.inference_model(), test_batches, device, config.run.channels_last)
     return distributed.broadcast_object(_finish(config, data, paths, state, tracker, *last_eval))
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import torch.nn as nn
-import torchvision
 
 from rescom.models.resnet_cifar import CifarResNet, resnet32
 
-_TORCHVISION = {
-    "resnet50": torchvision.models.resnet50,
-    "resnext50_32x4d": torchvision.models.resnext50_32x4d,
-    "resnet152": torchvision.models.resnet152,
-}
+# torchvision is imported only for these (its import costs about a second per process).
+_TORCHVISION = ("resnet50", "resnext50_32x4d", "resnet152")
 BACKBONES = ("resnet32", *_TORCHVISION)
 
 
@@ -26,7 +22,9 @@ def build_backbone(name: str, in_channels: int = 3, width: int = 16) -> tuple[nn
         return net, net.feature_dim
     if name not in _TORCHVISION:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    net = _TORCHVISION[name](weights=None)
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)
     if in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     feature_dim = net.fc.in_features

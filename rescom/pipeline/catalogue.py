@@ -14,7 +14,8 @@ table (its runs as a matrix of axes), and `report`. A table section:
 
 `apply` says what each axis sets: a config key, `preset` (the value is a preset name), `imbalance`
 and `dataset` (together they pick the prepared set `<dataset>-if<imbalance>`; `dataset` defaults to
-the section's), `data` (the value is a key of `datasets`), or `variant:<dict>` (the value names an
+the section's), `data` (the value is a key of `datasets`; the section's `per_data.<value>` entry, if
+any, adds its `preset`/`set`), or `variant:<dict>` (the value names an
 entry of the section's <dict>, holding `preset` and/or `set`).
 """
 
@@ -126,6 +127,9 @@ def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) 
             prefix = value
         elif target == "data":
             data_key = value
+            per_data = (section.get("per_data") or {}).get(value, {})  # settings that come with the dataset
+            preset = per_data.get("preset", preset)
+            overrides.update(per_data.get("set") or {})
         elif target.startswith("variant:"):
             variants = section.get(target.split(":", 1)[1], {})
             if value not in variants:

@@ -61,6 +61,7 @@ def build_dvc(profile: Profile) -> dict:
         data_dep = f"data/prepared/{name}/{_data_key_pattern(table, apply)}"
         table_params = ["train", f"{table}.set", f"{table}.name"] + [f"{table}.{key}" for key in ("preset", "data", "dataset") if key in section]
         table_params += [f"{table}.{t.split(':', 1)[1]}.${{item.{a}}}" for a, t in apply.items() if t.startswith("variant:")]
+        table_params += [f"{table}.per_data" for t in apply.values() if t == "data" and "per_data" in section]
         items = " ".join(f"--item {axis}=${{item.{axis}}}" for axis in axes)
         stages[table] = {
             "matrix": {axis: f"${{{table}.axes.{axis}}}" for axis in axes},

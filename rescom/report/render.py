@@ -26,7 +26,7 @@ TITLES = {
     "large": ("Large-scale datasets", "paper Tables 3-4"),
 }
 # Per table: the columns that identify a row (besides seed).
-KEYS = {"main": ["method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
+KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
         "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
         "siambs": ["variant", "queue_size"], "large": ["dataset"]}
 SHOTS = ("all", "many", "medium", "few")
@@ -36,7 +36,10 @@ def _frame(profile: Profile, table: str) -> pd.DataFrame:
     if table == "entirety":
         section = profile.section("entirety")
         frame = table_frame(profile, "main")
+        frame = frame[frame["finished"]]
         frame = frame[frame["method"].isin(section["methods"]) & (frame["imbalance"] == float(section["imbalance"]))]
+        if "dataset" in section:  # main may span several datasets (paper profile)
+            frame = frame[frame["dataset"] == section["dataset"]]
         return frame
     return table_frame(profile, table)
 

@@ -1,0 +1,191 @@
+"""Time one ResCom training step against a plain two-view Balanced Softmax step (DESIGN.md, "Speed").
+
+Shapes are the released CIFAR-100-LT IF = 100 run's: ResNet-32, batch 128, two views of 3 x 32 x 32,
+K = 100 classes with counts exponential_counts(100, 500, 100) (10847 images, 84 steps per epoch),
+Q = 10, Q_p = 1, Q_n = 400. Inputs are random tensors already on the device: no data loading.
+"plain" is the rescom preset with method.contrastive=none, method.queue=none, classifier_loss=siambs:
+the same two views through the same backbone, classifier loss only (no projection head, no queue).
+
+    python -m rescom.bench.step [--device cpu] [--steps 10] [--bf16] [--channels-last] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+
+import torch
+
+from rescom.bench.core_ops import environment
+from rescom.bench.timing import time_interleaved
+from rescom.config import TrainConfig, apply_overrides, resolve_for_data
+from rescom.data.longtail import exponential_counts
+from rescom.engine.components import Components, build_components
+from rescom.engine.step import train_step
+from rescom.methods import preset_config
+
+CPU_TARGET_RATIO = 1.15  # the rescom step may cost at most 15% more than the plain step on the CPU
+PLAIN_OVERRIDES = {"method.contrastive": "none", "method.queue": "none", "method.classifier_loss": "siambs"}
+
+
+def bench_configs(*, batch_size: int = 128, bf16: bool = False,
+                  channels_last: bool = False) -> dict[str, TrainConfig]:
+    """{"rescom": the rescom preset, "plain": its classifier-only two-view twin}, run options set."""
+    run = {"optim.batch_size": batch_size, "run.bf16": bf16, "run.channels_last": channels_last,
+           "run.track": False}
+    rescom = apply_overrides(preset_config("rescom"), run)
+    return {"rescom": rescom, "plain": apply_overrides(rescom, PLAIN_OVERRIDES)}
+
+
+def _peak_memory_start(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device: torch.device) -> tuple[float, str]:
+    """(MiB, what was measured): allocator peak on CUDA, else the whole process's max RSS so far."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "torch.cuda.max_memory_allocated"
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    mib = kib / 2**20 if sys.platform == "darwin" else kib / 2**10
+    return mib, "process max RSS so far (cumulative: rescom's step ran first, then plain's)"
+
+
+def _stepper(config: TrainConfig, parts: Components, views: list[torch.Tensor], target: torch.Tensor):
+    return lambda: train_step(config, parts, views, target)
+
+
+def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num_classes: int = 100,
+               imbalance: float = 100.0, max_count: int = 500, steps: int = 10, warmup: int = 3,
+               bf16: bool = False, channels_last: bool = False, compile: bool = False,
+               image_size: int = 32, quick: bool = False) -> dict:
+    """Median ms of train_step for the rescom preset and the plain two-view Balanced Softmax step.
+
+    Both steps are timed in alternation on the same random batch; quick=True runs 1 warmup + 2 steps
+    (tests). Returns {"device", "env", options, "steps_per_epoch", "rescom": {...}, "plain": {...},
+    "ratio" (of medians, judged against the target), "ratio_min", "target_ratio", "target_met"};
+    each method's dict holds median_ms, min_ms, spread, epoch_s (steps_per_epoch x median),
+    images_per_s (2 x batch / step) and peak_mib. On CPU peak_mib is the process's max RSS, which only
+    grows: rescom is measured first, and plain's value includes rescom's model and state.
+    """
+    device = torch.device(device)
+    if quick:
+        steps, warmup = 2, 1
+    counts = exponential_counts(num_classes, max_count, imbalance)
+    steps_per_epoch = sum(counts) // batch_size  # drop_last, as the training loader
+    configs = {name: resolve_for_data(cfg, counts)
+               for name, cfg in bench_configs(batch_size=batch_size, bf16=bf16, channels_last=channels_last).items()}
+    gen = torch.Generator().manual_seed(0)
+    views = [torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device) for _ in range(2)]
+    # Labels drawn from the long-tailed class prior, as a shuffled loader would deliver them.
+    prior = torch.as_tensor(counts, dtype=torch.float64)
+    target = torch.multinomial(prior, batch_size, replacement=True, generator=gen).to(device)
+
+    steppers, parts_of = {}, {}
+    for name, cfg in configs.items():
+        parts = build_components(cfg, counts, 3, device)
+        if compile:
+            parts.model = torch.compile(parts.model)
+        parts_of[name] = parts
+        steppers[name] = _stepper(cfg, parts, views, target)
+
+    # Memory: one step of each method alone after its own reset (on CPU the RSS is cumulative).
+    results: dict[str, dict] = {}
+    for name, fn in steppers.items():
+        _peak_memory_start(device)
+        fn()
+        results[name] = {"peak_mib": _peak_memory(device)[0]}
+    memory_kind = _peak_memory(device)[1]
+
+    timings = time_interleaved(steppers, warmup=warmup, repeat=steps, device=device)
+    for name, t in timings.items():
+        results[name].update(t)
+        results[name]["epoch_s"] = t["median_ms"] * steps_per_epoch / 1000.0
+        results[name]["images_per_s"] = 2 * batch_size / (t["median_ms"] / 1000.0)
+    ratio = results["rescom"]["median_ms"] / results["plain"]["median_ms"]
+    # Ratio of the fastest steps: the estimate least affected by other processes on a shared machine.
+    ratio_min = results["rescom"]["min_ms"] / results["plain"]["min_ms"]
+    return {
+        "device": str(device), "env": environment(device),
+        "batch_size": batch_size, "num_classes": num_classes, "imbalance": imbalance,
+        "bf16": bf16, "channels_last": channels_last, "compile": compile,
+        "steps": steps, "warmup": warmup, "steps_per_epoch": steps_per_epoch,
+        "memory": memory_kind, "rescom": results["rescom"], "plain": results["plain"],
+        "ratio": ratio, "ratio_min": ratio_min, "target_ratio": CPU_TARGET_RATIO,
+        # The 1.15x target is stated for the CPU only; on CUDA the ratio is reported, not judged.
+        "target_met": ratio <= CPU_TARGET_RATIO if device.type == "cpu" else None,
+    }
+
+
+def format_step(result: dict) -> str:
+    """A plain-text table of one bench_step result under its environment and options."""
+    opts = ", ".join(f"{k}={result[k]}" for k in ("batch_size", "num_classes", "imbalance", "bf16",
+                                                   "channels_last", "compile", "steps"))
+    header = ("method", "median ms", "min ms", "spread", "epoch s", "img/s", "peak MiB")
+    body = [(name, f"{r['median_ms']:.1f}", f"{r['min_ms']:.1f}", f"{r['spread']:.2f}", f"{r['epoch_s']:.1f}",
+             f"{r['images_per_s']:.0f}", f"{r['peak_mib']:.0f}")
+            for name, r in (("rescom", result["rescom"]), ("plain", result["plain"]))]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def fmt(line: tuple) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+
+    rule = "-" * len(fmt(header))
+    if result["target_met"] is None:
+        verdict = "(the 1.15x target applies to the CPU)"
+    else:
+        verdict = f"target <= {result['target_ratio']:.2f}x: {'met' if result['target_met'] else 'NOT met'}"
+    return "\n".join([
+        result["env"], opts, f"{result['steps_per_epoch']} steps per epoch; peak memory: {result['memory']}",
+        rule, fmt(header), rule, *map(fmt, body), rule,
+        f"rescom / plain = {result['ratio']:.3f} (median), {result['ratio_min']:.3f} (min)  {verdict}",
+    ])
+
+
+def profile_step(device: torch.device | str = "cpu", *, method: str = "rescom", steps: int = 3,
+                 batch_size: int = 128, row_limit: int = 25, **options) -> str:
+    """torch.profiler table (self CPU time) of `steps` train_steps of "rescom" or "plain", after one warmup."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(device)
+    counts = exponential_counts(100, 500, 100.0)
+    cfg = resolve_for_data(bench_configs(batch_size=batch_size, **options)[method], counts)
+    parts = build_components(cfg, counts, 3, device)
+    views = [torch.randn(batch_size, 3, 32, 32, device=device) for _ in range(2)]
+    target = torch.randint(0, 100, (batch_size,), device=device)
+    train_step(cfg, parts, views, target)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            train_step(cfg, parts, views, target)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--profile", choices=("rescom", "plain"), default=None,
+                        help="print a torch.profiler table of this method's step instead of timing")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = {"bf16": args.bf16, "channels_last": args.channels_last}
+    if args.profile:
+        print(profile_step(args.device, method=args.profile, batch_size=args.batch_size, **options))
+        return
+    print(format_step(bench_step(args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                                 compile=args.compile, quick=args.quick, **options)))
+
+
+if __name__ == "__main__":
+    main()

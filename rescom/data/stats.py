@@ -1,0 +1,35 @@
+"""Normalisation statistics of each augmentation recipe (no torchvision import: the tensor path uses them)."""
+
+from __future__ import annotations
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PLAIN_MEAN, PLAIN_STD = (0.5,), (0.5,)
+
+# ITU-R 601 luma weights: the same ones PIL uses for RGB -> 'L', so the 1-channel statistics
+# match what a grayscale copy of the 3-channel data would have (mean exactly, std approximately).
+_LUMA = (0.299, 0.587, 0.114)
+
+_RECIPE_STATS = {
+    "cifar": (CIFAR_MEAN, CIFAR_STD),
+    "fashion-mnist": (FMNIST_MEAN, FMNIST_STD),
+    "large": (IMAGENET_MEAN, IMAGENET_STD),
+    "none": (PLAIN_MEAN, PLAIN_STD),
+}
+
+
+def channel_stats(mean: tuple[float, ...], std: tuple[float, ...], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel statistics for `channels`: RGB stats collapse by luma, 1-channel stats repeat."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if len(mean) == channels:
+        return mean, std
+    if channels == 1:
+        return (sum(a * m for a, m in zip(_LUMA, mean)),), (sum(a * s for a, s in zip(_LUMA, std)),)
+    return mean * 3, std * 3
+
+
+def normalize_stats(recipe: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel that the recipe normalises with."""
+    return channel_stats(*_RECIPE_STATS[recipe], channels)
