@@ -17,6 +17,7 @@ import typer
 from rescom.cli_common import expected_errors, fail as _fail
 from rescom.cli_pipeline import pipeline_app
 from rescom.cli_analysis import analysis_app
+from rescom.cli_bench import bench_app
 from rescom.cli_report import ablate, report_app
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -29,6 +30,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(report_app, name="report")
 app.add_typer(analysis_app, name="analyze")
+app.add_typer(bench_app, name="bench")
 app.command()(ablate)
 
 

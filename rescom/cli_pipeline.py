@@ -46,6 +46,18 @@ def train(params: Path = typer.Option(Path("params.yaml")), table: str = typer.O
                f"(epoch {m['best_epoch']})")
 
 
+@pipeline_app.command("analysis")
+@expected_errors
+def analysis(name: str = typer.Argument(..., help="simulate_pairs, gradients, similarity or inference_cost."),
+             params: Path = typer.Option(Path("params.yaml"))):
+    """Run one analysis of the profile into reports/<profile>/analysis/<name>/."""
+    import json
+
+    from rescom.pipeline.runner import run_analysis
+
+    typer.echo(json.dumps(run_analysis(str(params), name), indent=2, default=str))
+
+
 @pipeline_app.command("write-dvc")
 @expected_errors
 def write_dvc(params: list[Path] = typer.Argument(None, help="Profile params files (default: all three).")):

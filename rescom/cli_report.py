@@ -45,16 +45,22 @@ def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed
     """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance."""
     from rescom.report.diff import diff_reports
 
-    if tolerance is None:
-        if params is None:
-            fail("give --tolerance or --params (whose report.tolerance is used)")
+    skip: tuple[str, ...] = ()
+    if params is not None:
         from rescom.pipeline.catalogue import load_profile
 
-        tolerance = float(load_profile(params).section("report")["tolerance"])
+        section = load_profile(params).section("report")
+        skip = tuple(section.get("timing_files") or ())
+        if tolerance is None:
+            tolerance = float(section["tolerance"])
+    if tolerance is None:
+        fail("give --tolerance or --params (whose report.tolerance is used)")
     for tree in (old, new):
         if not tree.is_dir():
             fail(f"{tree} is not a directory")
-    problems = diff_reports(old, new, tolerance)
+    problems = diff_reports(old, new, tolerance, skip)
+    if skip:
+        typer.echo(f"not compared (wall-clock timings): {', '.join(skip)}")
     if problems:
         typer.echo(f"{len(problems)} difference(s) beyond tolerance {tolerance}:")
         for line in problems:

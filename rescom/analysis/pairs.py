@@ -370,7 +370,7 @@ def simulate_report(
         for i in range(freq.shape[0]):
             for j in range(freq.shape[1]):
                 rows.append((queue, i, j, int(sim.freq[i, j]), float(freq[i, j])))
-    figures.plot_queue_histograms(histograms, out / "queue_histograms.png")
+    figures.plot_queue_histograms(histograms, out / "queue_histograms.png", ylabel="mean keys in queue per batch")
     with open(out / "pair_frequency.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["queue", "anchor_class", "key_class", "count", "frequency"])

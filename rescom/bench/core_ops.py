@@ -11,6 +11,7 @@ ratio to one ResNet-32 forward + backward of the same 256 images (3 x 32 x 32, f
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 from collections.abc import Callable
 
@@ -103,9 +104,11 @@ def environment(device: torch.device | str) -> str:
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
-        hardware = platform.processor() or platform.machine()
+        hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    # Other processes competing for the cores inflate CPU times; the load average says whether they did.
+    load = f", 1-min load average {os.getloadavg()[0]:.2f} (this run included)" if hasattr(os, "getloadavg") else ""
     return (f"device {device} ({hardware}), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} intra-op threads")
+            f"{torch.get_num_threads()} intra-op threads{load}")
 
 
 def format_rows(rows: list[dict], device: torch.device | str = "cpu") -> str:

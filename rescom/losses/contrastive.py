@@ -49,6 +49,7 @@ def spm_contrastive_loss(
     temperature: float,
     class_weights: torch.Tensor | None = None,
     in_batch: bool = False,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Eq. 5: per query z_i, softmax over its Q_p hardest positives and Q_n hardest negatives in the queue.
 
@@ -56,7 +57,9 @@ def spm_contrastive_loss(
     key_labels: [M]; num_pos: Q_p (None = all positives, no mining); num_neg: Q_n (None = all
     negatives); temperature: tau; class_weights: w, [K] (Eq. 2), each query weighted by w_{y_i};
     in_batch: also contrast each query with the other B-1 queries, positives those of its class
-    (fidelity note 2: the released code passes both views' 2B embeddings as queries).
+    (fidelity note 2: the released code passes both views' 2B embeddings as queries);
+    validate: check that every query has Q_p positives and Q_n negatives (a host sync); the training
+    step skips it because the config check already guarantees it for per-class queues.
     With num_pos = Q, num_neg = (K-1)Q on a class-balanced queue and in_batch=False this is Eq. 3;
     with num_pos = num_neg = None it is SupCon over the queue, Eq. 1.
     Returns the scalar loss averaged over queries that have at least one positive.
@@ -71,15 +74,20 @@ def spm_contrastive_loss(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     keys = keys.to(query.dtype)
-    sim = query @ keys.T / temperature  # [B, M]
-    is_pos = labels[:, None] == key_labels[None, :]  # [B, M]
     if num_pos is None and num_neg is None:
-        logits, pos_mask = sim, is_pos
+        logits = query @ keys.T / temperature  # [B, M]
+        pos_mask = labels[:, None] == key_labels[None, :]  # [B, M]
     else:
-        pos_k = int(is_pos.sum(1).min()) if num_pos is None else num_pos
-        neg_k = int((~is_pos).sum(1).min()) if num_neg is None else num_neg
-        pos_idx, neg_idx = mine_hard_pairs(sim.detach(), labels, key_labels, pos_k, neg_k)
-        logits = torch.cat([sim.gather(1, pos_idx), sim.gather(1, neg_idx)], dim=1)  # [B, Q_p + Q_n]
+        with torch.no_grad():
+            # Mining ranks raw similarities (tau does not change the order); only the chosen
+            # Q_p + Q_n keys enter the graph, so the backward is [B, Q_p + Q_n], not [B, M].
+            sim = query.detach() @ keys.T  # [B, M]
+            is_pos = labels[:, None] == key_labels[None, :]
+            pos_k = int(is_pos.sum(1).min()) if num_pos is None else num_pos
+            neg_k = int((~is_pos).sum(1).min()) if num_neg is None else num_neg
+            pos_idx, neg_idx = mine_hard_pairs(sim, labels, key_labels, pos_k, neg_k, validate=validate)
+        chosen = keys[torch.cat([pos_idx, neg_idx], dim=1)]  # [B, Q_p + Q_n, D]
+        logits = torch.einsum("bd,bkd->bk", query, chosen) / temperature
         pos_mask = torch.zeros_like(logits, dtype=torch.bool)
         pos_mask[:, :pos_k] = True
     valid_mask = None

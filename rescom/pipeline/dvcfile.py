@@ -74,12 +74,22 @@ def build_dvc(profile: Profile) -> dict:
             "metrics": [{f"{run_dir}/metrics.json": {"cache": False}}],
             "plots": [{f"{run_dir}/history.csv": {"cache": False, "x": "epoch", "y": "test_all"}}],
         }
+    analyses = profile.params.get("analysis") or {}
+    for analysis, settings in analyses.items():
+        runs = [settings["run"]] if "run" in settings else list((settings.get("runs") or {}).values())
+        stages[f"analysis_{analysis}"] = {
+            **where,
+            "cmd": f"rescom pipeline analysis {analysis} --params {params_file}",
+            "deps": [*(f"runs/{name}/{run}/checkpoint.pt" for run in runs), *REPORT_CODE],
+            "params": [{params_file: [f"analysis.{analysis}"]}],
+            "outs": [{f"reports/{name}/analysis/{analysis.replace('_', '-')}": {"cache": False}}],
+        }
     stages["report"] = {
         **where,
         "cmd": f"rescom report --params {params_file}",
-        "deps": [f"runs/{name}", *REPORT_CODE],
+        "deps": [f"runs/{name}", *REPORT_CODE, *([f"reports/{name}/analysis"] if analyses else [])],
         "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", *profile.tables())]]}],
-        "outs": [{f"reports/{name}": {"cache": False}}],
+        "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}}],
     }
     return {"stages": stages}
 

@@ -50,3 +50,52 @@ def _same_config(config: TrainConfig, saved: dict) -> bool:
     resolved = resolve_for_data(config, data.class_counts).flat()
     saved_flat = _flat(saved)
     return all(saved_flat.get(k) == v for k, v in resolved.items() if k not in RESUME_NEUTRAL)
+
+
+ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")
+
+
+def analysis_dir(profile: Profile, name: str):
+    from pathlib import Path
+
+    return Path("reports") / profile.name / "analysis" / name.replace("_", "-")
+
+
+def run_checkpoint(profile: Profile, run: str):
+    """'main/rescom-if100-s0' -> runs/<profile>/main/rescom-if100-s0/checkpoint.pt"""
+    from pathlib import Path
+
+    return Path("runs") / profile.name / run / "checkpoint.pt"
+
+
+def run_analysis(params_path: str, name: str) -> dict:
+    """One analysis stage of the profile (paper Fig. 1 centre/right, Fig. 5, Tables 5/8), its
+    settings from the params file's `analysis.<name>` section, its output under reports/<profile>/analysis/."""
+    from rescom.config import ConfigError
+
+    profile = load_profile(params_path)
+    settings = profile.section("analysis").get(name)
+    if name not in ANALYSES or settings is None:
+        raise ConfigError(f"{params_path}: no analysis {name!r}; analyses: "
+                          f"{', '.join(a for a in ANALYSES if a in profile.section('analysis'))}")
+    out = analysis_dir(profile, name)
+    if name == "simulate_pairs":
+        from rescom.analysis import simulate_report
+        from rescom.data.longtail import exponential_counts
+
+        counts = exponential_counts(settings["num_classes"], settings["max_count"], settings["imbalance"])
+        return simulate_report(counts, settings["batch_size"], settings["queue_size"], settings["epochs"],
+                               settings["seed"], out)
+    if name == "gradients":
+        from rescom.analysis.checkpoint_analyses import gradient_analysis
+
+        return gradient_analysis(run_checkpoint(profile, settings["run"]), num_batches=settings["num_batches"],
+                                 batch_size=settings["batch_size"], out_dir=out, seed=settings.get("seed", 0))
+    if name == "similarity":
+        from rescom.analysis.checkpoint_analyses import similarity_analysis
+
+        return similarity_analysis({label: run_checkpoint(profile, run) for label, run in settings["runs"].items()}, out)
+    from rescom.analysis.inference_cost import inference_cost
+
+    return inference_cost(run_checkpoint(profile, settings["run"]), device="cpu", batch=settings["batch"],
+                          repeat=settings["repeat"], out_dir=out)
