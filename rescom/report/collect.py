@@ -38,7 +38,19 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
 
 
 def table_frame(profile: Profile, table: str) -> pd.DataFrame:
-    return pd.DataFrame([run_row(profile, spec) for spec in expand_table(profile, table)])
+    """One row per run of the table, plus its `references`: runs of other tables whose config is the
+    table's missing grid point (e.g. beta's default value is main's rescom run), reused, not retrained."""
+    rows = [run_row(profile, spec) for spec in expand_table(profile, table)]
+    for reference in profile.section(table).get("references") or []:
+        source_table, _, name = reference["run"].partition("/")
+        spec = next((s for s in expand_table(profile, source_table) if s.name == name), None)
+        if spec is None:
+            raise ValueError(f"{profile.path}: {table}.references names {reference['run']}, which is no run")
+        row = run_row(profile, spec)
+        row.update({k: v for k, v in reference.items() if k != "run"})
+        row.update({"table": table, "run": f"{reference['run']} (reused)"})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -51,14 +51,17 @@ def _curve(agg: pd.DataFrame, x: str, series: str | None, title: str, path: Path
 
 def queue_histograms(profile: Profile) -> dict[str, list[int]]:
     """Keys per class held by each queue type's queue at the end of training (first seed's runs)."""
-    first_seed = profile.section("queue_type")["axes"].get("seed", [0])[0]
+    section = profile.section("queue_type")
+    first_seed = section["axes"].get("seed", [0])[0]
+    checkpoints = {str(spec.item["queue"]): spec.run_dir(profile.name) / "checkpoint.pt"
+                   for spec in expand_table(profile, "queue_type") if spec.item.get("seed", first_seed) == first_seed}
+    for reference in section.get("references") or []:  # a reused run of another table
+        checkpoints[str(reference["queue"])] = Path("runs") / profile.name / reference["run"] / "checkpoint.pt"
     labels_by_queue = {}
-    for spec in expand_table(profile, "queue_type"):
-        checkpoint = spec.run_dir(profile.name) / "checkpoint.pt"
-        if spec.item.get("seed", first_seed) != first_seed or not checkpoint.is_file():
-            continue
-        queue = torch.load(checkpoint, map_location="cpu", weights_only=False)["components"]["queue"]
-        labels_by_queue[str(spec.item["queue"])] = queue["queue_labels"]
+    for name, checkpoint in checkpoints.items():
+        if checkpoint.is_file():
+            queue = torch.load(checkpoint, map_location="cpu", weights_only=False)["components"]["queue"]
+            labels_by_queue[name] = queue["queue_labels"]
     if not labels_by_queue:
         return {}
     num_classes = max(int(labels.max()) + 1 for labels in labels_by_queue.values())

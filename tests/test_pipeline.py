@@ -1,0 +1,92 @@
+"""The experiment catalogue, the generated dvc.yaml files and report diffs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rescom.config import ConfigError
+from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides
+from rescom.pipeline.dvcfile import dvc_path, render
+from rescom.pipeline.runner import run_config
+from rescom.report.diff import diff_reports
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ["params.yaml", "pipelines/smoke/params.yaml", "pipelines/paper/params.yaml"]
+
+
+@pytest.mark.parametrize("params", PROFILES)
+def test_committed_dvc_yaml_is_generated_from_params(params, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    profile = load_profile(params)
+    assert dvc_path(profile).read_text() == render(profile), f"run `rescom pipeline write-dvc {params}`"
+
+
+@pytest.mark.parametrize("params", PROFILES)
+def test_every_run_of_every_profile_has_a_valid_config(params, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    profile = load_profile(params)
+    names = set()
+    for table in profile.tables():
+        for spec in expand_table(profile, table):
+            config = run_config(profile, spec)  # validates choices and ranges
+            assert config.run.run_name == spec.name and config.run.profile == profile.name
+            names.add((table, spec.name))
+    assert len(names) == sum(len(expand_table(profile, t)) for t in profile.tables())  # no name collisions
+
+
+def test_override_order_preset_then_train_then_table_then_axis(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    profile = load_profile("params.yaml")
+    spec = find_run(profile, "beta", {"beta": "0.99", "seed": "0"})
+    config = run_config(profile, spec)
+    assert config.method.beta == 0.99                       # axis
+    assert config.method.queue_size == 10                   # table set
+    assert config.optim.epochs == profile.params["train"]["optim.epochs"]  # profile-wide
+    assert config.method.num_pos == 1                       # rescom preset default
+    overrides = run_config_overrides(profile, spec)
+    assert overrides["data.prepared_dir"] == "data/prepared/default/fmnist-if100"
+    assert overrides["run.runs_dir"] == "runs/default/beta"
+
+
+def test_variant_axis_and_unknown_run(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    profile = load_profile("params.yaml")
+    moco = run_config(profile, find_run(profile, "main", {"method": "moco_bs", "imbalance": "100", "seed": "1"}))
+    assert moco.method.key_encoder == "momentum" and moco.method.queue == "fifo" and moco.method.queue_size == 100
+    with pytest.raises(ConfigError, match="no run"):
+        find_run(profile, "main", {"method": "nope", "imbalance": "100", "seed": "0"})
+
+
+def _tree(root: Path, value: float, timing: float = 1.0) -> Path:
+    (root / "tables").mkdir(parents=True)
+    pd.DataFrame({"method": ["bs", "rescom"], "last_test_all_mean": [80.0, value]}).to_csv(root / "tables/main.csv", index=False)
+    (root / "analysis/inference-cost").mkdir(parents=True)
+    pd.DataFrame({"model": ["eval"], "ms": [timing]}).to_csv(root / "analysis/inference-cost/inference_cost.csv", index=False)
+    return root
+
+
+def test_report_diff_reports_cells_beyond_tolerance_only(tmp_path):
+    old = _tree(tmp_path / "a", 82.0)
+    same = _tree(tmp_path / "b", 82.005, timing=9.0)
+    moved = _tree(tmp_path / "c", 82.5)
+    skip = ("analysis/inference-cost/inference_cost.csv",)
+    assert diff_reports(old, same, 0.01, skip) == []
+    problems = diff_reports(old, moved, 0.01, skip)
+    assert len(problems) == 1 and "main.csv" in problems[0] and "method=rescom" in problems[0]
+    assert "82.0 -> 82.5" in problems[0]
+    assert any("inference_cost.csv" in p for p in diff_reports(old, same, 0.01))  # timings differ if compared
+
+
+def test_report_diff_cli_exit_codes(tmp_path):
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+
+    old, moved = _tree(tmp_path / "a", 82.0), _tree(tmp_path / "c", 83.0)
+    runner = CliRunner()
+    assert runner.invoke(app, ["report", "diff", str(old), str(old), "--tolerance", "0.01"]).exit_code == 0
+    result = runner.invoke(app, ["report", "diff", str(old), str(moved), "--tolerance", "0.01"])
+    assert result.exit_code == 1 and "1 difference(s)" in result.output and "main.csv" in result.output
