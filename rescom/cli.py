@@ -102,30 +102,19 @@ def _print_metrics(summary: dict) -> None:
 def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt."),
              out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here.")):
     """Evaluate a checkpoint's encoder + classifier on its test set."""
-    import torch
-
-    from rescom.config import TrainConfig, apply_overrides
+    from rescom.analysis.checkpoint_analyses import load_run_state
     from rescom.engine import data as run_data
-    from rescom.engine.checkpoint import load_checkpoint
-    from rescom.engine.components import build_components
     from rescom.engine.evaluate import evaluation_metrics, predict
-    from rescom.engine.train import _flat, select_device
 
-    state = load_checkpoint(checkpoint)
-    config = apply_overrides(TrainConfig(), _flat(state["config"]))
-    data = run_data.get_data(config.data)
-    device = select_device(config.run.device)
-    parts = build_components(config, data.class_counts, data.channels, device)
-    parts.model.load_state_dict(state["components"]["model"])
-    loader = run_data.test_loader(data, config.data, 256)
-    probs, targets = predict(parts.model.inference_model(), loader, device)
+    config, data, model, state = load_run_state(checkpoint)
+    device = next(model.parameters()).device
+    probs, targets = predict(model.inference_model(), run_data.test_loader(data, config.data, 256), device)
     metrics = evaluation_metrics(probs, targets, data.class_counts)
     metrics.pop("per_class")
     metrics["epoch"] = state["epoch"]
     typer.echo(json.dumps(metrics, indent=2))
     if out is not None:
         out.write_text(json.dumps(metrics, indent=2) + "\n")
-    del torch
 
 
 @app.command()

@@ -7,34 +7,16 @@ Expected failures (missing checkpoint, bad LABEL=PATH, bad option) print one lin
 from __future__ import annotations
 
 import json
-from functools import wraps
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from rescom.cli_common import expected_errors as _expected_errors, fail as _fail
+
 analysis_app = typer.Typer(no_args_is_help=True,
                            help="Analyses of trained runs: gradients by similarity rank (Fig. 1 right), "
                                 "positive-pair similarities (Fig. 5), inference cost (Tables 5 and 8).")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def _expected_errors(fn):
-    """The package's expected errors -> one red line and exit status 2."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        from rescom.config import ConfigError
-        from rescom.data.source_base import DataUnavailableError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, DataUnavailableError, FileNotFoundError, ValueError) as err:
-            _fail(str(err))
-    return wrapper
 
 
 def _check_checkpoint(path: Path) -> None:

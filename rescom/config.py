@@ -82,6 +82,7 @@ class RunConfig:
     eval_every: int = 1
     bf16: bool = False                  # bf16 autocast
     channels_last: bool = False
+    compile: bool = False               # torch.compile the training forward (GPU fast path)
     run_name: str | None = None         # None: derived from method, dataset, IF and seed
     runs_dir: str = "runs"
     experiment: str = "rescom"          # MLflow experiment

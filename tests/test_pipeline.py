@@ -90,3 +90,17 @@ def test_report_diff_cli_exit_codes(tmp_path):
     assert runner.invoke(app, ["report", "diff", str(old), str(old), "--tolerance", "0.01"]).exit_code == 0
     result = runner.invoke(app, ["report", "diff", str(old), str(moved), "--tolerance", "0.01"])
     assert result.exit_code == 1 and "1 difference(s)" in result.output and "main.csv" in result.output
+
+
+def test_pipeline_continues_only_interrupted_runs_of_the_same_code(monkeypatch):
+    from rescom.engine.checkpoint import code_fingerprint
+    from rescom.pipeline import runner
+
+    monkeypatch.chdir(ROOT)
+    profile = load_profile("pipelines/smoke/params.yaml")
+    config = run_config(profile, find_run(profile, "beta", {"beta": "0.0", "seed": "0"}))
+    monkeypatch.setattr(runner, "_same_config", lambda config, saved: True)
+    epochs = config.optim.epochs
+    assert runner._continuable(config, {"epoch": epochs - 1, "code": code_fingerprint(), "config": {}})
+    assert not runner._continuable(config, {"epoch": epochs, "code": code_fingerprint(), "config": {}})  # finished
+    assert not runner._continuable(config, {"epoch": epochs - 1, "code": "other", "config": {}})  # other code

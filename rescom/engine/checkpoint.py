@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -33,3 +35,14 @@ def load_checkpoint(path: str | Path) -> dict:
     # weights_only=False: the checkpoint holds the resolved config and metric history (plain Python
     # containers written by this package), not just tensors.
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 over the package's Python sources: a checkpoint is only continued by the code that wrote it."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

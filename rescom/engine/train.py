@@ -19,7 +19,7 @@ from rescom.config import ConfigError, TrainConfig, resolve_for_data
 from rescom.data.prepared import PreparedData
 from rescom.engine import data as run_data
 from rescom.engine import distributed
-from rescom.engine.checkpoint import load_checkpoint, save_checkpoint
+from rescom.engine.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from rescom.engine.components import Components, build_components, learning_rate
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.outputs import (confusion_matrix, plot_run_figures, write_config, write_history, write_json,
@@ -94,6 +94,8 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     parts = build_components(config, data.class_counts, data.channels, device)
     state = _initial_state(config, paths, parts, resume, overwrite)
     distributed.prepare_components(parts, device)  # SyncBatchNorm + DDP when world.size > 1
+    if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
+        parts.forward_model = torch.compile(parts.forward_model or parts.model)
     tracker = _open_tracker(config, data, paths, state) if world.is_main else NullTracker()
     try:
         metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
@@ -183,7 +185,8 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             state["epoch"] = epoch + 1
             # Checkpoint before logging: if logging fails the epoch is still safe on disk.
             if main:
-                save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), **state}, paths.checkpoint)
+                save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
+                                 **state}, paths.checkpoint)
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
             bar.update(epochs_task, advance=1, info=_summary(row))

@@ -39,8 +39,17 @@ def train_table_run(params_path: str, table: str, item: dict[str, str]) -> dict:
     spec = find_run(profile, table, item)
     config = run_config(profile, spec)
     checkpoint = spec.run_dir(profile.name) / "checkpoint.pt"
-    resume = checkpoint.is_file() and _same_config(config, load_checkpoint(checkpoint)["config"])
+    resume = checkpoint.is_file() and _continuable(config, load_checkpoint(checkpoint))
     return train(config, resume=resume, overwrite=not resume)
+
+
+def _continuable(config: TrainConfig, state: dict) -> bool:
+    """An interrupted run of the same config and the same code: DVC keeps its checkpoint (persist)
+    so the stage continues it. A finished run, or one written by other code, trains afresh."""
+    from rescom.engine.checkpoint import code_fingerprint
+
+    unfinished = state["epoch"] < config.optim.epochs
+    return unfinished and state.get("code") == code_fingerprint() and _same_config(config, state["config"])
 
 
 def _same_config(config: TrainConfig, saved: dict) -> bool:

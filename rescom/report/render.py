@@ -17,7 +17,7 @@ from rescom.report.collect import aggregate, table_frame
 from rescom.report.paper_values import paper_top1
 
 TITLES = {
-    "main": ("Main comparison", "paper Tables 1-2 (shape)"),
+    "main": ("Main comparison", "shape of paper Tables 1-2"),
     "entirety": ("Entirety: SupCon+BS, MoCo+BS, ResCom", "paper Sec. 4.2"),
     "queue_type": ("Queue type: original (FIFO) / reversed / balanced", "paper Fig. 3"),
     "beta": ("Class-balanced weight beta", "paper Fig. 4 left"),
