@@ -44,7 +44,7 @@ def test_override_order_preset_then_train_then_table_then_axis(monkeypatch):
     config = run_config(profile, spec)
     assert config.method.beta == 0.99                       # axis
     assert config.method.queue_size == 10                   # table set
-    assert config.optim.epochs == profile.params["train"]["optim.epochs"]  # profile-wide
+    assert config.optim.epochs == profile.params["train"]["optim"]["epochs"]  # profile-wide
     assert config.method.num_pos == 1                       # rescom preset default
     overrides = run_config_overrides(profile, spec)
     assert overrides["data.prepared_dir"] == "data/prepared/default/fmnist-if100"

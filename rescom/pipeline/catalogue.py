@@ -78,6 +78,21 @@ def load_profile(path: str | Path) -> Profile:
     return Profile(path, params)
 
 
+def flatten(tree: dict | None, prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'epochs': 3}, 'run.seed': 0} -> {'optim.epochs': 3, 'run.seed': 0}.
+
+    Sections may nest (what `dvc exp run -S train.optim.epochs=3` writes) or use dotted keys.
+    """
+    out: dict[str, Any] = {}
+    for key, value in (tree or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
 def format_value(value: Any) -> str:
     """An axis value as DVC interpolates it into names (Python's str; YAML true -> True)."""
     return str(value)
@@ -116,7 +131,7 @@ def find_run(profile: Profile, table: str, item: dict[str, str]) -> RunSpec:
 def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) -> RunSpec:
     preset = section.get("preset", "rescom")
     data_key, prefix, imbalance = section.get("data"), section.get("dataset"), None
-    overrides: dict[str, Any] = dict(section.get("set") or {})
+    overrides: dict[str, Any] = flatten(section.get("set"))
     for axis, value in item.items():
         target = apply[axis]
         if target == "preset":
@@ -129,13 +144,13 @@ def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) 
             data_key = value
             per_data = (section.get("per_data") or {}).get(value, {})  # settings that come with the dataset
             preset = per_data.get("preset", preset)
-            overrides.update(per_data.get("set") or {})
+            overrides.update(flatten(per_data.get("set")))
         elif target.startswith("variant:"):
             variants = section.get(target.split(":", 1)[1], {})
             if value not in variants:
                 raise ConfigError(f"{profile.path}: {table}.{target.split(':', 1)[1]} has no entry {value!r}")
             preset = variants[value].get("preset", preset)
-            overrides.update(variants[value].get("set") or {})
+            overrides.update(flatten(variants[value].get("set")))
         else:
             overrides[target] = value
     if imbalance is not None:
@@ -158,7 +173,7 @@ def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:
     }
     if dataset.get("root") is not None:
         overrides["data.root"] = dataset["root"]
-    overrides.update(profile.params.get("train") or {})
+    overrides.update(flatten(profile.params.get("train")))
     overrides.update(spec.overrides)
     overrides.update({
         "run.profile": profile.name,
