@@ -69,6 +69,21 @@ def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed
     typer.echo(f"reports agree within {tolerance}")
 
 
+def referenced_stages(profile, table: str) -> list[str]:
+    """DVC stage names of the runs a table reuses from other tables (its `references`).
+
+    A matrix stage is named <table>@<axis values joined by '-'>, in axis order.
+    """
+    from rescom.pipeline.catalogue import expand_table, format_value
+
+    stages = []
+    for reference in profile.section(table).get("references") or []:
+        source, _, name = reference["run"].partition("/")
+        spec = next(s for s in expand_table(profile, source) if s.name == name)
+        stages.append(f"{source}@" + "-".join(format_value(v) for v in spec.item.values()))
+    return stages
+
+
 @expected_errors
 def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs or entirety."),
            profile: str = typer.Option("default", help="smoke, default or paper.")):
@@ -82,11 +97,13 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs o
     params = profile_params(profile)
     loaded = load_profile(params)
     stage = ABLATIONS[name]
-    target = f"{dvc_path(loaded)}:{stage}"
+    dvcfile = dvc_path(loaded)
+    targets = [f"{dvcfile}:{stage}", *(f"{dvcfile}:{s}" for s in referenced_stages(loaded, stage))]
+    target = " ".join(targets)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
     typer.echo(f"$ dvc repro {target}  (finished runs are skipped)")
-    completed = subprocess.run([dvc, "repro", target], env=env)
+    completed = subprocess.run([dvc, "repro", *targets], env=env)
     if completed.returncode != 0:
         fail(f"dvc repro {target} failed (exit {completed.returncode})")
     out_dir = Path("reports") / loaded.name
