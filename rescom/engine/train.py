@@ -198,6 +198,12 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     return distributed.broadcast_object(_finish(config, data, paths, state, tracker, *last_eval))
 
 
+def _hardware(config: TrainConfig) -> str:
+    from rescom.analysis.inference_cost import device_description
+
+    return device_description(select_device(config.run.device))
+
+
 def _nan(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
@@ -255,6 +261,7 @@ def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dic
     metrics["mean_epoch_seconds"] = sum(r["epoch_seconds"] for r in history) / len(history)
     summary = {"method": config.method_name, "dataset": config.data.dataset, "imbalance": config.data.imbalance,
                "seed": config.run.seed, "profile": config.run.profile, "mlflow_run_id": state["mlflow_run_id"],
+               "hardware": _hardware(config),  # what mean_epoch_seconds was measured on
                "metrics": metrics}
     write_json(paths.metrics, summary)
     write_history(paths.root / "history.csv", history)

@@ -29,8 +29,9 @@ def _bars(agg: pd.DataFrame, label_column: str, title: str, path: Path) -> Path:
     ax.set_xticks(range(len(agg)))
     ax.set_xticklabels([str(v) for v in agg[label_column]], rotation=20, fontsize=8)
     ax.set_ylabel("last-epoch top-1 (%)")
+    ax.set_ylim(0, 112)  # headroom so the legend sits above the bars
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncols=4)
+    ax.legend(fontsize=7, ncols=4, loc="upper center")
     return _save(fig, path)
 
 
