@@ -105,13 +105,33 @@ class TrainConfig:
 
     def flat(self) -> dict[str, Any]:
         """{'method.num_neg': 400, ...}: the form logged as MLflow params."""
-        out = {}
-        for section, values in self.to_dict().items():
-            if isinstance(values, dict):
-                out.update({f"{section}.{k}": v for k, v in values.items()})
-            else:
-                out[section] = values
-        return out
+        return flatten(self.to_dict())
+
+
+def flatten(tree: dict | None, prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'epochs': 3}, 'run.seed': 0} -> {'optim.epochs': 3, 'run.seed': 0}.
+
+    Config trees, config files and params sections may nest or use dotted keys (what
+    `dvc exp run -S train.optim.epochs=3` writes is nested).
+    """
+    out: dict[str, Any] = {}
+    for key, value in (tree or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+# Keys that may differ between a checkpoint and its continuation: they do not change the numbers.
+RESUME_NEUTRAL = ("run.track", "run.log_every", "data.workers")
+
+
+def differing_keys(config: "TrainConfig", saved: dict) -> list[str]:
+    """Keys whose value in config differs from a checkpoint's saved config tree (resume check)."""
+    saved_flat = flatten(saved)
+    return sorted(k for k, v in config.flat().items() if k not in RESUME_NEUTRAL and saved_flat.get(k) != v)
 
 
 CHOICES = {
@@ -209,13 +229,7 @@ def flatten_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path}: expected a mapping of sections")
-    out = {}
-    for section, values in tree.items():
-        if isinstance(values, dict):
-            out.update({f"{section}.{k}": v for k, v in values.items()})
-        else:
-            out[str(section)] = values
-    return out
+    return flatten(tree)
 
 
 def validate(config: TrainConfig) -> None:

@@ -37,14 +37,14 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
 
     ``device``: None uses the run's ``run.device``. ``state`` is the raw checkpoint dict.
     """
-    from rescom.config import TrainConfig, apply_overrides
+    from rescom.config import TrainConfig, apply_overrides, flatten
     from rescom.engine import data as run_data
     from rescom.engine.checkpoint import load_checkpoint
     from rescom.engine.components import build_components
-    from rescom.engine.train import _flat, select_device
+    from rescom.engine.train import select_device
 
     state = load_checkpoint(checkpoint_path)
-    config = apply_overrides(TrainConfig(), _flat(state["config"]))
+    config = apply_overrides(TrainConfig(), flatten(state["config"]))
     data = run_data.get_data(config.data)
     device = select_device(config.run.device) if device is None else torch.device(device)
     parts = build_components(config, data.class_counts, data.channels, device)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from rescom.config import ConfigError, TrainConfig, resolve_for_data
+from rescom.config import ConfigError, TrainConfig, differing_keys, resolve_for_data
 from rescom.data.prepared import PreparedData
 from rescom.engine import data as run_data
 from rescom.engine import distributed
@@ -114,17 +114,11 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
         return fresh
     checkpoint = load_checkpoint(paths.checkpoint)
     saved = checkpoint["config"]
-    differing = sorted(k for k, v in config.flat().items()
-                       if k not in ("run.track", "run.log_every", "data.workers") and _flat(saved).get(k) != v)
+    differing = differing_keys(config, saved)
     if differing:
         raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}")
     parts.load_state_dict(checkpoint["components"])
     return {k: checkpoint[k] for k in fresh}
-
-
-def _flat(tree: dict) -> dict:
-    return {f"{s}.{k}": v for s, values in tree.items() if isinstance(values, dict) for k, v in values.items()} | {
-        s: v for s, v in tree.items() if not isinstance(v, dict)}
 
 
 def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict):

@@ -20,7 +20,8 @@ def supcon_loss_from_logits(
     valid_mask: [B, C] bool, candidates in the softmax denominator (default all);
     anchor_weights: [B] per-anchor weight w_{y_i} (default ones).
     Anchors without any positive contribute nothing and are left out of the mean, as in SupCon;
-    if no anchor has a positive the loss is a zero that still carries the graph.
+    if no anchor has a positive the loss is a zero that still carries the graph. A masked sum over
+    a count rather than boolean indexing: no data-dependent shape, so no host sync per step.
     """
     if valid_mask is not None:
         logits = logits.masked_fill(~valid_mask, float("-inf"))
@@ -33,9 +34,8 @@ def supcon_loss_from_logits(
     per_anchor = -pos_log_prob / num_pos.clamp(min=1)  # [B]
     if anchor_weights is not None:
         per_anchor = per_anchor * anchor_weights.to(per_anchor.dtype)
-    if not bool(has_pos.any()):
-        return logits.masked_fill(~torch.isfinite(logits), 0).sum() * 0.0
-    return per_anchor[has_pos].mean()
+    kept = has_pos.to(per_anchor.dtype)
+    return (per_anchor * kept).sum() / kept.sum().clamp(min=1.0)
 
 
 def spm_contrastive_loss(

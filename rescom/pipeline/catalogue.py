@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from rescom.config import ConfigError
+from rescom.config import ConfigError, flatten
 
 TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large")
 TRAINING_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large")  # entirety reads main's runs
@@ -76,21 +76,6 @@ def load_profile(path: str | Path) -> Profile:
         if key not in params:
             raise ConfigError(f"{path}: missing the {key!r} section")
     return Profile(path, params)
-
-
-def flatten(tree: dict | None, prefix: str = "") -> dict[str, Any]:
-    """{'optim': {'epochs': 3}, 'run.seed': 0} -> {'optim.epochs': 3, 'run.seed': 0}.
-
-    Sections may nest (what `dvc exp run -S train.optim.epochs=3` writes) or use dotted keys.
-    """
-    out: dict[str, Any] = {}
-    for key, value in (tree or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def format_value(value: Any) -> str:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from rescom.config import TrainConfig, apply_overrides, resolve_for_data, validate
+from rescom.config import TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
 from rescom.engine import data as run_data
 from rescom.engine.checkpoint import load_checkpoint
 from rescom.methods import preset_config
 from rescom.pipeline.catalogue import Profile, RunSpec, find_run, load_profile, run_config_overrides
-
-# Keys that may differ between a checkpoint and its continuation (they do not change the numbers).
-RESUME_NEUTRAL = ("run.track", "run.log_every", "data.workers")
 
 
 def run_config(profile: Profile, spec: RunSpec) -> TrainConfig:
@@ -53,12 +50,8 @@ def _continuable(config: TrainConfig, state: dict) -> bool:
 
 
 def _same_config(config: TrainConfig, saved: dict) -> bool:
-    from rescom.engine.train import _flat
-
     data = run_data.get_data(config.data)
-    resolved = resolve_for_data(config, data.class_counts).flat()
-    saved_flat = _flat(saved)
-    return all(saved_flat.get(k) == v for k, v in resolved.items() if k not in RESUME_NEUTRAL)
+    return not differing_keys(resolve_for_data(config, data.class_counts), saved)
 
 
 ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")
