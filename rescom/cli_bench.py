@@ -12,7 +12,8 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          steps: int = typer.Option(10), warmup: int = typer.Option(3), batch_size: int = typer.Option(128),
          bf16: bool = typer.Option(False), channels_last: bool = typer.Option(False),
          compile: bool = typer.Option(False, "--compile", help="torch.compile the model (untested on CPU)."),
-         quick: bool = typer.Option(False, help="1 warm-up and 2 timed steps.")):
+         quick: bool = typer.Option(False, help="1 warm-up and 2 timed steps."),
+         graphs: bool = typer.Option(True, help="Replay the step as a CUDA graph, as training does (GPU only).")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
     import torch
 
@@ -20,7 +21,7 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
 
     resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     result = bench_step(resolved, batch_size=batch_size, steps=steps, warmup=warmup, bf16=bf16,
-                        channels_last=channels_last, compile=compile, quick=quick)
+                        channels_last=channels_last, compile=compile, quick=quick, graphs=graphs)
     typer.echo(format_step(result))
 
 
@@ -30,3 +31,38 @@ def core(device: str = typer.Option("cpu"), repeat: int = typer.Option(10)):
     from rescom.bench.core_ops import bench_core_ops, format_rows
 
     typer.echo(format_rows(bench_core_ops(device, repeat), device))
+
+
+@bench_app.command("epoch")
+def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
+          method: str = typer.Option("rescom", help="Preset to train."),
+          epochs: int = typer.Option(1, help="Timed epochs after one warm-up epoch (median reported)."),
+          eval_every: int = typer.Option(10, help="Evaluation interval the time per epoch includes."),
+          bf16: bool = typer.Option(False), compile: bool = typer.Option(False, "--compile"),
+          graphs: bool = typer.Option(True, help="Replay step and augmentation as CUDA graphs (GPU only)."),
+          classes: int = typer.Option(100, help="K of the synthetic set (100: CIFAR-100-LT shapes)."),
+          max_count: int = typer.Option(500, help="n_max of the synthetic set (500: CIFAR-100-LT)."),
+          imbalance: float = typer.Option(100.0, help="IF of the synthetic set."),
+          test_per_class: int = typer.Option(100)):
+    """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
+    import torch
+
+    from rescom.bench.epoch import bench_epoch, format_epoch
+
+    resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    typer.echo(format_epoch(bench_epoch(resolved, method=method, epochs=epochs, eval_every=eval_every, bf16=bf16,
+                                        compile=compile, graphs=graphs, num_classes=classes, max_count=max_count,
+                                        imbalance=imbalance, test_per_class=test_per_class)))
+
+
+@bench_app.command("synthetic-data")
+def synthetic_data(out: str = typer.Argument(..., help="Output directory of the prepared set."),
+                   classes: int = typer.Option(100), max_count: int = typer.Option(500),
+                   imbalance: float = typer.Option(100.0), test_per_class: int = typer.Option(100)):
+    """Write random images with CIFAR-100-LT IF=100 shapes as a prepared set (train on it with --set data.prepared_dir=OUT)."""
+    from rescom.bench.epoch import write_synthetic
+
+    data = write_synthetic(out, num_classes=classes, max_count=max_count, imbalance=imbalance,
+                           test_per_class=test_per_class)
+    typer.echo(f"{out}: {sum(data.class_counts)} training images in {len(data.class_counts)} classes "
+               f"(n_max {max(data.class_counts)}, n_min {min(data.class_counts)}), {len(data.test)} test images")

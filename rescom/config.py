@@ -83,6 +83,7 @@ class RunConfig:
     bf16: bool = False                  # bf16 autocast
     channels_last: bool = False
     compile: bool = False               # torch.compile the training forward (GPU fast path)
+    cuda_graphs: bool = True            # on a GPU (one process): replay step + augmentation as CUDA graphs
     run_name: str | None = None         # None: derived from method, dataset, IF and seed
     runs_dir: str = "runs"
     experiment: str = "rescom"          # MLflow experiment
@@ -275,6 +276,9 @@ def resolve_for_data(config: TrainConfig, class_counts: list[int]) -> TrainConfi
     config = apply_overrides(config, {})
     m = config.method
     num_classes, num_train = len(class_counts), sum(class_counts)
+    if min(class_counts, default=0) < 1:
+        empty = [c for c, n in enumerate(class_counts) if n < 1]
+        raise ConfigError(f"data: classes {empty} have no training image (Balanced Softmax needs n_c >= 1)")
     if config.optim.batch_size > num_train:
         raise ConfigError(f"optim.batch_size: {config.optim.batch_size} is larger than the {num_train} training images")
     if m.contrastive == "none" or m.queue == "none":

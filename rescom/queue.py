@@ -18,7 +18,10 @@ def _random_unit_keys(num: int, dim: int) -> torch.Tensor:
 
 def _rank_within_class(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For labels [B]: each sample's 0-based order of appearance within its class, and the counts [K]."""
-    counts = torch.bincount(labels, minlength=num_classes)
+    # A one-hot sum, not bincount: CUDA bincount reads max(labels) on the host to size its output,
+    # a sync that would also forbid CUDA-graph capture. [B, K] booleans are small (B*K <= a few M).
+    classes = torch.arange(num_classes, device=labels.device)
+    counts = (labels[:, None] == classes[None, :]).sum(0)  # [K]
     order = torch.sort(labels, stable=True).indices
     first_of_class = torch.cumsum(counts, 0) - counts  # [K] start of each class in sorted order
     rank = torch.empty_like(labels)
@@ -69,8 +72,14 @@ class PerClassQueue(nn.Module):
         dropped = (counts - caps).clamp(min=0)  # [K] oldest batch keys that would be overwritten at once
         keep = rank >= dropped[labels]
         slot_in_class = (self.pointers[labels] + rank - dropped[labels]) % caps[labels]
-        slots = (self.offsets[labels] + slot_in_class)[keep]
-        self.queue_keys[slots] = keys.detach().to(self.queue_keys.dtype)[keep]
+        slots = self.offsets[labels] + slot_in_class  # [B]
+        # Fixed shapes, no boolean indexing (its size would be a host sync): dropped keys are written
+        # to a spare row past the end, which is then cut off; kept keys have distinct slots.
+        total = self.queue_keys.shape[0]
+        slots = torch.where(keep, slots, torch.full_like(slots, total))
+        padded = torch.cat([self.queue_keys, self.queue_keys.new_zeros(1, self.dim)])  # [M + 1, D]
+        padded.index_copy_(0, slots, keys.detach().to(self.queue_keys.dtype))
+        self.queue_keys.copy_(padded[:total])
         self.pointers.copy_((self.pointers + torch.minimum(counts, caps)) % caps)
 
     def class_histogram(self) -> torch.Tensor:

@@ -75,18 +75,18 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     full = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=full"]))
     assert full.exit_code == 0, full.output
 
-    original = engine._train_epoch
+    original = engine.train_epoch
 
-    def killed_in_third_epoch(config, parts, loader, device, bar, epoch):
+    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-epoch: epoch 2's checkpoint is the last
-        return original(config, parts, loader, device, bar, epoch)
+        return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "_train_epoch", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
     assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["epoch"] == 2
-    monkeypatch.setattr(engine, "_train_epoch", original)
+    monkeypatch.setattr(engine, "train_epoch", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
@@ -129,7 +129,7 @@ def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, monkeypatch):
-    import rescom.engine.train as engine
+    import rescom.engine.step as engine
 
     ok = run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=nan"]))
     assert ok.exit_code == 0

@@ -112,22 +112,51 @@ class CifarGpuAugment:
     @torch.no_grad()
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         check_image_batch(x)
-        b, c, h, w = x.shape
+        return self.apply(x, self.sample_params(x.shape, generator, x.device))
+
+    def sample_params(self, shape: Sequence[int], generator: torch.Generator | None,
+                      device: torch.device | str) -> dict[str, Tensor]:
+        """Every random draw of one batch of shape [B, C, H, W], as fixed-shape tensors on `device`.
+
+        Keys: crop_dy, crop_dx, flip [B]; aa_op [B, 2], aa_apply [B, 2], aa_magnitude [B, 2];
+        cutout_cy, cutout_cx [B] (each only when its op is on). The draw order is the one the
+        recipe applies its ops in, so a batch is the same whether sampled here or op by op.
+        """
+        b, c, h, w = shape
         if c != len(self.mean):
             raise ValueError(f"image batch has {c} channels but mean/std have {len(self.mean)}")
-        dev = x.device
+        params: dict[str, Tensor] = {}
         if self.padding:
-            dy, dx = sample_crop_params(b, generator, dev, self.padding)
-            x = batched_crop(x, dy, dx, self.padding)
+            params["crop_dy"], params["crop_dx"] = sample_crop_params(b, generator, device, self.padding)
         if self.flip:
-            x = batched_hflip(x, sample_flip_params(b, generator, dev))
+            params["flip"] = sample_flip_params(b, generator, device)
         if self.autoaugment:
-            x = apply_autoaugment(x, sample_autoaugment_params(b, generator, dev, image_size=(h, w)))
+            drawn = sample_autoaugment_params(b, generator, device, image_size=(h, w))
+            params |= {"aa_op": drawn["op"], "aa_apply": drawn["apply"], "aa_magnitude": drawn["magnitude"]}
+        if self.cutout:
+            params["cutout_cy"], params["cutout_cx"] = sample_cutout_params(b, h, w, generator, device)
+        return params
+
+    @torch.no_grad()
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """The recipe on x uint8 [B, C, H, W] with drawn params -> float32 [B, C, H, W].
+
+        A pure function of its tensors: no randomness, no host sync, shapes fixed by x's, so it
+        compiles with fullgraph=True and can be captured as a CUDA graph (tests/test_graph_ready.py).
+        """
+        check_image_batch(x)
+        if self.padding:
+            x = batched_crop(x, params["crop_dy"], params["crop_dx"], self.padding)
+        if self.flip:
+            x = batched_hflip(x, params["flip"])
+        if self.autoaugment:
+            x = apply_autoaugment(x, {"op": params["aa_op"], "apply": params["aa_apply"],
+                                      "magnitude": params["aa_magnitude"]})
         out = x.float().div_(255.0)
-        hole = sample_cutout_params(b, h, w, generator, dev) if self.cutout else None
+        hole = (params["cutout_cy"], params["cutout_cx"]) if self.cutout else None
         if hole is not None and not self.cutout_after_normalize:
             out = batched_cutout(out, *hole, self.cutout)
-        mean, std = self._stats(dev)
+        mean, std = self._stats(x.device)
         out = batched_normalize(out, mean, std)
         if hole is not None and self.cutout_after_normalize:
             out = batched_cutout(out, *hole, self.cutout)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.optim.sgd import sgd
 
 from rescom.config import TrainConfig
 from rescom.losses import class_balanced_weights
@@ -26,13 +27,14 @@ class Components:
     # Multi-GPU hook: the DDP wrapper of `model` under torchrun (engine.distributed.prepare_components);
     # train_step calls it instead of `model`. None in a single process. Not part of the state.
     forward_model: nn.Module | None = None
+    mining_sizes: tuple[int | None, int | None] = (None, None)  # (Q_p, Q_n) for the step, see mining_sizes()
 
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),
             "key_encoder": self.key_encoder.state_dict() if self.key_encoder is not None else None,
             "queue": self.queue.state_dict() if self.queue is not None else None,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": _plain_lr(self.optimizer.state_dict()),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -41,7 +43,20 @@ class Components:
             self.key_encoder.load_state_dict(state["key_encoder"])
         if self.queue is not None:
             self.queue.load_state_dict(state["queue"])
+        lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, lr in zip(self.optimizer.param_groups, lr_tensors):
+            if isinstance(lr, torch.Tensor):  # keep the device lr tensor (set_learning_rate fills it)
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
+
+
+def _plain_lr(optimizer_state: dict) -> dict:
+    """The optimizer state with a float lr: checkpoints are the same whether a GPU trained them or not."""
+    for group in optimizer_state["param_groups"]:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"] = float(group["lr"])
+    return optimizer_state
 
 
 def build_queue(config: TrainConfig, class_counts: list[int], dim: int) -> nn.Module | None:
@@ -78,10 +93,72 @@ def build_components(config: TrainConfig, class_counts: list[int], in_channels: 
     weights = None
     if config.method.contrastive != "none" and config.method.beta > 0:
         weights = class_balanced_weights(class_counts, config.method.beta).to(device, torch.float32)
-    o = config.optim
-    optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    optimizer = build_optimizer(config, model, device)
     counts = torch.as_tensor(class_counts, dtype=torch.float32, device=device)
-    return Components(model, key_encoder, queue, counts, weights, optimizer)
+    return Components(model, key_encoder, queue, counts, weights, optimizer, mining_sizes=mining_sizes(config, queue))
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.SGD:
+    """SGD with momentum and weight decay: one fused kernel on a GPU, foreach (multi-tensor) on the CPU.
+
+    On a GPU the learning rate is a device tensor, so a CUDA graph that captured the step reads the
+    value set each epoch (set_learning_rate) instead of the one frozen at capture.
+    """
+    o = config.optim
+    if device.type == "cuda":
+        optimizer = torch.optim.SGD(model.parameters(), lr=torch.tensor(o.lr, device=device), momentum=o.momentum,
+                                    weight_decay=o.weight_decay, fused=True)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                    foreach=True)
+    # Momentum buffers from the start, as zeros: SGD's first update m * 0 + g = g equals its lazy
+    # clone of g bit for bit, and the step never allocates state (CUDA graphs, fullgraph compile).
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return optimizer
+
+
+@torch.no_grad()
+def sgd_update(optimizer: torch.optim.SGD) -> None:
+    """optimizer.step() as one call of torch.optim's functional SGD (same kernels, same numbers).
+
+    Optimizer.step wraps the update in hooks and a grad-mode guard that deliberately breaks a
+    torch.compile graph; this call has neither, so the update compiles with fullgraph=True and is
+    captured inside the step's CUDA graph. Groups' foreach/fused flags and lr (float or tensor) apply.
+    """
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        sgd(params, [p.grad for p in params], [optimizer.state[p]["momentum_buffer"] for p in params],
+            foreach=group["foreach"], fused=group["fused"], weight_decay=group["weight_decay"],
+            momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
+            nesterov=group["nesterov"], maximize=group["maximize"])
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's lr; a tensor lr is filled in place (no sync, and captured graphs see it)."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
+def mining_sizes(config: TrainConfig, queue: nn.Module | None) -> tuple[int | None, int | None]:
+    """(Q_p, Q_n) as the step passes them to the SPM loss: fixed numbers, never read from the GPU.
+
+    With both null there is no mining (the full-queue softmax, static shapes). With one of them null
+    on a per-class queue, "all" is the smallest class's slot count (positives) or the slots outside
+    the largest class (negatives): the layout's bound, known on the host, rather than a minimum over
+    the batch's classes, which would cost a host sync every step.
+    """
+    m = config.method
+    if m.num_pos is None and m.num_neg is None or queue is None or not hasattr(queue, "capacities"):
+        return m.num_pos, m.num_neg
+    capacities = queue.capacities.tolist()
+    num_pos = min(capacities) if m.num_pos is None else m.num_pos
+    num_neg = sum(capacities) - max(capacities) if m.num_neg is None else m.num_neg
+    return num_pos, num_neg
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:

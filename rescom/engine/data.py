@@ -120,19 +120,22 @@ def resolve_pipeline(cfg: DataConfig, data: PreparedData) -> str:
 
 
 def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_views: bool, seed: int,
-                  device: torch.device, resident: dict):
+                  device: torch.device, resident: dict, graphs: bool = False):
     """The epoch's training batches (view_1[, view_2], labels) on either pipeline, seeded by `seed`.
 
-    resident caches the tensor path's device copy of the training set across epochs.
+    resident caches the tensor path's device copy of the training set across epochs; graphs replays
+    the tensor augmentation as a CUDA graph (same draws, same images).
     """
     if cfg.pipeline == "pil":
         return train_loader(data, cfg, batch_size, two_views, torch.Generator().manual_seed(seed))
-    from rescom.engine.tensor_data import TensorTrainBatches, batched_recipe, images_as_tensor
+    from rescom.engine.tensor_data import GraphedAugment, TensorTrainBatches, batched_recipe, images_as_tensor
 
     if "images" not in resident:
         resident["images"] = images_as_tensor(data.train, device)
         resident["labels"] = torch.as_tensor(data.train.labels, device=device)
         resident["augment"] = batched_recipe(recipe_for(cfg), data.channels)
+        if graphs:
+            resident["augment"] = GraphedAugment(resident["augment"])
     w = distributed.world()
     return TensorTrainBatches(resident["images"], resident["labels"], resident["augment"], batch_size,
                               2 if two_views else 1, seed, rank=w.rank, world_size=w.size)

@@ -11,7 +11,11 @@ from rescom.metrics import expected_calibration_error, per_class_accuracy, shot_
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(probabilities [N, K] float32 on the CPU, targets [N]) of the encoder + classifier."""
+    """(probabilities [N, K] float32, targets [N] int64), both on the CPU, of the encoder + classifier.
+
+    The one place where evaluation outputs leave the device (rescom.metrics: metrics take CPU
+    tensors); batches stay on the device until one copy at the end, so the loop never syncs.
+    """
     was_training = model.training
     model.eval()
     probs, targets = [], []
@@ -20,10 +24,10 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         logits = model(images)
-        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        probs.append(torch.softmax(logits.float(), dim=1))
         targets.append(labels)
     model.train(was_training)
-    return torch.cat(probs), torch.cat(targets)
+    return torch.cat(probs).cpu(), torch.cat([t.to(device) for t in targets]).long().cpu()
 
 
 def evaluation_metrics(probs: torch.Tensor, targets: torch.Tensor, class_counts: list[int]) -> dict:

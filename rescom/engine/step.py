@@ -9,44 +9,61 @@ import torch.nn.functional as F
 
 from rescom.config import TrainConfig
 from rescom.engine import distributed
-from rescom.engine.components import Components
+from rescom.engine.components import Components, sgd_update
 from rescom.losses import balanced_softmax_loss, siamese_balanced_softmax_loss, spm_contrastive_loss
 
 
 def classifier_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, counts: torch.Tensor,
                     batch: int) -> torch.Tensor:
-    """ce / bs on view 1 (logits[:B]); siambs on both views (Eq. 6). logits: [V*B, K]."""
+    """ce / bs on view 1 (logits[:B]); siambs on both views (Eq. 6). logits: [V*B, K].
+
+    counts were checked (every n_c >= 1) when the data was loaded, so the losses skip that check's sync.
+    """
     if kind == "ce":
         return F.cross_entropy(logits[:batch], target)
     if kind == "bs":
-        return balanced_softmax_loss(logits[:batch], target, counts)
-    return siamese_balanced_softmax_loss(logits[:batch], logits[batch:], target, counts)
+        return balanced_softmax_loss(logits[:batch], target, counts, validate=False)
+    return siamese_balanced_softmax_loss(logits[:batch], logits[batch:], target, counts, validate=False)
 
 
 def contrastive_loss(config: TrainConfig, parts: Components, z: torch.Tensor, target: torch.Tensor,
                      keys_from_encoder: torch.Tensor | None) -> torch.Tensor:
     """The SupCon / SPM term for queries z [2B, D] (shared encoder) or [B, D] (momentum encoder)."""
     m = config.method
+    num_pos, num_neg = parts.mining_sizes  # host ints (or None, None): no sync to size the mining
     queue_keys = parts.queue.keys if parts.queue is not None else z.new_zeros(0, z.shape[1])
     queue_labels = parts.queue.labels if parts.queue is not None else target.new_zeros(0)
     if keys_from_encoder is not None:
         # MoCo: the momentum keys of this batch join the queue as candidates (own view-2 key is a positive).
         keys = torch.cat([keys_from_encoder, queue_keys])
         key_labels = torch.cat([target, queue_labels])
-        return spm_contrastive_loss(z, target, keys, key_labels, num_pos=m.num_pos, num_neg=m.num_neg,
+        return spm_contrastive_loss(z, target, keys, key_labels, num_pos=num_pos, num_neg=num_neg,
                                     temperature=m.temperature, class_weights=parts.class_weights, validate=False)
     labels = torch.cat([target, target])  # both views are queries (fidelity note 2)
-    return spm_contrastive_loss(z, labels, queue_keys, queue_labels, num_pos=m.num_pos, num_neg=m.num_neg,
+    return spm_contrastive_loss(z, labels, queue_keys, queue_labels, num_pos=num_pos, num_neg=num_neg,
                                 temperature=m.temperature, class_weights=parts.class_weights,
                                 in_batch=m.in_batch, validate=False)
 
 
 def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor],
                target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Forward, backward and SGD step on one batch; returns detached loss terms (no host sync).
+    """Forward, backward and SGD step on one batch; returns detached loss terms.
 
     views: V tensors [B, C, H, W] (V = 1 for single-view baselines, 2 otherwise); target: [B].
+    No host sync and no data-dependent shape anywhere (mining sizes are host ints, the queue write
+    is masked), so the whole step can be captured as one CUDA graph (make_step); its two halves
+    around backward() each compile with fullgraph=True (tests/test_graph_ready.py).
     """
+    loss, losses, new_keys, key_labels = forward_losses(config, parts, views, target)
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    apply_updates(config, parts, new_keys, key_labels)
+    return losses
+
+
+def forward_losses(config: TrainConfig, parts: Components, views: list[torch.Tensor], target: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
+    """Eq. 7 on one batch: (loss with graph, detached terms, keys to enqueue [B', D] or None, their labels [B'])."""
     m = config.method
     batch = target.shape[0]
     momentum_encoder = parts.key_encoder is not None
@@ -54,51 +71,79 @@ def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor]
     x = views[0] if momentum_encoder else torch.cat(views)
     if config.run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if config.run.bf16
+    # No autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off.
+    autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False) if config.run.bf16
                 else contextlib.nullcontext())
     model = parts.model if parts.forward_model is None else parts.forward_model  # DDP under torchrun
     with autocast:
         logits, z = model(x)  # [V*B, K], [V*B, D]
     logits = logits.float()
     loss_cls = classifier_loss(m.classifier_loss, logits, target, parts.class_counts, batch)
-    losses = {"loss_cls": loss_cls}
+    losses = {"loss_cls": loss_cls.detach()}
     loss = loss_cls
-    momentum_keys = None
-    z_target = target  # labels of z's rows
+    new_keys, key_labels = None, target
     if m.contrastive != "none":
         z = z.float()
+        momentum_keys = None
         if momentum_encoder:
             with torch.no_grad(), autocast:
                 momentum_keys = parts.key_encoder(views[1])[1].float()  # [B, D]
         # Multi-GPU hook: all ranks' embeddings (with gradient), labels and keys in single-process order,
         # so the contrastive term and the queue see the global batch. Identity in one process.
-        z, z_target, momentum_keys = distributed.gather_batch(z, target, momentum_keys)
-        loss_con = contrastive_loss(config, parts, z, z_target, momentum_keys)
-        losses["loss_con"] = loss_con
+        z, key_labels, momentum_keys = distributed.gather_batch(z, target, momentum_keys)
+        loss_con = contrastive_loss(config, parts, z, key_labels, momentum_keys)
+        losses["loss_con"] = loss_con.detach()
         loss = loss_cls + m.contrastive_weight * loss_con
-    parts.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    parts.optimizer.step()
-    with torch.no_grad():
-        if momentum_encoder:
-            update_momentum_encoder(parts, m.momentum)
-        if parts.queue is not None:
-            # Released code writes view-1 embeddings after the loss (note 3); Algorithm 1 writes view 2.
-            if momentum_keys is not None:
-                new_keys = momentum_keys
-            else:
-                rows = z_target.shape[0]  # the global batch under torchrun
-                new_keys = z[:rows] if m.enqueue_view == 1 else z[rows:]
-            parts.queue.enqueue(new_keys.detach(), z_target)
-        losses["loss"] = loss.detach()
-        losses["correct"] = (logits[:batch].argmax(1) == target).sum()
-    return {k: v.detach() for k, v in losses.items()}
+        # Released code writes view-1 embeddings after the loss (note 3); Algorithm 1 writes view 2.
+        rows = key_labels.shape[0]  # the global batch under torchrun
+        if momentum_keys is not None:
+            new_keys = momentum_keys
+        else:
+            new_keys = z[:rows] if m.enqueue_view == 1 else z[rows:]
+        new_keys = new_keys.detach()
+    losses["loss"] = loss.detach()
+    losses["correct"] = (logits[:batch].detach().argmax(1) == target).sum()
+    return loss, losses, new_keys, key_labels
+
+
+@torch.no_grad()
+def apply_updates(config: TrainConfig, parts: Components, new_keys: torch.Tensor | None,
+                  key_labels: torch.Tensor) -> None:
+    """Everything after backward: the SGD update, the momentum encoder, the queue write (no grad)."""
+    sgd_update(parts.optimizer)
+    if parts.key_encoder is not None:
+        update_momentum_encoder(parts, config.method.momentum)
+    if parts.queue is not None and new_keys is not None:
+        parts.queue.enqueue(new_keys, key_labels)
 
 
 @torch.no_grad()
 def update_momentum_encoder(parts: Components, momentum: float) -> None:
-    """theta_k <- m theta_k + (1 - m) theta_q (MoCo); buffers (BN statistics) copied."""
-    for k, q in zip(parts.key_encoder.parameters(), parts.model.parameters()):
-        k.mul_(momentum).add_(q.detach(), alpha=1.0 - momentum)
-    for k, q in zip(parts.key_encoder.buffers(), parts.model.buffers()):
-        k.copy_(q)
+    """theta_k <- m theta_k + (1 - m) theta_q (MoCo); buffers (BN statistics) copied.
+
+    Multi-tensor (foreach) kernels: a handful of launches instead of three per parameter.
+    """
+    key_params = list(parts.key_encoder.parameters())
+    torch._foreach_mul_(key_params, momentum)
+    torch._foreach_add_(key_params, [q.detach() for q in parts.model.parameters()], alpha=1.0 - momentum)
+    torch._foreach_copy_(list(parts.key_encoder.buffers()), list(parts.model.buffers()))
+
+
+def use_cuda_graphs(config: TrainConfig, device: torch.device) -> bool:
+    """Capture the step on a GPU in one process (under torchrun DDP's collectives stay eager)."""
+    return config.run.cuda_graphs and device.type == "cuda" and not distributed.active()
+
+
+def make_step(config: TrainConfig, parts: Components, device: torch.device):
+    """The step function a training loop calls with (views, target): eager, or replayed as a CUDA graph.
+
+    The graph's outputs are overwritten by its next replay; the loop only adds them into its sums.
+    """
+    def step(views: list[torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
+        return train_step(config, parts, views, target)
+
+    if not use_cuda_graphs(config, device):
+        return step
+    from rescom.engine.cuda_graph import CapturedCall
+
+    return CapturedCall(step, name="train step")

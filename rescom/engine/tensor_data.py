@@ -36,6 +36,25 @@ def images_as_tensor(split: Split, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
 
 
+class GraphedAugment:
+    """A batched recipe whose application replays as a CUDA graph; the random draws stay eager.
+
+    The draws are a few dozen small kernels on the epoch's generator (the same draws, in the same
+    order, as the eager recipe); the application is hundreds of kernels, replayed as one graph.
+    Each call returns its own tensor (a copy of the graph's output), since a batch has two views.
+    """
+
+    def __init__(self, augment: CifarGpuAugment):
+        from rescom.engine.cuda_graph import CapturedCall
+
+        self.augment = augment
+        self.captured = CapturedCall(augment.apply, name="augmentation")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        params = self.augment.sample_params(x.shape, generator, x.device)
+        return self.captured(x, params).clone()
+
+
 class TensorTrainBatches:
     """Shuffled, drop_last batches (view_1, ..., view_V, labels) from a resident uint8 tensor.
 
@@ -43,7 +62,7 @@ class TensorTrainBatches:
     epoch is a pure function of (seed, epoch), as on the PIL path.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: CifarGpuAugment,
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: CifarGpuAugment | GraphedAugment,
                  batch_size: int, views: int, seed: int, rank: int = 0, world_size: int = 1):
         self.images, self.labels, self.augment = images, labels, augment
         self.batch_size, self.views = batch_size, views

@@ -20,11 +20,11 @@ from rescom.data.prepared import PreparedData
 from rescom.engine import data as run_data
 from rescom.engine import distributed
 from rescom.engine.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
-from rescom.engine.components import Components, build_components, learning_rate
+from rescom.engine.components import Components, build_components, learning_rate, set_learning_rate
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.outputs import (confusion_matrix, plot_run_figures, write_config, write_history, write_json,
                                    write_per_class)
-from rescom.engine.step import train_step
+from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console, progress_bar
 from rescom.tracking import NullTracker, Tracker, git_commit
@@ -153,20 +153,21 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     two_views = uses_two_views(config)
     test_batches = run_data.evaluation_batches(data, config.data, max(256, config.optim.batch_size), device)
     resident: dict = {}  # the tensor pipeline's device copy of the training set, made once
+    graphs = use_cuda_graphs(config, device)
+    step = make_step(config, parts, device)  # made once: a CUDA graph is captured once, replayed every epoch
     o = config.optim
     last_eval = None
     with progress_bar() as bar:
         epochs_task = bar.add_task("epochs", total=o.epochs, completed=state["epoch"], info="")
         for epoch in range(state["epoch"], o.epochs):
             lr = learning_rate(config, epoch)
-            for group in parts.optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(parts.optimizer, lr)
             # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
             torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, distributed.world().rank))
             loader = run_data.epoch_batches(data, config.data, o.batch_size, two_views,
-                                            epoch_seed(config.run.seed, epoch), device, resident)
+                                            epoch_seed(config.run.seed, epoch), device, resident, graphs=graphs)
             started = time.perf_counter()
-            train_metrics = _train_epoch(config, parts, loader, device, bar, epoch)
+            train_metrics = train_epoch(config, parts, step, loader, device, bar, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
                    "epoch_seconds": time.perf_counter() - started}
             if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs):
@@ -209,7 +210,8 @@ def _summary(row: dict) -> str:
     return ", ".join(parts)
 
 
-def _train_epoch(config: TrainConfig, parts: Components, loader, device: torch.device, bar, epoch: int) -> dict:
+def train_epoch(config: TrainConfig, parts: Components, step_fn, loader, device: torch.device, bar,
+                 epoch: int) -> dict:
     """One pass over the loader. Host syncs only every run.log_every steps (progress + NaN check)."""
     parts.model.train()
     task = bar.add_task(f"epoch {epoch + 1}", total=len(loader), info="")
@@ -220,7 +222,7 @@ def _train_epoch(config: TrainConfig, parts: Components, loader, device: torch.d
         *views, target = batch
         views = [v.to(device, non_blocking=True) for v in views]
         target = target.to(device, non_blocking=True)
-        losses = train_step(config, parts, views, target)
+        losses = step_fn(views, target)
         for key, value in losses.items():
             sums[key] = sums[key] + value if key in sums else value.clone()
         seen += target.shape[0]

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The one command for a machine with a GPU and a torch install, but no network, MLflow or DVC:
+#   bash scripts/gpu-check.sh [DATA_ROOT]
+# 1. the cuda tests (tests/test_cuda.py: every preset trains 2 epochs on the tensor pipeline with
+#    CUDA graphs, evaluate, analyses, resume, tensor augmentation vs the PIL reference, captured vs
+#    eager step); 2. `rescom bench step` and `rescom bench epoch` (fp32 and bf16); 3. a short real
+#    training of rescom (10 epochs, evaluation every 5) on synthetic CIFAR-100-LT-shaped data, or
+#    on CIFAR-100-LT from DATA_ROOT (the official archive or its extracted folder) when given.
+# Runs from the source tree (PYTHONPATH), installs nothing, tracks nothing (--no-track). Logs go
+# to $GPU_CHECK_DIR (default gpu-check/, git-ignored); the summary comes last. About 3-4 minutes
+# on one H100/H200. DEVICE=cpu runs the same script on a CPU (the cuda tests then skip): a dry run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+EPOCHS=${EPOCHS:-10}
+SHAPE=${SHAPE:-}  # e.g. "--classes 10 --max-count 60 --imbalance 10" shrinks the synthetic sets for a CPU dry run
+dir=${GPU_CHECK_DIR:-gpu-check}
+rm -rf "$dir" && mkdir -p "$dir"
+summary="$dir/summary.txt"
+status=0
+
+step() {  # step NAME COMMAND...: run, log to $dir/NAME.log, record pass/FAIL and seconds
+    local name=$1; shift
+    local start=$SECONDS
+    echo "== $name: $*"
+    if "$@" >"$dir/$name.log" 2>&1; then
+        echo "$name: pass ($((SECONDS - start)) s)" >>"$summary"
+    else
+        echo "$name: FAIL ($((SECONDS - start)) s), see $dir/$name.log" >>"$summary"; status=1
+    fi
+    tail -n 25 "$dir/$name.log"
+}
+
+{
+    echo "# gpu-check $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    $PY -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda {torch.version.cuda}, "
+              f"device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"}")'
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+} >"$summary"
+cat "$summary"
+
+step cuda-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
+STEPS=${STEPS:-20}
+step bench-step $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS"
+step bench-step-bf16 $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS" --bf16
+step bench-epoch $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 $SHAPE
+step bench-epoch-eager $PY -m rescom bench epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
+step bench-epoch-bf16 $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
+
+data_args=(--dataset cifar100-lt --imbalance 100)
+if [ $# -ge 1 ]; then
+    data_args+=(--data-root "$1")
+else
+    step synthetic-data $PY -m rescom bench synthetic-data "$dir/synthetic-cifar100-lt" $SHAPE
+    data_args+=(--set "data.prepared_dir=$dir/synthetic-cifar100-lt")
+fi
+step train $PY -m rescom train --method rescom "${data_args[@]}" --epochs "$EPOCHS" --no-track \
+    --set run.device="$DEVICE" --set run.eval_every=5 --set run.runs_dir="$dir/runs" --set run.run_name=rescom-check
+
+{
+    echo "-- numbers"
+    grep -h -E "^(rescom|plain) |rescom / plain" "$dir/bench-step.log" | sed 's/^/bench step fp32: /'
+    grep -h -E "^(rescom|plain) |rescom / plain" "$dir/bench-step-bf16.log" | sed 's/^/bench step bf16: /'
+    for f in bench-epoch bench-epoch-eager bench-epoch-bf16; do
+        grep -h -E "^(cuda graphs|epoch|  augmentation|  steps alone|per epoch|  eager|  as run)" "$dir/$f.log" | sed "s/^/$f: /"
+    done
+    grep -h -E "epoch $EPOCHS/$EPOCHS" "$dir/train.log" | tail -n 1 | sed 's/^/train: /'
+    [ -f "$dir/runs/rescom-check/metrics.json" ] && $PY - "$dir/runs/rescom-check/metrics.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+k = m["metrics"]
+print(f"train: {m['dataset']} on {m['hardware']}: {k['epochs']} epochs, {k['mean_epoch_seconds']:.3f} s per epoch "
+      f"(training, evaluation excluded), last-epoch top-1 {k['last_test_all']:.2f}")
+PY
+} >>"$summary" 2>&1
+echo
+echo "================ summary ================"
+cat "$summary"
+exit $status

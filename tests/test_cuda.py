@@ -1,0 +1,159 @@
+"""The device paths on a GPU (marked `cuda`; skipped, with the reason shown, where none is available).
+
+Run on a machine with a GPU by scripts/gpu-check.sh (no MLflow or DVC needed: runs use --no-track).
+Covered: a 2-epoch training of every preset on the tensor pipeline with the step and the
+augmentation replayed as CUDA graphs; evaluate; the three analyses; resume; the tensor
+augmentation against the PIL reference on the GPU; a captured step against the eager step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.cuda
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA device: the cuda tests run on a GPU machine (scripts/gpu-check.sh)", allow_module_level=True)
+
+from rescom.cli import app  # noqa: E402
+from rescom.cli_analysis import analysis_app  # noqa: E402
+from rescom.data.prepared import prepare  # noqa: E402
+from rescom.data.source_base import RawDataset, Split  # noqa: E402
+
+runner = CliRunner()
+CUDA = torch.device("cuda")
+CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def cifar_like(tmp_path_factory):
+    """A prepared in-memory set of 32x32 RGB images (counts 64, 32, 16, 8; 16 test images per class)."""
+    rng = np.random.default_rng(0)
+
+    def split(per_class):
+        labels = np.repeat(np.arange(CLASSES), per_class).astype(np.int64)
+        images = rng.integers(0, 80, (len(labels), 32, 32, 3), dtype=np.uint8)
+        for i, label in enumerate(labels):  # a bright band whose row encodes the class: learnable
+            images[i, 8 * label:8 * label + 8] += 150
+        return Split(labels, images=images)
+
+    raw = RawDataset("cifar-like", [f"class{k}" for k in range(CLASSES)], 3, split([64, 32, 16, 8]), split([16] * CLASSES))
+    out = tmp_path_factory.mktemp("cifar-like") / "prepared"
+    prepare(raw, out, imbalance_factor=None, max_count=None, seed=0)
+    return out
+
+
+def train_args(prepared, method="rescom", epochs=2, name=None, extra=()):
+    args = ["train", "--method", method, "--dataset", "cifar10", "--epochs", str(epochs), "--seed", "0", "--no-track",
+            "--set", f"data.prepared_dir={prepared}", "--set", "data.pipeline=tensor", "--set", "data.recipe=cifar",
+            "--set", "run.device=cuda", "--set", "optim.batch_size=16", "--set", "model.width=8",
+            "--set", "method.queue_size=4", "--set", "optim.lr=0.05"]
+    if method == "moco_bs":
+        args += ["--set", "method.queue_size=32"]
+    if name:
+        args += ["--set", f"run.run_name={name}"]
+    return [str(a) for a in [*args, *extra]]
+
+
+def invoke(application, args):
+    result = runner.invoke(application, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("method", ["ce", "bs", "supcon_bs", "moco_bs", "rescom"])
+def test_every_preset_trains_two_epochs_on_the_gpu(in_tmp, cifar_like, method):
+    invoke(app, train_args(cifar_like, method, name=method))
+    summary = json.loads((in_tmp / "runs" / method / "metrics.json").read_text())
+    m = summary["metrics"]
+    assert m["last_epoch"] == 2 and 0.0 <= m["last_test_all"] <= 100.0
+    history = (in_tmp / "runs" / method / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and all("nan" not in row.lower() for row in history[1:])
+
+
+def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch):
+    invoke(app, train_args(cifar_like, "rescom", epochs=3, name="full"))
+    ckpt = in_tmp / "runs/full/checkpoint.pt"
+    evaluated = invoke(app, ["evaluate", ckpt, "--out", in_tmp / "eval.json"])
+    metrics = json.loads((in_tmp / "eval.json").read_text())
+    assert metrics["epoch"] == 3 and 0.0 <= metrics["test_all"] <= 100.0, evaluated.output
+    # The PIL loader of `evaluate` and the resident test set of training agree on the same model.
+    final = json.loads((in_tmp / "runs/full/metrics.json").read_text())["metrics"]
+    assert abs(final["last_test_all"] - metrics["test_all"]) < 1e-6
+
+    invoke(analysis_app, ["gradients", ckpt, "--out", in_tmp / "grad", "--num-batches", 2, "--batch-size", 16,
+                          "--device", "cuda"])
+    invoke(analysis_app, ["similarity", "--run", f"rescom={ckpt}", "--out", in_tmp / "sim", "--device", "cuda"])
+    invoke(analysis_app, ["inference-cost", ckpt, "--out", in_tmp / "cost", "--device", "cuda", "--repeat", 3])
+    for folder in ("grad", "sim", "cost"):
+        assert any((in_tmp / folder).iterdir()), folder
+
+    import rescom.engine.train as engine
+
+    original = engine.train_epoch
+
+    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(config, parts, step_fn, loader, device, bar, epoch)
+
+    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
+    killed = runner.invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed"))
+    assert killed.exit_code != 0
+    monkeypatch.setattr(engine, "train_epoch", original)
+    invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed", extra=["--resume"]))
+    history = (in_tmp / "runs/resumed/history.csv").read_text().splitlines()
+    assert len(history) == 4  # header + epochs 1-3, two before the kill and one after the resume
+
+
+def test_tensor_augmentation_on_the_gpu_equals_the_pil_reference():
+    from test_fast_path_step import MEAN, STD, reference_path
+    from rescom.data.batched_augment import CifarGpuAugment
+
+    augment = CifarGpuAugment(MEAN, STD)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    params = augment.sample_params(images.shape, g, "cpu")
+    reference = reference_path(images, {"crop": (params["crop_dy"], params["crop_dx"]), "flip": params["flip"],
+                                        "aa": {"op": params["aa_op"], "apply": params["aa_apply"],
+                                               "magnitude": params["aa_magnitude"]},
+                                        "hole": (params["cutout_cy"], params["cutout_cx"])})
+    on_gpu = augment.apply(images.to(CUDA), {k: v.to(CUDA) for k, v in params.items()}).cpu()
+    differing = (on_gpu - reference).abs().gt(1e-5).float().mean().item()
+    # Every op is exact but the geometric ones, whose float coordinates may round a border pixel differently.
+    assert differing < 1e-3, f"{differing:.2%} of values differ from torchvision"
+
+
+def test_captured_step_equals_the_eager_step():
+    from rescom.config import apply_overrides, resolve_for_data
+    from rescom.engine.components import build_components
+    from rescom.engine.cuda_graph import CapturedCall
+    from rescom.engine.step import train_step
+    from rescom.methods import preset_config
+
+    counts = [64, 32, 16, 8]
+    config = resolve_for_data(apply_overrides(preset_config("rescom"), {"optim.batch_size": 16, "method.queue_size": 4}), counts)
+    parts = build_components(config, counts, 3, CUDA)
+    twin = copy.deepcopy(parts)
+    captured = CapturedCall(lambda v, t: train_step(config, twin, v, t), warmup=2)
+    g = torch.Generator(device=CUDA).manual_seed(0)
+    for _ in range(6):
+        views = [torch.randn(16, 3, 32, 32, device=CUDA, generator=g) for _ in range(2)]
+        target = torch.randint(0, 4, (16,), device=CUDA, generator=g)
+        eager = train_step(config, parts, views, target)
+        replayed = captured(views, target)
+        for key in eager:
+            torch.testing.assert_close(replayed[key].float(), eager[key].float(), rtol=1e-3, atol=1e-4, msg=key)
+    assert captured.captured, captured.disabled_reason
+    torch.testing.assert_close(twin.queue.keys, parts.queue.keys, rtol=1e-3, atol=1e-4)
