@@ -142,6 +142,8 @@ def make_step(config: TrainConfig, parts: Components, device: torch.device):
     def step(views: list[torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
         return train_step(config, parts, views, target)
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the step's shapes never change: autotune cuDNN once
     if not use_cuda_graphs(config, device):
         return step
     from rescom.engine.cuda_graph import CapturedCall
