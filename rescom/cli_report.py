@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import os
 import shutil
 import subprocess
@@ -41,7 +43,9 @@ def report(ctx: typer.Context,
 def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed reports/smoke)."),
          new: Path = typer.Argument(..., help="Report tree B (e.g. regenerated)."),
          tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell; default: the profile's report.tolerance."),
-         params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section.")):
+         params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section."),
+         structure_only: bool = typer.Option(False, "--structure-only",
+                                             help="Compare files, columns and rows, not the numbers (trees made on different kinds of machine).")):
     """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance."""
     from rescom.report.diff import diff_reports
 
@@ -53,11 +57,13 @@ def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed
         skip = tuple(section.get("timing_files") or ())
         if tolerance is None:
             tolerance = float(section["tolerance"])
-    if tolerance is None:
+    if tolerance is None and not structure_only:
         fail("give --tolerance or --params (whose report.tolerance is used)")
     for tree in (old, new):
         if not tree.is_dir():
             fail(f"{tree} is not a directory")
+    if structure_only:
+        tolerance = math.inf  # every number agrees; files, columns, row labels and text cells still must
     problems = diff_reports(old, new, tolerance, skip)
     if skip:
         typer.echo(f"not compared (wall-clock timings): {', '.join(skip)}")

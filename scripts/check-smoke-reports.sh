@@ -15,7 +15,19 @@ rm -rf runs/smoke data/prepared/smoke reports/smoke
 start=$(date +%s)
 dvc repro pipelines/smoke/dvc.yaml
 echo "smoke profile regenerated in $(( $(date +%s) - start )) s"
-rescom report diff "$committed" reports/smoke --params "$params"
+# Numbers are compared cell by cell against reports made on the same kind of machine (instruction
+# set, torch, threads: tables/machine.json); CPU float kernels differ between kinds, and two epochs
+# on toy data turn last-bit differences into different accuracies. On another kind only the
+# structure (files, rows, columns) is compared; tests/test_train_cli.py checks reproducibility.
+if cmp -s "$committed/tables/machine.json" reports/smoke/tables/machine.json; then
+    rescom report diff "$committed" reports/smoke --params "$params"
+else
+    echo "reports/smoke was made on another kind of machine:"
+    cat "$committed/tables/machine.json" 2>/dev/null || echo "(no tables/machine.json committed)"
+    echo "this machine:"; cat reports/smoke/tables/machine.json
+    echo "comparing structure only (the numbers differ across CPU instruction sets)"
+    rescom report diff "$committed" reports/smoke --params "$params" --structure-only
+fi
 
 second=$(dvc repro pipelines/smoke/dvc.yaml 2>&1)
 if ! grep -q "Data and pipelines are up to date" <<<"$second"; then

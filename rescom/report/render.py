@@ -117,6 +117,7 @@ def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | 
 def render_reports(params_path: str | Path, out_root: Path = Path("reports")) -> Path:
     """Write reports/<profile>/tables/{<table>.md,<table>.csv,*.png,summary.json} and reports/<profile>/README.md."""
     from rescom.report.figures import table_figures
+    from rescom.report.machine import machine_fingerprint
 
     profile = load_profile(params_path)
     root = out_root / profile.name
@@ -141,6 +142,7 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     index.extend(_analysis_index(root))
     (root / "README.md").write_text("\n".join(index) + "\n")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (out_dir / "machine.json").write_text(json.dumps(machine_fingerprint(), indent=2, sort_keys=True) + "\n")
     write_reports_index(out_root)
     return root
 

@@ -1,0 +1,37 @@
+"""Report trees made on different kinds of machine: compared by structure, not by number."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from rescom.cli import app
+from rescom.report.machine import NUMERIC_FLAGS, machine_fingerprint
+
+runner = CliRunner()
+
+
+def _tree(root, value, columns=("method", "last_test_all_mean")):
+    (root / "tables").mkdir(parents=True)
+    rows = [",".join(columns), ",".join(["bs", str(value), "1"][:len(columns)])]
+    (root / "tables" / "main.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_fingerprint_names_what_decides_cpu_float_results():
+    fingerprint = machine_fingerprint()
+    assert set(fingerprint) == {"torch", "cpu_capability", "cpu_flags", "threads"}
+    assert set(fingerprint["cpu_flags"]) <= set(NUMERIC_FLAGS)
+    json.dumps(fingerprint)  # written as tables/machine.json
+
+
+def test_structure_only_ignores_numbers_but_not_missing_columns(tmp_path):
+    a, b = _tree(tmp_path / "a", 10.0), _tree(tmp_path / "b", 12.5)
+    strict = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
+    assert strict.exit_code == 1 and "10.0 -> 12.5" in strict.output
+    loose = runner.invoke(app, ["report", "diff", str(a), str(b), "--structure-only"])
+    assert loose.exit_code == 0, loose.output
+    c = _tree(tmp_path / "c", 10.0, columns=("method", "last_test_all_mean", "n_seeds"))
+    changed = runner.invoke(app, ["report", "diff", str(a), str(c), "--structure-only"])
+    assert changed.exit_code == 1 and "columns differ" in changed.output
