@@ -76,3 +76,28 @@ def test_resnet32_shapes_and_inference_model():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone"):
         build_model("vgg", 10)
+
+
+def test_ldam_rule_selects_the_released_codes_images():
+    """CIFAR-LT keeps LDAM's images: np.random.seed(0), then np.random.shuffle per class in label order."""
+    from rescom.data.longtail import default_rule, longtail_indices
+
+    labels = np.repeat(np.arange(4), 50)[np.random.RandomState(7).permutation(200)]  # interleaved classes
+    counts = [20, 9, 4, 2]
+    np.random.seed(0)  # the released rule, literally (global generator)
+    expected = []
+    for c, n in enumerate(counts):
+        idx = np.where(labels == c)[0]
+        np.random.shuffle(idx)
+        expected.append(idx[:n])
+    got = longtail_indices(labels, counts, seed=0, rule="ldam")
+    np.testing.assert_array_equal(got, np.sort(np.concatenate(expected)))
+    # Pinned (computed once with the released rule): class-sorted labels, 50 images per class.
+    sorted_labels = np.repeat(np.arange(4), 50)
+    pinned = longtail_indices(sorted_labels, counts, seed=0, rule="ldam")
+    assert {28, 11, 10, 41, 2} <= set(pinned[:20].tolist())  # the first five of class 0's shuffle
+    assert pinned[sorted_labels[pinned] == 2].tolist() == [107, 124, 127, 148]
+    assert pinned[sorted_labels[pinned] == 3].tolist() == [162, 186]
+    assert len(set(got) & set(longtail_indices(labels, counts, seed=0, rule="permutation"))) < len(got)
+    assert default_rule("cifar10") == default_rule("cifar100") == "ldam"
+    assert default_rule("fashion-mnist") == "permutation"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.longtail import exponential_counts, longtail_indices
+from rescom.data.longtail import default_rule, exponential_counts, longtail_indices
 from rescom.data.source_base import RawDataset, Split
 
 FILES = ("train.npz", "test.npz", "meta.json")
@@ -63,8 +63,12 @@ def _write_meta(path: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int):
-    """(train split, max_count used) after exponential subsampling; unchanged when IF is None."""
+def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int,
+                   rule: str | None = None):
+    """(train split, max_count used) after exponential subsampling; unchanged when IF is None.
+
+    rule: longtail_indices' rule; None = the source's default (LDAM's split for CIFAR).
+    """
     if imbalance_factor is None:
         if max_count is not None:
             raise ValueError("max_count applies only with an imbalance_factor; set imbalance_factor or drop max_count")
@@ -73,7 +77,8 @@ def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: i
     if max_count is None:
         max_count = int(raw_counts.min())
     counts = exponential_counts(len(raw.classes), int(max_count), float(imbalance_factor))
-    return raw.train.subset(longtail_indices(raw.train.labels, counts, seed)), int(max_count)
+    rule = rule or default_rule(raw.name)
+    return raw.train.subset(longtail_indices(raw.train.labels, counts, seed, rule)), int(max_count)
 
 
 def prepare(
@@ -109,6 +114,7 @@ def prepare(
         "imbalance_factor": None if imbalance_factor is None else float(imbalance_factor),
         "max_count": used_max,
         "seed": int(seed),
+        "subsample_rule": None if imbalance_factor is None else default_rule(raw.name),
         "class_counts": class_counts,
         "num_train": len(train),
         "num_test": len(test),

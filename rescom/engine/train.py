@@ -194,7 +194,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
 
 
 def _hardware(config: TrainConfig) -> str:
-    from rescom.analysis.inference_cost import device_description
+    from rescom.engine.hardware import device_description
 
     return device_description(select_device(config.run.device))
 

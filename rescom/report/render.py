@@ -14,7 +14,7 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile, expand_table, load_profile
 from rescom.report.collect import aggregate, table_frame
-from rescom.report.paper_values import paper_top1
+from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
 
 TITLES = {
     "main": ("Main comparison", "shape of paper Tables 1-2"),
@@ -94,6 +94,12 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
     ]
     if table == "spm":
         lines.append("- num_pos / num_neg None = all keys of that kind (no mining)")
+    if table in ("main", "large"):
+        settings = sorted({(d, None if i != i else float(i)) for d, i in zip(done.get("dataset", []), done.get("imbalance", []))},
+                          key=lambda s: (s[0], s[1] or 0))
+        lines.extend(reference_line(d, i) for d, i in settings)
+    if table in ABLATION_NOTES:
+        lines.append(f"- the paper's ablations are on ImageNet-LT, not this set; it states: {ABLATION_NOTES[table]}")
     if missing:
         lines.append(f"- **not yet trained**: {', '.join(missing)}")
     return "\n".join(lines)
