@@ -18,6 +18,7 @@ from rescom.cli_common import expected_errors, fail as _fail
 from rescom.cli_pipeline import pipeline_app
 from rescom.cli_analysis import analysis_app
 from rescom.cli_bench import bench_app
+from rescom.cli_data import data_app
 from rescom.cli_report import ablate, report_app
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -31,6 +32,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(report_app, name="report")
 app.add_typer(analysis_app, name="analyze")
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 app.command()(ablate)
 
 

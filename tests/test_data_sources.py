@@ -194,8 +194,8 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_cifar_archive_is_unpacked_and_read(tmp_path, monkeypatch):
-    """A miniature archive in the official layout; the class's checksums point at it."""
+def _mini_cifar_archive(tmp_path, monkeypatch) -> Path:
+    """A miniature archive in the official layout (2 images per batch); CIFAR10's checksums point at it."""
     from torchvision.datasets import CIFAR10
 
     src = tmp_path / "src" / "cifar-10-batches-py"
@@ -206,15 +206,22 @@ def test_cifar_archive_is_unpacked_and_read(tmp_path, monkeypatch):
         batch = {"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [i % 10, (i + 1) % 10]}
         (src / name).write_bytes(pickle.dumps(batch))
     (src / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"k{i}" for i in range(10)]}))
-    root = tmp_path / "root"
-    root.mkdir()
-    archive = root / CIFAR10.filename
+    archive = tmp_path / "served" / CIFAR10.filename
+    archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="cifar-10-batches-py")
     monkeypatch.setattr(CIFAR10, "tgz_md5", _md5(archive))
     monkeypatch.setattr(CIFAR10, "train_list", [[n, _md5(src / n)] for n in names[:5]])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", _md5(src / "test_batch")]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": _md5(src / "batches.meta")})
+    return archive
+
+
+def test_cifar_archive_is_unpacked_and_read(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = root / "cifar-10-python.tar.gz"
+    archive.write_bytes(_mini_cifar_archive(tmp_path, monkeypatch).read_bytes())
 
     raw = load_source("cifar10", root)
     assert (root / "cifar-10-batches-py").is_dir()
@@ -227,6 +234,68 @@ def test_cifar_archive_is_unpacked_and_read(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- txt split lists
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server over a folder, as a stand-in for the archive's official host."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+def test_data_download_fetches_checks_and_unpacks_atomically(tmp_path, monkeypatch, http_server):
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+
+    runner = CliRunner()
+    served = _mini_cifar_archive(tmp_path, monkeypatch)
+    url = http_server(served.parent) + "/" + served.name
+    root = tmp_path / "raw"
+    result = runner.invoke(app, ["data", "download", "cifar10", "--root", str(root), "--url", url])
+    assert result.exit_code == 0, result.output
+    assert _md5(root / served.name) == _md5(served) and (root / "cifar-10-batches-py" / "data_batch_1").is_file()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no partial download left
+    assert len(load_source("cifar10", root).train) == 10
+    # Present and valid: nothing is fetched again (an unreachable mirror does not matter).
+    again = runner.invoke(app, ["data", "download", "cifar10", "--root", str(root), "--url", "http://127.0.0.1:9/x"])
+    assert again.exit_code == 0, again.output
+
+    corrupt_dir = tmp_path / "corrupt"
+    corrupt_dir.mkdir()
+    (corrupt_dir / served.name).write_bytes(served.read_bytes()[:-100])  # truncated in transit
+    bad_root = tmp_path / "raw-bad"
+    bad = runner.invoke(app, ["data", "download", "cifar10", "--root", str(bad_root),
+                              "--url", http_server(corrupt_dir) + "/" + served.name])
+    assert bad.exit_code == 2 and "corrupt" in bad.output
+    assert list(bad_root.iterdir()) == []  # the partial file never took the archive's name
+
+
+def test_data_download_offline_fails_fast_and_names_the_file(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+
+    monkeypatch.setattr(source_cifar, "_reachable", lambda url, timeout: False)
+    result = CliRunner().invoke(app, ["data", "download", "cifar100", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not reachable" in result.output and "cifar-100-python.tar.gz" in result.output
+    unknown = CliRunner().invoke(app, ["data", "download", "imagenet-lt"])
+    assert unknown.exit_code == 2 and "cannot be downloaded" in unknown.output
 
 
 def test_split_lists(tmp_path):

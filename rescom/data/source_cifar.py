@@ -7,7 +7,10 @@ so an offline machine fails in seconds instead of hanging.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,6 +19,8 @@ import numpy as np
 
 from rescom.data.source_base import DataUnavailableError, RawDataset, Split
 
+# The official archives' file names (torchvision's CIFAR10/CIFAR100.filename), without importing torchvision.
+ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
 # Seconds allowed for the DNS + TCP probe and for each socket operation of the download.
 NETWORK_TIMEOUT_S = 5.0
 
@@ -57,26 +62,75 @@ def _reachable(url: str, timeout: float) -> bool:
     return bool(ok)
 
 
-def _download(cls, root: Path) -> None:
-    from torchvision.datasets.utils import download_url
+def _download(cls, root: Path, url: str | None = None) -> None:
+    """Fetch the archive into root atomically: into a hidden temporary name, md5-checked, then renamed.
 
-    if not _reachable(cls.url, NETWORK_TIMEOUT_S):
+    A killed or failed download leaves no file under the archive's name, so it never looks complete.
+    """
+    from torchvision.datasets.utils import check_integrity, download_url
+
+    url = url or cls.url
+    if not _reachable(url, NETWORK_TIMEOUT_S):
         raise DataUnavailableError(
-            _missing_message(cls, root, f"download failed: {urlparse(cls.url).hostname} is not reachable")
+            _missing_message(cls, root, f"download failed: {urlparse(url).hostname} is not reachable")
         )
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(NETWORK_TIMEOUT_S)
+    root.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{cls.filename}.part-", dir=root))
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        download_url(cls.url, str(root), cls.filename, cls.tgz_md5)
-    except Exception as err:  # any network / checksum failure means the same thing to the user
+        download_url(url, str(partial), cls.filename)  # md5 checked below, with our own message
+        if not check_integrity(str(partial / cls.filename), cls.tgz_md5):
+            raise DataUnavailableError(_missing_message(
+                cls, root, f"the download from {url} is corrupt (md5 differs from {cls.tgz_md5})"))
+        os.replace(partial / cls.filename, root / cls.filename)
+    except DataUnavailableError:
+        raise
+    except Exception as err:  # any network failure means the same thing to the user
         raise DataUnavailableError(_missing_message(cls, root, f"download failed ({err})")) from err
     finally:
         socket.setdefaulttimeout(previous)
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _extract(cls, archive: Path, root: Path) -> None:
+    """Unpack into a temporary folder, check every batch's md5, then rename the folder into place."""
+    from torchvision.datasets.utils import extract_archive
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{cls.base_folder}.unpack-", dir=root))
+    try:
+        extract_archive(str(archive), str(staging))
+        if not _extracted_ok(cls, staging):
+            raise DataUnavailableError(_missing_message(cls, root, f"{archive} did not unpack to {cls.base_folder}/"))
+        target = root / cls.base_folder
+        if target.exists():
+            shutil.rmtree(target)  # an incomplete or corrupt earlier folder (_extracted_ok failed on it)
+        os.replace(staging / cls.base_folder, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def download_cifar(name: str, root: str | Path | None = None, url: str | None = None) -> Path:
+    """`rescom data download`: the official archive of cifar10 / cifar100 in root, md5-checked and unpacked.
+
+    Nothing is fetched when a valid archive is already there. Offline, fails within seconds
+    (DataUnavailableError naming the archive, its URL and where to put it). url: a mirror.
+    Returns the archive's path.
+    """
+    cls = _dataset_class(name)
+    root = (Path(root) if root is not None else Path("data") / "raw" / name).expanduser().resolve()
+    from torchvision.datasets.utils import check_integrity
+
+    archive = root / cls.filename
+    if not check_integrity(str(archive), cls.tgz_md5):
+        _download(cls, root, url)
+    if not _extracted_ok(cls, root):
+        _extract(cls, archive, root)
+    return archive
 
 
 def _ensure_extracted(cls, root: Path, download: bool) -> None:
-    from torchvision.datasets.utils import check_integrity, extract_archive
+    from torchvision.datasets.utils import check_integrity
 
     if (root / cls.base_folder).is_dir() and _extracted_ok(cls, root):
         return
@@ -89,15 +143,15 @@ def _ensure_extracted(cls, root: Path, download: bool) -> None:
         raise DataUnavailableError(
             _missing_message(cls, root, f"{archive} is corrupt (md5 differs from {cls.tgz_md5})")
         )
-    extract_archive(str(archive), str(root))
-    if not _extracted_ok(cls, root):
-        raise DataUnavailableError(_missing_message(cls, root, f"{archive} did not unpack to {cls.base_folder}/"))
+    _extract(cls, archive, root)
 
 
 def _extracted_ok(cls, root: Path) -> bool:
     """Every batch file of the extracted folder is present with its published md5."""
     from torchvision.datasets.utils import check_integrity
 
+    if not (root / cls.base_folder).is_dir():
+        return False
     return all(
         check_integrity(str(root / cls.base_folder / fname), md5)
         for fname, md5 in cls.train_list + cls.test_list

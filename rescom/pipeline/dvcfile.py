@@ -41,15 +41,38 @@ def _data_key_pattern(table: str, apply: dict[str, str]) -> str:
     return f"${{{table}.data}}"
 
 
+def _downloadable_archives(profile: Profile) -> list[tuple[str, str]]:
+    """(source, archive file) of the CIFAR sets a profile prepares from their default root."""
+    from rescom.data.source_cifar import ARCHIVES
+    from rescom.engine.data import parse_dataset
+
+    sources = set()
+    for spec in (profile.params.get("datasets") or {}).values():
+        source, _ = parse_dataset(spec["dataset"])
+        if source in ARCHIVES and not spec.get("root"):
+            sources.add(source)
+    return [(source, ARCHIVES[source]) for source in sorted(sources)]
+
+
 def build_dvc(profile: Profile) -> dict:
     params_file = profile.path.as_posix()
     where = {"wdir": "../.."} if profile.name != "default" else {}
     name = profile.name
-    stages: dict = {
+    archives = _downloadable_archives(profile)
+    stages: dict = {}
+    if archives:  # the official CIFAR archives, fetched and checked by the pipeline's first stage
+        stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
+            **where,
+            "cmd": "rescom data download ${item.name} --root data/raw/${item.name}",
+            "deps": ["rescom/cli_data.py"],
+            "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
+        }}
+    stages |= {
         "prepare": {"foreach": "${datasets}", "do": {
             **where,
             "cmd": f"rescom pipeline prepare --params {params_file} --key ${{key}}",
-            "deps": ["rescom/data", "rescom/pipeline/catalogue.py"],
+            # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
+            "deps": ["rescom/data", "rescom/pipeline/catalogue.py", *(f"data/raw/{n}/{a}" for n, a in archives)],
             "params": [{params_file: ["datasets.${key}"]}],
             "outs": [{f"data/prepared/{name}/${{key}}": {"cache": False}}],
         }},
