@@ -265,6 +265,9 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"method.num_neg: must be >= 1, got {m.num_neg}")
     if m.contrastive == "supcon" and m.queue == "none" and not m.in_batch:
         raise ConfigError("method.in_batch: a contrastive loss without a queue needs in-batch contrast")
+    if m.key_encoder == "momentum" and m.in_batch:
+        raise ConfigError("method.in_batch: the momentum-encoder path contrasts view-1 queries with the batch's "
+                          "momentum keys and the queue, never with each other; set it to false")
     if m.key_encoder == "momentum" and m.contrastive == "none":
         raise ConfigError("method.key_encoder: a momentum encoder needs method.contrastive=supcon")
     if o.schedule == "multistep" and sorted(o.milestones) != o.milestones:

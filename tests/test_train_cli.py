@@ -158,6 +158,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, mon
     (["--imbalance", "0.5"], "data.imbalance"),
     (["--set", "optim.batch_size=1000"], "optim.batch_size"),
     (["--set", "method.beta=1.0"], "method.beta"),
+    (["--method", "moco_bs", "--set", "method.in_batch=true"], "method.in_batch"),  # its path has no in-batch term
     (["--dataset", "mnist-lt"], "unknown dataset"),
     (["--set", "method.queue=ring"], "method.queue"),
     (["--set", "nokey"], "expected key=value"),
