@@ -3,7 +3,7 @@
 #   bash scripts/gpu-check.sh [DATA_ROOT]
 # 1. the cuda tests (tests/test_cuda.py: every preset trains 2 epochs on the tensor pipeline with
 #    CUDA graphs, evaluate, analyses, resume, tensor augmentation vs the PIL reference, captured vs
-#    eager step); 2. `rescom bench step` and `rescom bench epoch` (fp32 and bf16); 3. a short real
+#    eager step); 2. `rescom bench step`, `bench core` and `bench epoch` (fp32 and bf16); 3. a short real
 #    training of rescom (10 epochs, evaluation every 5) on synthetic CIFAR-100-LT-shaped data, or
 #    on CIFAR-100-LT from DATA_ROOT (the official archive or its extracted folder) when given.
 # Runs from the source tree (PYTHONPATH), installs nothing, tracks nothing (--no-track). Logs go
@@ -46,6 +46,7 @@ step cuda-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda
 STEPS=${STEPS:-20}
 step bench-step $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS"
 step bench-step-bf16 $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS" --bf16
+step bench-core $PY -m rescom bench core --device "$DEVICE" --repeat 5
 step bench-epoch $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 $SHAPE
 step bench-epoch-eager $PY -m rescom bench epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
 step bench-epoch-bf16 $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
