@@ -61,6 +61,11 @@ fi
 step train $PY -m rescom train --method rescom "${data_args[@]}" --epochs "$EPOCHS" --no-track \
     --set run.device="$DEVICE" --set run.eval_every=5 --set run.runs_dir="$dir/runs" --set run.run_name=rescom-check
 
+# DDP on NCCL: one process (CUDA graphs stay on: a world of one has no collectives in the step).
+step torchrun $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m rescom train --method rescom \
+    "${data_args[@]}" --epochs 2 --no-track --set run.device="$DEVICE" --set run.runs_dir="$dir/runs" \
+    --set run.run_name=rescom-torchrun
+
 {
     echo "-- numbers"
     grep -h -E "^(rescom|plain) |rescom / plain" "$dir/bench-step.log" | sed 's/^/bench step fp32: /'

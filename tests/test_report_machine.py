@@ -12,9 +12,9 @@ from rescom.report.machine import NUMERIC_FLAGS, machine_fingerprint
 runner = CliRunner()
 
 
-def _tree(root, value, columns=("method", "last_test_all_mean")):
+def _tree(root, value, columns=("method", "last_test_all_mean", "best_epoch"), best_epoch=1):
     (root / "tables").mkdir(parents=True)
-    rows = [",".join(columns), ",".join(["bs", str(value), "1"][:len(columns)])]
+    rows = [",".join(columns), ",".join(["bs", str(value), str(best_epoch), "1"][:len(columns)])]
     (root / "tables" / "main.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -27,11 +27,11 @@ def test_fingerprint_names_what_decides_cpu_float_results():
 
 
 def test_structure_only_ignores_numbers_but_not_missing_columns(tmp_path):
-    a, b = _tree(tmp_path / "a", 10.0), _tree(tmp_path / "b", 12.5)
+    a, b = _tree(tmp_path / "a", 10.0), _tree(tmp_path / "b", 12.5, best_epoch=2)  # integer cells too
     strict = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
     assert strict.exit_code == 1 and "10.0 -> 12.5" in strict.output
     loose = runner.invoke(app, ["report", "diff", str(a), str(b), "--structure-only"])
     assert loose.exit_code == 0, loose.output
-    c = _tree(tmp_path / "c", 10.0, columns=("method", "last_test_all_mean", "n_seeds"))
+    c = _tree(tmp_path / "c", 10.0, columns=("method", "last_test_all_mean", "best_epoch", "n_seeds"))
     changed = runner.invoke(app, ["report", "diff", str(a), str(c), "--structure-only"])
     assert changed.exit_code == 1 and "columns differ" in changed.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def _same(a, b, tolerance: float) -> bool:
     b_nan = isinstance(b, float) and math.isnan(b)
     if a_nan or b_nan:
         return a_nan and b_nan
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+    # numbers.Real covers numpy's integer cells (an int column such as best_epoch), which int does not.
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and not isinstance(a, bool):
         return abs(float(a) - float(b)) <= tolerance
     return str(a) == str(b)
 
