@@ -64,8 +64,8 @@ def test_two_runs_with_one_seed_are_identical(workdir, tiny_folder):
     ma, mb = metrics_of(workdir, "a"), metrics_of(workdir, "b")
     ma.pop("mean_epoch_seconds"), mb.pop("mean_epoch_seconds")
     assert ma == mb
-    wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=False)["components"]["model"]
-    wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=False)["components"]["model"]
+    wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=True)["components"]["model"]
+    wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=True)["components"]["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -85,7 +85,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
-    assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["epoch"] == 2
     monkeypatch.setattr(engine, "train_epoch", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
@@ -93,8 +93,8 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     mf, mr = metrics_of(workdir, "full"), metrics_of(workdir, "resumed")
     mf.pop("mean_epoch_seconds"), mr.pop("mean_epoch_seconds")
     assert mf == mr
-    wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=False)["components"]
-    wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["components"]
+    wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=True)["components"]
+    wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["components"]
     assert all(torch.equal(wf["model"][k], wr["model"][k]) for k in wf["model"])
     assert torch.equal(wf["queue"]["queue_keys"], wr["queue"]["queue_keys"])
 
