@@ -8,6 +8,7 @@ YAML file and dotted overrides (`method.num_neg=400`), checks every key and valu
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -149,13 +150,20 @@ CHOICES = {
 }
 
 
+# A decimal number as people write it. YAML 1.1 (PyYAML) reads `1e-3`, `5e-4` and `1e6` as strings
+# because it wants a dot before the exponent; float fields accept them anyway.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check value against a field's type annotation; strings from the command line are YAML-parsed."""
+    members = _members(annotation)
     if isinstance(value, str) and annotation is not str:
         parsed = yaml.safe_load(value)
-        if not (isinstance(parsed, str) and str in _members(annotation)):
+        if not (isinstance(parsed, str) and str in members):
             value = parsed
-    members = _members(annotation)
+    if float in members and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)
     if value is None:
         if type(None) in members:
             return None
@@ -247,7 +255,7 @@ def validate(config: TrainConfig) -> None:
         "run.eval_every": config.run.eval_every, "run.log_every": config.run.log_every,
     }
     for key, value in positive.items():
-        if value <= 0:
+        if not value > 0:  # also refuses nan (YAML's .nan)
             raise ConfigError(f"{key}: must be > 0, got {value}")
     if not 0.0 <= m.beta < 1.0:
         raise ConfigError(f"method.beta: must lie in [0, 1), got {m.beta}")
