@@ -171,6 +171,14 @@ def test_bad_input_exits_nonzero_and_writes_nothing(workdir, tiny_folder, extra,
     assert not (workdir / "runs").exists() and not (workdir / "data").exists()
 
 
+@pytest.mark.parametrize("dataset", ["fashion-mnist-lt", "cifar10-lt", "folder-lt"])
+def test_missing_data_root_is_an_error_not_a_fallback(workdir, tiny_folder, dataset):
+    result = run_cli(tiny_args(tiny_folder) + ["--dataset", dataset, "--data-root", workdir / "does-not-exist"])
+    assert result.exit_code == 2, result.output
+    assert "does-not-exist does not exist" in result.output
+    assert not (workdir / "runs").exists() and not (workdir / "data").exists()
+
+
 def test_existing_run_needs_resume_or_overwrite(workdir, tiny_folder):
     assert run_cli(tiny_args(tiny_folder, epochs=1)).exit_code == 0
     again = run_cli(tiny_args(tiny_folder, epochs=1))

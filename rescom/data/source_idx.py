@@ -52,16 +52,17 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _find_dir(root: str | Path | None) -> Path:
-    """The first of root, DEBIAN_DIR holding all four files."""
-    candidates = ([Path(root).expanduser().resolve()] if root is not None else []) + [DEBIAN_DIR]
-    for d in candidates:
-        if all((d / f).is_file() for f in FILES.values()):
-            return d
-    searched = " and ".join(str(d) for d in candidates)
+    """root when given (it alone: the config records it), else DEBIAN_DIR; it must hold all four files."""
+    d = Path(root).expanduser().resolve() if root is not None else DEBIAN_DIR
+    if all((d / f).is_file() for f in FILES.values()):
+        return d
+    missing = [f for f in FILES.values() if not (d / f).is_file()]
+    alternative = ("" if root is None else
+                   f", or drop the root to use Debian's copy in {DEBIAN_DIR}")
     raise DataUnavailableError(
-        f"Fashion-MNIST not found in {searched}. Supply the four official files "
+        f"Fashion-MNIST not found in {d} (missing {', '.join(missing)}). Supply the four official files "
         f"{', '.join(FILES.values())} (https://github.com/zalandoresearch/fashion-mnist) in "
-        f"{candidates[0]}, or install Debian's package: apt-get install dataset-fashion-mnist"
+        f"{d}{alternative}, or install Debian's package: apt-get install dataset-fashion-mnist"
     )
 
 

@@ -34,8 +34,13 @@ def load_source(
     imagenet-lt / places-lt / inat2018: txt split lists (`relative/path label` per line), images
         under root; train_list / test_list override the standard list names (absolute, or
         relative to root).
+    A root that is given must exist (for every source): falling back to a default copy would train
+    on other data than the config records.
     Raises ValueError for an unknown name, DataUnavailableError when files are missing.
     """
+    if root is not None and not download and not Path(root).expanduser().is_dir():
+        what = "is not a directory" if Path(root).expanduser().exists() else "does not exist"
+        raise DataUnavailableError(f"data root {root} {what} (data.root / --data-root)")
     if name in ("cifar10", "cifar100"):
         from rescom.data.source_cifar import load_cifar
 
