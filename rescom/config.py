@@ -229,16 +229,9 @@ def parse_set_options(items: list[str]) -> dict[str, str]:
 
 def flatten_file(path: str | Path) -> dict[str, Any]:
     """A YAML config file ({section: {key: value}}) as dotted overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of sections")
-    return flatten(tree)
+    from rescom.yaml_files import read_yaml_mapping
+
+    return flatten(read_yaml_mapping(path, "config file", ConfigError))
 
 
 def validate(config: TrainConfig) -> None:

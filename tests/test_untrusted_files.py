@@ -88,3 +88,123 @@ def test_bad_checkpoint_under_resume_names_the_file(workdir, tiny_folder, kind):
     checkpoint.write_bytes(_bad_versions(_valid_checkpoint_bytes(workdir))[kind])
     result = invoke(tiny_args(tiny_folder, epochs=1, extra=["--set", "run.run_name=broken", "--resume"]))
     assert_one_line_error(result, "runs/broken/checkpoint.pt")
+
+
+# ---------------------------------------------------------------- config and params files
+
+CONFIG = {"garbage": b"\xff\xfe\x00garbage\x00" * 10, "truncated": b"optim: {lr: 0.05, epochs: 3", "empty": b""}
+PARAMS = {"garbage": b"\x89PNG\r\n\x1a\n\x00\x00" * 10,
+          "truncated": b"profile: tiny\ndatasets: {tiny: {dataset: folder-lt, imbalance: 6", "empty": b""}
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_config_file(workdir, tiny_folder, kind):
+    from test_train_cli import tiny_args
+
+    path = workdir / f"{kind}.yaml"
+    path.write_bytes(CONFIG[kind])
+    assert_one_line_error(invoke(tiny_args(tiny_folder) + ["--config", path]), path, "config file")
+    assert not (workdir / "runs").exists() and not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_params_file(workdir, kind):
+    path = workdir / f"{kind}.yaml"
+    path.write_bytes(PARAMS[kind])
+    assert_one_line_error(invoke(["pipeline", "prepare", "--params", path, "--key", "tiny"]), path, "params file")
+    assert_one_line_error(invoke(["pipeline", "train", "--params", path, "--table", "main"]), path, "params file")
+
+
+# ---------------------------------------------------------------- data files
+
+
+def _copy_folder(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_image_in_a_folder(workdir, tiny_folder, kind, split):
+    from test_train_cli import tiny_args
+
+    root = _copy_folder(tiny_folder, workdir / "images")
+    image = root / split / "class1" / "3.png"
+    image.write_bytes(_bad_versions(image.read_bytes())[kind])
+    result = invoke(tiny_args(root))
+    assert_one_line_error(result, image, "cannot be read")
+    assert not (workdir / "data").exists()
+
+
+def _list_root(workdir):
+    root = workdir / "lists"
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("which", ["ImageNet_LT_train.txt", "ImageNet_LT_test.txt"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_split_list(workdir, kind, which):
+    root = _list_root(workdir)
+    good = b"a.jpg 0\nb.jpg 1\n"
+    for name in ("ImageNet_LT_train.txt", "ImageNet_LT_test.txt"):
+        (root / name).write_bytes(good)
+    bad = {"garbage": b"\xff\xfe\x00\x01" * 10, "truncated": b"a.jpg 0\nb.j", "empty": b""}[kind]
+    (root / which).write_bytes(bad)
+    result = invoke(["train", "--dataset", "imagenet-lt", "--data-root", root, "--epochs", "1", "--no-track"])
+    assert_one_line_error(result, root / which, "split list")
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_fashion_mnist_file(workdir, kind):
+    import gzip
+
+    import numpy as np
+
+    from rescom.data import source_idx
+
+    root = workdir / "fmnist"
+    root.mkdir()
+    for key, name in source_idx.FILES.items():
+        n = 60 if key.startswith("train") else 10
+        arr = np.zeros((n, 28, 28) if key.endswith("images") else (n,), dtype=np.uint8)
+        header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+        with gzip.open(root / name, "wb") as f:
+            f.write(header + arr.tobytes())
+    bad_file = root / source_idx.FILES["train_images"]
+    bad_file.write_bytes(_bad_versions(bad_file.read_bytes())[kind])
+    result = invoke(["train", "--dataset", "fashion-mnist-lt", "--data-root", root, "--epochs", "1", "--no-track"])
+    assert_one_line_error(result, bad_file)
+    assert not (workdir / "data" / "prepared").exists()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_cifar_archive(workdir, kind):
+    from rescom.data.source_cifar import _dataset_class
+
+    root = workdir / "cifar"
+    root.mkdir()
+    archive = root / _dataset_class("cifar10").filename
+    archive.write_bytes(_bad_versions(b"\x1f\x8b" + b"\x00" * 4096)[kind])
+    result = invoke(["train", "--dataset", "cifar10-lt", "--data-root", root, "--epochs", "1", "--no-track"])
+    assert_one_line_error(result, archive, "corrupt")
+
+
+@pytest.mark.parametrize("name", ["meta.json", "train.npz", "test.npz"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
+def test_bad_prepared_file_is_named(workdir, tiny_folder, kind, name):
+    from rescom.config import DataConfig
+    from rescom.data.prepared import load_prepared
+    from rescom.data.source_base import BadFileError
+    from rescom.engine.data import prepare_data
+
+    cfg = DataConfig(dataset="folder-lt", root=str(tiny_folder), imbalance=6, prepared_dir=str(workdir / "prep"))
+    prepare_data(cfg)
+    path = workdir / "prep" / name
+    path.write_bytes(_bad_versions(path.read_bytes())[kind])
+    with pytest.raises(BadFileError, match=str(path)):
+        load_prepared(workdir / "prep")

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rescom.data.longtail import exponential_counts, longtail_indices
-from rescom.data.source_base import RawDataset, Split
+from rescom.data.source_base import BadFileError, RawDataset, Split
 
 FILES = ("train.npz", "test.npz", "meta.json")
 
@@ -153,12 +154,27 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def _read_split(path: Path) -> Split:
-    with np.load(path, allow_pickle=False) as z:
-        if "images" in z.files:
-            return Split(labels=z["labels"], images=z["images"])
-        if "paths" in z.files:
-            return Split(labels=z["labels"], paths=z["paths"].tolist())
-    raise ValueError(f"{path} holds neither 'images' nor 'paths' (keys: {z.files})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "labels" in z.files and "images" in z.files:
+                return Split(labels=z["labels"], images=z["images"])
+            if "labels" in z.files and "paths" in z.files:
+                return Split(labels=z["labels"], paths=z["paths"].tolist())
+            files = z.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise BadFileError(f"prepared split {path} cannot be read ({str(err).splitlines()[0] if str(err) else 'empty'}); "
+                           "prepare again") from None
+    raise BadFileError(f"prepared split {path} holds neither labels with 'images' nor with 'paths' (keys: {files})")
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadFileError(f"{path} is not JSON ({str(err).splitlines()[0]}); prepare again") from None
+    if not isinstance(meta, dict):
+        raise BadFileError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
@@ -167,14 +183,14 @@ def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
     for name in FILES:
         if not (out_dir / name).is_file():
             raise FileNotFoundError(f"prepared data incomplete: {out_dir / name} is missing; run the prepare stage first")
-    meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+    meta = _read_meta(out_dir / "meta.json")
     missing = [k for k in ("dataset", "classes", "channels", "class_counts", "fingerprint") if k not in meta]
     if missing:
-        raise ValueError(f"{out_dir / 'meta.json'} lacks keys {missing}")
+        raise BadFileError(f"{out_dir / 'meta.json'} lacks keys {missing}")
     train = _read_split(out_dir / "train.npz")
     test = _read_split(out_dir / "test.npz")
     if verify and fingerprint(train, test) != meta["fingerprint"]:
-        raise ValueError(f"{out_dir}: train/test arrays do not match the fingerprint in meta.json; prepare again")
+        raise BadFileError(f"{out_dir}: train/test arrays do not match the fingerprint in meta.json; prepare again")
     return PreparedData(
         name=meta["dataset"], classes=list(meta["classes"]), channels=int(meta["channels"]),
         train=train, test=test, class_counts=[int(c) for c in meta["class_counts"]], meta=meta,
