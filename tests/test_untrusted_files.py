@@ -21,13 +21,14 @@ def invoke(args):
 
 
 def assert_one_line_error(result, *needles):
-    """Exit 2, no traceback, a single `error:` line that contains every needle."""
+    """Exit 2, no traceback, a single `error:` line that contains every needle (progress lines may precede it)."""
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
     for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
+        assert str(needle) in errors[0], (needle, errors[0])
 
 
 def _bad_versions(good: bytes) -> dict[str, bytes]:

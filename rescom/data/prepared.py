@@ -85,6 +85,7 @@ def prepare(
     max_count: int | None,
     seed: int,
     test_per_class: int | None = None,
+    request: dict | None = None,
 ) -> PreparedData:
     """Subsample raw.train to an exponential long tail (class 0 = head) and write it to out_dir.
 
@@ -93,8 +94,19 @@ def prepare(
     max_count=5000 for CIFAR-10 (IF 100 -> 12,406 images). The test split stays balanced; with
     test_per_class it keeps the first test_per_class images of each class after a seeded shuffle
     (small CPU profiles evaluate often, and Fashion-MNIST's 10,000 test images would dominate).
-    An existing out_dir is replaced only once the new one is complete.
+    request (what was asked for, with the source's signature) is stored in meta.json so a later
+    run can tell whether this set answers its own request. An existing out_dir is replaced only
+    once the new one is complete.
     """
+    data = build(raw, imbalance_factor=imbalance_factor, max_count=max_count, seed=seed,
+                 test_per_class=test_per_class, request=request)
+    write(data, out_dir)
+    return data
+
+
+def build(raw: RawDataset, *, imbalance_factor: float | None, max_count: int | None, seed: int,
+          test_per_class: int | None = None, request: dict | None = None) -> PreparedData:
+    """The prepared set in memory (what `prepare` writes); see prepare for the arguments."""
     if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
         raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
     train, used_max = longtail_train(raw, imbalance_factor, max_count, seed)
@@ -118,22 +130,27 @@ def prepare(
                     "test": "images" if test.images is not None else "paths"},
         "fingerprint": fingerprint(train, test),
     }
-
-    out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _write_split(tmp / "train.npz", train)
-        _write_split(tmp / "test.npz", test)
-        _write_meta(tmp / "meta.json", meta)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if request is not None:
+        meta["request"] = request
     return PreparedData(
         name=raw.name, classes=list(raw.classes), channels=raw.channels,
         train=train, test=test, class_counts=class_counts, meta=meta,
     )
+
+
+def write(data: PreparedData, out_dir: str | Path) -> None:
+    """Write train.npz, test.npz and meta.json into out_dir, all at once (temporary dir, then rename)."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write_split(tmp / "train.npz", data.train)
+        _write_split(tmp / "test.npz", data.test)
+        _write_meta(tmp / "meta.json", data.meta)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

@@ -92,7 +92,7 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
     device = distributed.device_for(world, select_device(config.run.device))
     parts = build_components(config, data.class_counts, data.channels, device)
-    state = _initial_state(config, paths, parts, resume, overwrite)
+    state = _initial_state(config, paths, parts, resume, overwrite, data)
     distributed.prepare_components(parts, device)  # SyncBatchNorm + DDP when world.size > 1
     if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
         parts.forward_model = torch.compile(parts.forward_model or parts.model)
@@ -106,7 +106,8 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     return metrics
 
 
-def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool) -> dict:
+def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool,
+                   data: PreparedData) -> dict:
     fresh = {"epoch": 0, "history": [], "mlflow_run_id": None}
     if not resume:
         if paths.checkpoint.exists() and not overwrite:
@@ -117,6 +118,11 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
     differing = differing_keys(config, saved)
     if differing:
         raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}")
+    trained_on = checkpoint.get("data_fingerprint")
+    if trained_on and trained_on != data.meta.get("fingerprint"):
+        raise run_data.DataMismatchError(
+            f"--resume: the prepared data {run_data.prepared_dir(config.data)} is not the set {paths.checkpoint} "
+            "was trained on (dataset fingerprints differ); check data.root and the raw files")
     parts.load_state_dict(checkpoint["components"])
     return {k: checkpoint[k] for k in fresh}
 
@@ -181,7 +187,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             # Checkpoint before logging: if logging fails the epoch is still safe on disk.
             if main:
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
-                                 **state}, paths.checkpoint)
+                                 "data_fingerprint": data.meta.get("fingerprint", ""), **state}, paths.checkpoint)
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
             bar.update(epochs_task, advance=1, info=_summary(row))
