@@ -130,10 +130,30 @@ def flatten(tree: dict | None, prefix: str = "") -> dict[str, Any]:
 RESUME_NEUTRAL = ("run.track", "run.log_every", "data.workers")
 
 
-def differing_keys(config: "TrainConfig", saved: dict) -> list[str]:
-    """Keys whose value in config differs from a checkpoint's saved config tree (resume check)."""
+# Keys a user may change on purpose when continuing a run (`--resume --allow-change optim.lr`): the
+# learning-rate schedule is recomputed from the config every epoch, so a lower rate after a NaN, or
+# more epochs, take effect without touching the saved model, queue or optimizer state.
+RESUME_CHANGEABLE = ("optim.lr", "optim.epochs", "optim.schedule", "optim.milestones", "optim.gamma",
+                     "optim.warmup_epochs", "run.eval_every")
+
+
+def differing_keys(config: "TrainConfig", saved: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose value in config differs from a checkpoint's saved config tree (resume check),
+    apart from the neutral keys and the `allowed` ones."""
     saved_flat = flatten(saved)
-    return sorted(k for k, v in config.flat().items() if k not in RESUME_NEUTRAL and saved_flat.get(k) != v)
+    skip = set(RESUME_NEUTRAL) | set(allowed)
+    return sorted(k for k, v in config.flat().items() if k not in skip and saved_flat.get(k) != v)
+
+
+def check_allow_change(keys: list[str], resume: bool) -> tuple[str, ...]:
+    """The --allow-change keys, checked: only with --resume, only keys in RESUME_CHANGEABLE."""
+    if keys and not resume:
+        raise ConfigError("--allow-change applies only with --resume (a fresh run takes any config)")
+    for key in keys:
+        if key not in RESUME_CHANGEABLE:
+            raise ConfigError(f"--allow-change {key}: cannot change on resume (the saved state depends on it); "
+                              f"changeable: {', '.join(RESUME_CHANGEABLE)}")
+    return tuple(keys)
 
 
 CHOICES = {

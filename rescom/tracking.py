@@ -65,6 +65,11 @@ class Tracker:
         self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         import time
 
@@ -91,6 +96,9 @@ class NullTracker:
         return None
 
     def resume(self, run_id) -> None:
+        return None
+
+    def set_tags(self, *args, **kwargs) -> None:
         return None
 
     def log_metrics(self, *args, **kwargs) -> None:

@@ -149,6 +149,68 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, mon
     assert (workdir / "runs/nan/checkpoint.pt").read_bytes() == before
 
 
+def _nan_from_epoch(monkeypatch, first_bad_epoch):
+    """Make the real step's loss NaN from 0-based epoch first_bad_epoch on."""
+    import rescom.engine.step as step_module
+    import rescom.engine.train as engine
+
+    real_step, real_epoch = step_module.train_step, engine.train_epoch
+    current = {"epoch": 0}
+
+    def maybe_exploding_step(*args, **kwargs):
+        losses = real_step(*args, **kwargs)
+        if current["epoch"] >= first_bad_epoch:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    def tracking_epoch(config, parts, step_fn, loader, device, bar, epoch):
+        current["epoch"] = epoch
+        return real_epoch(config, parts, step_fn, loader, device, bar, epoch)
+
+    monkeypatch.setattr(step_module, "train_step", maybe_exploding_step)
+    monkeypatch.setattr(engine, "train_epoch", tracking_epoch)
+
+
+def test_nan_in_the_first_epoch_does_not_claim_a_checkpoint(workdir, tiny_folder, monkeypatch):
+    _nan_from_epoch(monkeypatch, 0)
+    result = run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=nan0", "--no-track"]))
+    assert result.exit_code == 2, result.output
+    assert "No checkpoint of this run was written" in result.output
+    assert "epoch 0" not in result.output
+    assert not (workdir / "runs/nan0/checkpoint.pt").exists()
+
+
+def test_run_stopped_by_nan_continues_with_a_lower_lr(workdir, tiny_folder, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    args = tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=nanlate"])
+    with monkeypatch.context() as patch:
+        _nan_from_epoch(patch, 1)
+        stopped = run_cli(args)
+    assert stopped.exit_code == 2, stopped.output
+    output = " ".join(stopped.output.split())  # rich wraps long lines
+    assert "runs/nanlate/checkpoint.pt keeps epoch 1" in output
+    assert "--resume --allow-change optim.lr --set optim.lr=0.005" in output
+    assert torch.load(workdir / "runs/nanlate/checkpoint.pt", weights_only=True)["epoch"] == 1
+
+    refused = run_cli(args + ["--resume", "--set", "optim.lr=0.005"])
+    assert refused.exit_code == 2 and "--allow-change optim.lr" in refused.output, refused.output
+    wrong_key = run_cli(args + ["--resume", "--allow-change", "method.queue_size", "--set", "method.queue_size=8"])
+    assert wrong_key.exit_code == 2 and "cannot change on resume" in wrong_key.output, wrong_key.output
+
+    resumed = run_cli(args + ["--resume", "--allow-change", "optim.lr", "--set", "optim.lr=0.005"])
+    assert resumed.exit_code == 0, resumed.output
+    state = torch.load(workdir / "runs/nanlate/checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 3 and state["config"]["optim"]["lr"] == 0.005
+    assert [row["lr"] for row in state["history"]] == [0.05, 0.005, 0.005]
+    run = MlflowClient().get_run(metrics_of_run_id(workdir, "nanlate"))
+    assert run.data.tags["resume_change_epoch_1"] == "after epoch 1: optim.lr: 0.05 -> 0.005"
+
+
+def metrics_of_run_id(workdir, name):
+    return json.loads((workdir / "runs" / name / "metrics.json").read_text())["mlflow_run_id"]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--method", "nope"], "unknown preset 'nope'"),
     (["--set", "method.bogus=1"], "method.bogus: unknown key"),
