@@ -27,6 +27,27 @@ def _start(args, cwd, env_extra=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def test_sigterm_marks_the_run_killed_and_keeps_the_checkpoint(tmp_path, tiny_folder):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = _start(tiny_args(tiny_folder, epochs=200, extra=["--set", "run.run_name=term"]), tmp_path,
+                     {"MLFLOW_TRACKING_URI": uri})
+    checkpoint = tmp_path / "runs/term/checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()[0] if process.poll() is not None else "no epoch in time"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output, output
+    assert torch.load(checkpoint, weights_only=True)["epoch"] >= 1
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("rescom").experiment_id])
+    assert [r.info.status for r in runs] == ["KILLED"]
+
+
 def test_three_trainings_at_once_in_a_fresh_directory_all_finish(tmp_path, tiny_folder):
     from mlflow.tracking import MlflowClient
 

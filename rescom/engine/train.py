@@ -8,7 +8,10 @@ checkpoint before it: a run killed and resumed ends with exactly the metrics of 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,13 @@ from rescom.tracking import NullTracker, Tracker, git_commit
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C so the MLflow run is closed and the last checkpoint stays.
+
+    A BaseException, so no `except Exception` on the way (MLflow, DataLoader) can swallow it.
+    """
 
 
 class RunExistsError(RuntimeError):
@@ -81,9 +91,31 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     """
     world = distributed.init_from_env(config.run.device)  # Multi-GPU hook: World() without torchrun
     try:
-        return _train(config, world, resume, overwrite, allow_change)
+        with _sigterm_unwinds():
+            return _train(config, world, resume, overwrite, allow_change)
+    except Terminated:
+        console.log("terminated (SIGTERM): the MLflow run is marked KILLED; the last checkpoint is kept")
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         distributed.shutdown(world)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While training, SIGTERM (kill, dvc, a scheduler) raises Terminated instead of ending the process
+    at once, which left the MLflow run RUNNING forever. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrite: bool,
@@ -103,6 +135,9 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     tracker = _open_tracker(config, data, paths, state, changes) if world.is_main else NullTracker()
     try:
         metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
+    except Terminated:
+        tracker.finish("KILLED")
+        raise
     except BaseException:
         tracker.finish("FAILED")
         raise
