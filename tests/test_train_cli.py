@@ -255,6 +255,14 @@ def test_evaluate_checkpoint_matches_training_metrics(workdir, tiny_folder):
     assert evaluated["test_all"] == pytest.approx(metrics_of(workdir, "ev")["last_test_all"])
 
 
+def test_runs_in_an_empty_directory_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_cli(["runs"])
+    assert result.exit_code == 0 and "no runs yet" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_runs_lists_tracked_runs(workdir, tiny_folder):
     assert run_cli(tiny_args(tiny_folder, epochs=1, extra=["--set", "run.run_name=listed"])).exit_code == 0
     result = run_cli(["runs"])
