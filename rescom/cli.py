@@ -71,16 +71,21 @@ def train(
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file {section: {key: value}}."),
     sets: list[str] = typer.Option([], "--set", help="Override any key: --set method.num_neg=400 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run from its last checkpoint (same MLflow run)."),
+    allow_change: list[str] = typer.Option([], "--allow-change", help="With --resume: a key that may differ from the "
+                                           "checkpoint's config, e.g. optim.lr after a NaN (repeatable; "
+                                           "learning-rate schedule keys, optim.epochs, run.eval_every)."),
     overwrite: bool = typer.Option(False, help="Start over even if the run directory holds a checkpoint."),
     track: bool = typer.Option(True, help="Log to MLflow (--no-track to skip)."),
 ):
     """Train and evaluate one method variant; the run lands in runs/<name> and in MLflow."""
+    from rescom.config import check_allow_change
     from rescom.engine.train import train as run_training
 
+    allowed = check_allow_change(allow_change, resume)
     config = build_config(method, dataset, imbalance, config_file, sets,
                           {"data.root": data_root, "optim.epochs": epochs, "run.seed": seed,
                            **({} if track else {"run.track": False})})
-    summary = run_training(config, resume=resume, overwrite=overwrite)
+    summary = run_training(config, resume=resume, overwrite=overwrite, allow_change=allowed)
     _print_metrics(summary)
 
 

@@ -8,6 +8,7 @@ YAML file and dotted overrides (`method.num_neg=400`), checks every key and valu
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -129,10 +130,30 @@ def flatten(tree: dict | None, prefix: str = "") -> dict[str, Any]:
 RESUME_NEUTRAL = ("run.track", "run.log_every", "data.workers")
 
 
-def differing_keys(config: "TrainConfig", saved: dict) -> list[str]:
-    """Keys whose value in config differs from a checkpoint's saved config tree (resume check)."""
+# Keys a user may change on purpose when continuing a run (`--resume --allow-change optim.lr`): the
+# learning-rate schedule is recomputed from the config every epoch, so a lower rate after a NaN, or
+# more epochs, take effect without touching the saved model, queue or optimizer state.
+RESUME_CHANGEABLE = ("optim.lr", "optim.epochs", "optim.schedule", "optim.milestones", "optim.gamma",
+                     "optim.warmup_epochs", "run.eval_every")
+
+
+def differing_keys(config: "TrainConfig", saved: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose value in config differs from a checkpoint's saved config tree (resume check),
+    apart from the neutral keys and the `allowed` ones."""
     saved_flat = flatten(saved)
-    return sorted(k for k, v in config.flat().items() if k not in RESUME_NEUTRAL and saved_flat.get(k) != v)
+    skip = set(RESUME_NEUTRAL) | set(allowed)
+    return sorted(k for k, v in config.flat().items() if k not in skip and saved_flat.get(k) != v)
+
+
+def check_allow_change(keys: list[str], resume: bool) -> tuple[str, ...]:
+    """The --allow-change keys, checked: only with --resume, only keys in RESUME_CHANGEABLE."""
+    if keys and not resume:
+        raise ConfigError("--allow-change applies only with --resume (a fresh run takes any config)")
+    for key in keys:
+        if key not in RESUME_CHANGEABLE:
+            raise ConfigError(f"--allow-change {key}: cannot change on resume (the saved state depends on it); "
+                              f"changeable: {', '.join(RESUME_CHANGEABLE)}")
+    return tuple(keys)
 
 
 CHOICES = {
@@ -149,13 +170,20 @@ CHOICES = {
 }
 
 
+# A decimal number as people write it. YAML 1.1 (PyYAML) reads `1e-3`, `5e-4` and `1e6` as strings
+# because it wants a dot before the exponent; float fields accept them anyway.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check value against a field's type annotation; strings from the command line are YAML-parsed."""
+    members = _members(annotation)
     if isinstance(value, str) and annotation is not str:
         parsed = yaml.safe_load(value)
-        if not (isinstance(parsed, str) and str in _members(annotation)):
+        if not (isinstance(parsed, str) and str in members):
             value = parsed
-    members = _members(annotation)
+    if float in members and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)
     if value is None:
         if type(None) in members:
             return None
@@ -221,16 +249,9 @@ def parse_set_options(items: list[str]) -> dict[str, str]:
 
 def flatten_file(path: str | Path) -> dict[str, Any]:
     """A YAML config file ({section: {key: value}}) as dotted overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of sections")
-    return flatten(tree)
+    from rescom.yaml_files import read_yaml_mapping
+
+    return flatten(read_yaml_mapping(path, "config file", ConfigError))
 
 
 def validate(config: TrainConfig) -> None:
@@ -247,7 +268,7 @@ def validate(config: TrainConfig) -> None:
         "run.eval_every": config.run.eval_every, "run.log_every": config.run.log_every,
     }
     for key, value in positive.items():
-        if value <= 0:
+        if not value > 0:  # also refuses nan (YAML's .nan)
             raise ConfigError(f"{key}: must be > 0, got {value}")
     if not 0.0 <= m.beta < 1.0:
         raise ConfigError(f"method.beta: must lie in [0, 1), got {m.beta}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from rescom.tracking import default_tracking_uri
@@ -16,7 +18,10 @@ COLUMNS = {
 def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
     import mlflow
 
-    mlflow.set_tracking_uri(default_tracking_uri())
+    uri = default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return pd.DataFrame()  # no store yet: a read-only command must not create one
+    mlflow.set_tracking_uri(uri)
     names = [experiment] if experiment else None
     frame = mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
                                max_results=limit, order_by=["attributes.start_time DESC"])

@@ -6,6 +6,8 @@ The default store is an absolute sqlite URI in the working directory; MLFLOW_TRA
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -26,6 +28,22 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def store_setup_lock(uri: str):
+    """An exclusive lock on <store>.lock beside a sqlite store, held while the store is set up."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(uri[len("sqlite:///"):] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def git_commit() -> str:
     """HEAD's commit, with '-dirty' when the tree has uncommitted changes; 'unknown' outside git."""
     try:
@@ -44,10 +62,13 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri or default_tracking_uri()
-        self.client = MlflowClient(self.uri)
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = (found.experiment_id if found is not None else
-                              self.client.create_experiment(experiment, artifact_location=_artifact_root(self.uri)))
+        # Creating a sqlite store (schema migrations) and an experiment are not safe to race: runs
+        # started at once in a fresh directory crashed in alembic. One process at a time does it.
+        with store_setup_lock(self.uri):
+            self.client = MlflowClient(self.uri)
+            found = self.client.get_experiment_by_name(experiment)
+            self.experiment_id = (found.experiment_id if found is not None else
+                                  self.client.create_experiment(experiment, artifact_location=_artifact_root(self.uri)))
         self.run_id: str | None = None
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
@@ -64,6 +85,11 @@ class Tracker:
         self.client.get_run(run_id)  # fails clearly if the run is not in this store
         self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         import time
@@ -91,6 +117,9 @@ class NullTracker:
         return None
 
     def resume(self, run_id) -> None:
+        return None
+
+    def set_tags(self, *args, **kwargs) -> None:
         return None
 
     def log_metrics(self, *args, **kwargs) -> None:

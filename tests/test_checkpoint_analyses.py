@@ -96,7 +96,7 @@ def _reference_gradient_by_rank(ckpt):
     from rescom.data.transforms import eval_transform
 
     config, data, model = load_run(ckpt, "cpu")
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     keys = state["components"]["queue"]["queue_keys"].double()
     key_labels = state["components"]["queue"]["queue_labels"]
     transform = eval_transform("none", data.channels)  # ToTensor + Normalize(0.5, 0.5)
@@ -252,7 +252,7 @@ def test_load_run_gives_the_trained_model(in_runs):
     from rescom.analysis.checkpoint_analyses import load_run
 
     config, data, model = load_run(RESCOM, "cpu")
-    state = torch.load(RESCOM, weights_only=False)["components"]["model"]
+    state = torch.load(RESCOM, weights_only=True)["components"]["model"]
     assert config.method_name == "rescom" and data.class_counts == [24, 13, 7, 4]
     assert not model.training and model.projection is not None
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())

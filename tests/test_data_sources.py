@@ -151,6 +151,26 @@ def test_fashion_mnist_missing_names_all_files(tmp_path, monkeypatch):
         assert name in str(err.value)
 
 
+@pytest.mark.parametrize("source", ["cifar10", "cifar100", "fashion-mnist", "folder", "imagenet-lt", "places-lt",
+                                    "inat2018"])
+def test_missing_root_is_an_error_for_every_source(tmp_path, source):
+    missing = tmp_path / "does" / "not" / "exist"
+    with pytest.raises(DataUnavailableError, match=f"data root {missing} does not exist"):
+        load_source(source, missing)
+
+
+def test_fashion_mnist_given_root_is_not_replaced_by_the_debian_copy(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for name in source_idx.FILES.values():
+        (debian / name).write_bytes(b"")
+    monkeypatch.setattr(source_idx, "DEBIAN_DIR", debian)
+    empty_root = tmp_path / "mine"
+    empty_root.mkdir()
+    with pytest.raises(DataUnavailableError, match=f"not found in {empty_root}"):
+        load_source("fashion-mnist", empty_root)
+
+
 def test_fashion_mnist_debian_copy():
     """The real set from Debian's dataset-fashion-mnist; CI installs it, so there it must exist."""
     if not source_idx.DEBIAN_DIR.is_dir():

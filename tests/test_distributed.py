@@ -176,7 +176,7 @@ def test_torchrun_two_processes_end_to_end(tmp_path, tiny_folder):
     run_dir = tmp_path / "runs" / "rescom-folder-lt-if6-s0"
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["epochs"] == 2
     assert len((run_dir / "history.csv").read_text().splitlines()) == 3
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 2
     # Saved from the plain network: same keys as a single-process checkpoint (no "module." prefix).
     assert not any(k.startswith("module.") for k in checkpoint["components"]["model"])

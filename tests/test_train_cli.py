@@ -64,8 +64,8 @@ def test_two_runs_with_one_seed_are_identical(workdir, tiny_folder):
     ma, mb = metrics_of(workdir, "a"), metrics_of(workdir, "b")
     ma.pop("mean_epoch_seconds"), mb.pop("mean_epoch_seconds")
     assert ma == mb
-    wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=False)["components"]["model"]
-    wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=False)["components"]["model"]
+    wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=True)["components"]["model"]
+    wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=True)["components"]["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -85,7 +85,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
-    assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["epoch"] == 2
     monkeypatch.setattr(engine, "train_epoch", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
@@ -93,8 +93,8 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     mf, mr = metrics_of(workdir, "full"), metrics_of(workdir, "resumed")
     mf.pop("mean_epoch_seconds"), mr.pop("mean_epoch_seconds")
     assert mf == mr
-    wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=False)["components"]
-    wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=False)["components"]
+    wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=True)["components"]
+    wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["components"]
     assert all(torch.equal(wf["model"][k], wr["model"][k]) for k in wf["model"])
     assert torch.equal(wf["queue"]["queue_keys"], wr["queue"]["queue_keys"])
 
@@ -149,6 +149,68 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, mon
     assert (workdir / "runs/nan/checkpoint.pt").read_bytes() == before
 
 
+def _nan_from_epoch(monkeypatch, first_bad_epoch):
+    """Make the real step's loss NaN from 0-based epoch first_bad_epoch on."""
+    import rescom.engine.step as step_module
+    import rescom.engine.train as engine
+
+    real_step, real_epoch = step_module.train_step, engine.train_epoch
+    current = {"epoch": 0}
+
+    def maybe_exploding_step(*args, **kwargs):
+        losses = real_step(*args, **kwargs)
+        if current["epoch"] >= first_bad_epoch:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    def tracking_epoch(config, parts, step_fn, loader, device, bar, epoch):
+        current["epoch"] = epoch
+        return real_epoch(config, parts, step_fn, loader, device, bar, epoch)
+
+    monkeypatch.setattr(step_module, "train_step", maybe_exploding_step)
+    monkeypatch.setattr(engine, "train_epoch", tracking_epoch)
+
+
+def test_nan_in_the_first_epoch_does_not_claim_a_checkpoint(workdir, tiny_folder, monkeypatch):
+    _nan_from_epoch(monkeypatch, 0)
+    result = run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=nan0", "--no-track"]))
+    assert result.exit_code == 2, result.output
+    assert "No checkpoint of this run was written" in result.output
+    assert "epoch 0" not in result.output
+    assert not (workdir / "runs/nan0/checkpoint.pt").exists()
+
+
+def test_run_stopped_by_nan_continues_with_a_lower_lr(workdir, tiny_folder, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    args = tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=nanlate"])
+    with monkeypatch.context() as patch:
+        _nan_from_epoch(patch, 1)
+        stopped = run_cli(args)
+    assert stopped.exit_code == 2, stopped.output
+    output = " ".join(stopped.output.split())  # rich wraps long lines
+    assert "runs/nanlate/checkpoint.pt keeps epoch 1" in output
+    assert "--resume --allow-change optim.lr --set optim.lr=0.005" in output
+    assert torch.load(workdir / "runs/nanlate/checkpoint.pt", weights_only=True)["epoch"] == 1
+
+    refused = run_cli(args + ["--resume", "--set", "optim.lr=0.005"])
+    assert refused.exit_code == 2 and "--allow-change optim.lr" in refused.output, refused.output
+    wrong_key = run_cli(args + ["--resume", "--allow-change", "method.queue_size", "--set", "method.queue_size=8"])
+    assert wrong_key.exit_code == 2 and "cannot change on resume" in wrong_key.output, wrong_key.output
+
+    resumed = run_cli(args + ["--resume", "--allow-change", "optim.lr", "--set", "optim.lr=0.005"])
+    assert resumed.exit_code == 0, resumed.output
+    state = torch.load(workdir / "runs/nanlate/checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 3 and state["config"]["optim"]["lr"] == 0.005
+    assert [row["lr"] for row in state["history"]] == [0.05, 0.005, 0.005]
+    run = MlflowClient().get_run(metrics_of_run_id(workdir, "nanlate"))
+    assert run.data.tags["resume_change_epoch_1"] == "after epoch 1: optim.lr: 0.05 -> 0.005"
+
+
+def metrics_of_run_id(workdir, name):
+    return json.loads((workdir / "runs" / name / "metrics.json").read_text())["mlflow_run_id"]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--method", "nope"], "unknown preset 'nope'"),
     (["--set", "method.bogus=1"], "method.bogus: unknown key"),
@@ -172,6 +234,14 @@ def test_bad_input_exits_nonzero_and_writes_nothing(workdir, tiny_folder, extra,
     assert not (workdir / "runs").exists() and not (workdir / "data").exists()
 
 
+@pytest.mark.parametrize("dataset", ["fashion-mnist-lt", "cifar10-lt", "folder-lt"])
+def test_missing_data_root_is_an_error_not_a_fallback(workdir, tiny_folder, dataset):
+    result = run_cli(tiny_args(tiny_folder) + ["--dataset", dataset, "--data-root", workdir / "does-not-exist"])
+    assert result.exit_code == 2, result.output
+    assert "does-not-exist does not exist" in result.output
+    assert not (workdir / "runs").exists() and not (workdir / "data").exists()
+
+
 def test_existing_run_needs_resume_or_overwrite(workdir, tiny_folder):
     assert run_cli(tiny_args(tiny_folder, epochs=1)).exit_code == 0
     again = run_cli(tiny_args(tiny_folder, epochs=1))
@@ -184,6 +254,14 @@ def test_evaluate_checkpoint_matches_training_metrics(workdir, tiny_folder):
     assert result.exit_code == 0, result.output
     evaluated = json.loads((workdir / "ev.json").read_text())
     assert evaluated["test_all"] == pytest.approx(metrics_of(workdir, "ev")["last_test_all"])
+
+
+def test_runs_in_an_empty_directory_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_cli(["runs"])
+    assert result.exit_code == 0 and "no runs yet" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_runs_lists_tracked_runs(workdir, tiny_folder):

@@ -87,7 +87,7 @@ def _networks_from_config(config, device):
         from rescom.data.datasets import SingleViewDataset
         from rescom.data.transforms import eval_transform
 
-        data = run_data.get_data(config.data)
+        data = run_data.get_data(config.data, persist=False)  # only the shapes are needed; write nothing
         classes, channels = len(data.class_counts), data.channels
         shape = tuple(SingleViewDataset(data.test, eval_transform(run_data.recipe_for(config.data), channels),
                                         channels)[0][0].shape)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from rescom.data.source_base import Split
+from rescom.data.source_base import BadFileError, Split
 
 
 class _SplitImages(Dataset):
@@ -32,8 +32,11 @@ class _SplitImages(Dataset):
             arr = self.split.images[i]  # uint8 [H, W, C]
             img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
             return img if img.mode == self.mode else img.convert(self.mode)
-        with Image.open(self.split.paths[i]) as img:
-            return img.convert(self.mode)  # convert() decodes, so the file can close here
+        try:
+            with Image.open(self.split.paths[i]) as img:
+                return img.convert(self.mode)  # convert() decodes, so the file can close here
+        except (OSError, ValueError, SyntaxError) as err:  # large sets are decoded here, not when prepared
+            raise BadFileError(f"image {self.split.paths[i]} cannot be read: {err}") from None
 
     def label(self, i: int) -> int:
         return int(self.split.labels[i])

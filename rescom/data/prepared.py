@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rescom.data.longtail import default_rule, exponential_counts, longtail_indices
-from rescom.data.source_base import RawDataset, Split
+from rescom.data.source_base import BadFileError, RawDataset, Split
 
 FILES = ("train.npz", "test.npz", "meta.json")
 
@@ -89,6 +90,7 @@ def prepare(
     max_count: int | None,
     seed: int,
     test_per_class: int | None = None,
+    request: dict | None = None,
 ) -> PreparedData:
     """Subsample raw.train to an exponential long tail (class 0 = head) and write it to out_dir.
 
@@ -97,8 +99,19 @@ def prepare(
     max_count=5000 for CIFAR-10 (IF 100 -> 12,406 images). The test split stays balanced; with
     test_per_class it keeps the first test_per_class images of each class after a seeded shuffle
     (small CPU profiles evaluate often, and Fashion-MNIST's 10,000 test images would dominate).
-    An existing out_dir is replaced only once the new one is complete.
+    request (what was asked for, with the source's signature) is stored in meta.json so a later
+    run can tell whether this set answers its own request. An existing out_dir is replaced only
+    once the new one is complete.
     """
+    data = build(raw, imbalance_factor=imbalance_factor, max_count=max_count, seed=seed,
+                 test_per_class=test_per_class, request=request)
+    write(data, out_dir)
+    return data
+
+
+def build(raw: RawDataset, *, imbalance_factor: float | None, max_count: int | None, seed: int,
+          test_per_class: int | None = None, request: dict | None = None) -> PreparedData:
+    """The prepared set in memory (what `prepare` writes); see prepare for the arguments."""
     if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
         raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
     train, used_max = longtail_train(raw, imbalance_factor, max_count, seed)
@@ -123,22 +136,27 @@ def prepare(
                     "test": "images" if test.images is not None else "paths"},
         "fingerprint": fingerprint(train, test),
     }
-
-    out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _write_split(tmp / "train.npz", train)
-        _write_split(tmp / "test.npz", test)
-        _write_meta(tmp / "meta.json", meta)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if request is not None:
+        meta["request"] = request
     return PreparedData(
         name=raw.name, classes=list(raw.classes), channels=raw.channels,
         train=train, test=test, class_counts=class_counts, meta=meta,
     )
+
+
+def write(data: PreparedData, out_dir: str | Path) -> None:
+    """Write train.npz, test.npz and meta.json into out_dir, all at once (temporary dir, then rename)."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write_split(tmp / "train.npz", data.train)
+        _write_split(tmp / "test.npz", data.test)
+        _write_meta(tmp / "meta.json", data.meta)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -159,12 +177,27 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def _read_split(path: Path) -> Split:
-    with np.load(path, allow_pickle=False) as z:
-        if "images" in z.files:
-            return Split(labels=z["labels"], images=z["images"])
-        if "paths" in z.files:
-            return Split(labels=z["labels"], paths=z["paths"].tolist())
-    raise ValueError(f"{path} holds neither 'images' nor 'paths' (keys: {z.files})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "labels" in z.files and "images" in z.files:
+                return Split(labels=z["labels"], images=z["images"])
+            if "labels" in z.files and "paths" in z.files:
+                return Split(labels=z["labels"], paths=z["paths"].tolist())
+            files = z.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise BadFileError(f"prepared split {path} cannot be read ({str(err).splitlines()[0] if str(err) else 'empty'}); "
+                           "prepare again") from None
+    raise BadFileError(f"prepared split {path} holds neither labels with 'images' nor with 'paths' (keys: {files})")
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadFileError(f"{path} is not JSON ({str(err).splitlines()[0]}); prepare again") from None
+    if not isinstance(meta, dict):
+        raise BadFileError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
@@ -173,14 +206,14 @@ def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
     for name in FILES:
         if not (out_dir / name).is_file():
             raise FileNotFoundError(f"prepared data incomplete: {out_dir / name} is missing; run the prepare stage first")
-    meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+    meta = _read_meta(out_dir / "meta.json")
     missing = [k for k in ("dataset", "classes", "channels", "class_counts", "fingerprint") if k not in meta]
     if missing:
-        raise ValueError(f"{out_dir / 'meta.json'} lacks keys {missing}")
+        raise BadFileError(f"{out_dir / 'meta.json'} lacks keys {missing}")
     train = _read_split(out_dir / "train.npz")
     test = _read_split(out_dir / "test.npz")
     if verify and fingerprint(train, test) != meta["fingerprint"]:
-        raise ValueError(f"{out_dir}: train/test arrays do not match the fingerprint in meta.json; prepare again")
+        raise BadFileError(f"{out_dir}: train/test arrays do not match the fingerprint in meta.json; prepare again")
     return PreparedData(
         name=meta["dataset"], classes=list(meta["classes"]), channels=int(meta["channels"]),
         train=train, test=test, class_counts=[int(c) for c in meta["class_counts"]], meta=meta,

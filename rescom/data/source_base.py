@@ -14,6 +14,10 @@ class DataUnavailableError(RuntimeError):
     """
 
 
+class BadFileError(ValueError):
+    """A data file that cannot be read (garbage, truncated, empty); the message names it and the problem."""
+
+
 @dataclass
 class Split:
     """One split of a dataset.

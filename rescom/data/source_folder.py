@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -52,10 +52,27 @@ def _headers(paths: list[str]) -> tuple[set[tuple[int, int]], set[str]]:
     """Sizes (W, H) and modes of the images; PIL reads only the headers here."""
     sizes, modes = set(), set()
     for p in paths:
-        with Image.open(p) as im:
-            sizes.add(im.size)
-            modes.add(im.mode)
+        try:
+            with Image.open(p) as im:
+                sizes.add(im.size)
+                modes.add(im.mode)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not an image"
+            raise _unreadable(p, err) from None
     return sizes, modes
+
+
+def _unreadable(path: str, err: Exception) -> BadFileError:
+    reason = "empty file" if Path(path).stat().st_size == 0 else str(err).splitlines()[0] or type(err).__name__
+    return BadFileError(f"image {path} cannot be read: {reason}")
+
+
+def _decode(path: str, mode: str) -> Image.Image:
+    """The whole image in mode; a file whose header is fine but whose data is cut short fails here."""
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise _unreadable(path, err) from None
 
 
 def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple[int, int]]) -> Split:
@@ -66,8 +83,7 @@ def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple
         if len(paths) * h * w * channels <= IN_MEMORY_LIMIT_BYTES:
             images = np.empty((len(paths), h, w, channels), dtype=np.uint8)
             for i, p in enumerate(paths):
-                with Image.open(p) as im:
-                    images[i] = np.asarray(im.convert(mode)).reshape(h, w, channels)
+                images[i] = np.asarray(_decode(p, mode)).reshape(h, w, channels)
             return Split(labels=labels_arr, images=images)
     return Split(labels=labels_arr, paths=paths)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
 
 # Debian's `dataset-fashion-mnist` ships the official files under their official names here.
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -35,33 +35,40 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Parse one IDX file (gzip-compressed when the name ends in .gz) into an array of its shape."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # gzip: BadGzipFile for garbage, EOFError when cut short
+        reason = "truncated" if isinstance(err, EOFError) else (str(err) or type(err).__name__)
+        raise BadFileError(f"{path}: not a readable gzip IDX file ({reason})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic {data[:4].hex()})")
+        raise BadFileError(f"{path}: not an IDX file (bad magic {data[:4].hex()})")
     type_code, ndim = data[2], data[3]
     if type_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX type code 0x{type_code:02x}")
+        raise BadFileError(f"{path}: unknown IDX type code 0x{type_code:02x}")
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise BadFileError(f"{path}: truncated IDX header ({len(data)} of {header} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[type_code])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(f"{path}: shape {shape} needs {expected} data bytes, file has {len(data) - header}")
+        raise BadFileError(f"{path}: truncated or padded: shape {shape} needs {expected} data bytes, file has {len(data) - header}")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _find_dir(root: str | Path | None) -> Path:
-    """The first of root, DEBIAN_DIR holding all four files."""
-    candidates = ([Path(root).expanduser().resolve()] if root is not None else []) + [DEBIAN_DIR]
-    for d in candidates:
-        if all((d / f).is_file() for f in FILES.values()):
-            return d
-    searched = " and ".join(str(d) for d in candidates)
+    """root when given (it alone: the config records it), else DEBIAN_DIR; it must hold all four files."""
+    d = Path(root).expanduser().resolve() if root is not None else DEBIAN_DIR
+    if all((d / f).is_file() for f in FILES.values()):
+        return d
+    missing = [f for f in FILES.values() if not (d / f).is_file()]
+    alternative = ("" if root is None else
+                   f", or drop the root to use Debian's copy in {DEBIAN_DIR}")
     raise DataUnavailableError(
-        f"Fashion-MNIST not found in {searched}. Supply the four official files "
+        f"Fashion-MNIST not found in {d} (missing {', '.join(missing)}). Supply the four official files "
         f"{', '.join(FILES.values())} (https://github.com/zalandoresearch/fashion-mnist) in "
-        f"{candidates[0]}, or install Debian's package: apt-get install dataset-fashion-mnist"
+        f"{d}{alternative}, or install Debian's package: apt-get install dataset-fashion-mnist"
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
 
 # (train list, test list) as distributed with the OLTR / decoupling benchmarks.
 STANDARD_LISTS = {
@@ -28,22 +28,26 @@ def read_split_list(list_path: str | Path, root: str | Path) -> tuple[list[str],
     list_path, root = Path(list_path), Path(root)
     paths: list[str] = []
     labels: list[int] = []
-    with open(list_path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.rsplit(maxsplit=1)
-            try:
-                rel, label = parts[0], int(parts[1])
-            except (IndexError, ValueError):
-                raise ValueError(f"{list_path}:{line_no}: expected 'relative/path label', got {line!r}") from None
-            if label < 0:
-                raise ValueError(f"{list_path}:{line_no}: negative label {label}")
-            paths.append(str(root / rel))
-            labels.append(label)
+    try:
+        lines = list_path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise BadFileError(f"split list {list_path} is not UTF-8 text (byte {err.start}); "
+                           "expected lines 'relative/path label'") from None
+    for line_no, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.rsplit(maxsplit=1)
+        try:
+            rel, label = parts[0], int(parts[1])
+        except (IndexError, ValueError):
+            raise BadFileError(f"split list {list_path}:{line_no}: expected 'relative/path label', got {line!r}") from None
+        if label < 0:
+            raise BadFileError(f"split list {list_path}:{line_no}: negative label {label}")
+        paths.append(str(root / rel))
+        labels.append(label)
     if not paths:
-        raise ValueError(f"{list_path} lists no images")
+        raise BadFileError(f"split list {list_path} lists no images (empty file?)")
     return paths, np.asarray(labels, dtype=np.int64)
 
 

@@ -10,9 +10,16 @@ from pathlib import Path
 
 from rescom.data.source_base import DataUnavailableError, RawDataset, Split
 
-__all__ = ["DataUnavailableError", "RawDataset", "Split", "SOURCES", "load_source"]
+__all__ = ["DataUnavailableError", "RawDataset", "Split", "SOURCES", "check_root", "load_source"]
 
 SOURCES = ("cifar10", "cifar100", "fashion-mnist", "folder", "imagenet-lt", "places-lt", "inat2018")
+
+
+def check_root(root: str | Path | None) -> None:
+    """A root that is given must be an existing directory; None means the source's default place."""
+    if root is not None and not Path(root).expanduser().is_dir():
+        what = "is not a directory" if Path(root).expanduser().exists() else "does not exist"
+        raise DataUnavailableError(f"data root {root} {what} (data.root / --data-root)")
 
 
 def load_source(
@@ -34,8 +41,12 @@ def load_source(
     imagenet-lt / places-lt / inat2018: txt split lists (`relative/path label` per line), images
         under root; train_list / test_list override the standard list names (absolute, or
         relative to root).
+    A root that is given must exist (for every source): falling back to a default copy would train
+    on other data than the config records.
     Raises ValueError for an unknown name, DataUnavailableError when files are missing.
     """
+    if not download:
+        check_root(root)
     if name in ("cifar10", "cifar100"):
         from rescom.data.source_cifar import load_cifar
 

@@ -1,4 +1,9 @@
-"""Atomic checkpoints: written to a temporary file beside the target, then renamed over it."""
+"""Atomic checkpoints: written to a temporary file beside the target, then renamed over it.
+
+Reading is safe on untrusted files: only tensors and plain containers are unpickled
+(`weights_only=True`), so a crafted checkpoint cannot run code, and any unreadable file becomes one
+`CheckpointError` naming it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+# What every checkpoint written by the training loop holds, and the type each must have.
+REQUIRED_KEYS = {"config": dict, "components": dict, "epoch": int, "history": list}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: empty, truncated, not a torch file, or holding code."""
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -28,13 +40,51 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by save_checkpoint; a missing file is a FileNotFoundError naming it."""
+    """Read a checkpoint written by save_checkpoint.
+
+    A missing file is a FileNotFoundError naming it; an empty, truncated or foreign file, or one that
+    pickles anything beyond tensors and plain containers, is a CheckpointError naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    # weights_only=False: the checkpoint holds the resolved config and metric history (plain Python
-    # containers written by this package), not just tensors.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        # weights_only=True: the state is tensors, numbers, strings and dicts/lists of them; anything
+        # else (a pickled callable) is refused before it can run.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise CheckpointError(f"checkpoint {path} cannot be read: {_load_failure(err)}") from None
+    _check_structure(path, state)
+    return state
+
+
+def _load_failure(err: Exception) -> str:
+    """One line saying why torch.load failed, without torch's multi-paragraph advice."""
+    text = str(err)
+    global_refused = next((line.strip() for line in text.splitlines() if "global" in line.lower()), None)
+    if global_refused:  # a pickled class or function: what a crafted checkpoint uses to run code
+        return (f"it pickles objects other than tensors and plain containers ({global_refused.rstrip('.')}); "
+                "refused, loading them could run code")
+    if "Weights only load failed" in text:
+        return "not a torch checkpoint (unreadable pickle data)"
+    if isinstance(err, EOFError):
+        return "the file ends early (truncated)"
+    if "zip archive" in text or "central directory" in text:
+        return "not a complete torch file (truncated or another format)"
+    first_line = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return first_line[:200]
+
+
+def _check_structure(path: Path, state) -> None:
+    """A file torch can read is still not a run checkpoint unless it has the training loop's keys."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} is not a rescom checkpoint (holds {type(state).__name__}, not a dict)")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f"checkpoint {path} is not a rescom checkpoint: "
+                                  f"{key!r} is missing or not a {kind.__name__}")
 
 
 @functools.cache

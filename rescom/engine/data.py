@@ -11,10 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from rescom.config import ConfigError, DataConfig
+from rescom.data.longtail import default_rule
 from rescom.data.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.prepared import PreparedData, load_prepared, longtail_train, prepare
+from rescom.data.prepared import PreparedData, build, load_prepared, longtail_train, write
+from rescom.data.source_base import BadFileError
 from rescom.data.sources import SOURCES, load_source
 from rescom.engine import distributed
+from rescom.progress import console
 
 # Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
 NATURALLY_LONG_TAILED = ("imagenet-lt", "places-lt", "inat2018")
@@ -42,35 +45,103 @@ def prepared_dir(cfg: DataConfig) -> Path:
     return Path("data/prepared") / f"{cfg.dataset}{factor}{cap}-s{cfg.subsample_seed}"
 
 
+class DataMismatchError(ConfigError):
+    """The prepared set differs from the one a checkpoint was trained on."""
+
+
+def data_request(cfg: DataConfig) -> dict:
+    """Everything that decides a prepared set's content: the source and its files' signature, the
+    subsampling rule and the test cap. A cached set answers a run only if its request is equal."""
+    from rescom.data.source_signature import source_signature
+
+    source, longtail = parse_dataset(cfg.dataset)
+    return {
+        "source": source,
+        "source_signature": source_signature(source, cfg.root),
+        "imbalance_factor": float(cfg.imbalance) if longtail and cfg.imbalance is not None else None,
+        "max_count": cfg.max_count if longtail else None,
+        "seed": int(cfg.subsample_seed),
+        "subsample_rule": default_rule(source) if longtail else None,
+        "test_per_class": cfg.test_per_class,
+    }
+
+
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Build the prepared set from the raw source (always rewrites it)."""
+    return _build(cfg, data_request(cfg), None, persist=True)
+
+
+def _build(cfg: DataConfig, request: dict, check_counts, persist: bool) -> PreparedData:
     source, longtail = parse_dataset(cfg.dataset)
-    raw = load_source(source, cfg.root)
-    return prepare(raw, prepared_dir(cfg), imbalance_factor=cfg.imbalance if longtail else None,
-                   max_count=cfg.max_count if longtail else None, seed=cfg.subsample_seed,
-                   test_per_class=cfg.test_per_class)
-
-
-def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None = None) -> PreparedData:
-    """The prepared set: read it when present, else prepare it from the raw source.
-
-    check_counts(class_counts) runs before anything is written, so a config that cannot train on this
-    data (batch larger than the set, Q_n too large) fails without leaving a half-made prepared set.
-    """
-    directory = prepared_dir(cfg)
-    if (directory / "meta.json").is_file():
-        data = load_prepared(directory)
-        if check_counts is not None:
-            check_counts(data.class_counts)
-        return data
-    source, longtail = parse_dataset(cfg.dataset)
+    console.log(f"preparing {cfg.dataset} from its raw files ({cfg.root or 'default location'})")
     raw = load_source(source, cfg.root)
     factor, cap = (cfg.imbalance, cfg.max_count) if longtail else (None, None)
     if check_counts is not None:
         train, _ = longtail_train(raw, factor, cap, cfg.subsample_seed)
         check_counts(np.bincount(train.labels, minlength=len(raw.classes)).tolist())
-    return prepare(raw, directory, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed,
-                   test_per_class=cfg.test_per_class)
+    data = build(raw, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed,
+                 test_per_class=cfg.test_per_class, request=request)
+    if persist:
+        write(data, prepared_dir(cfg))
+        console.log(f"prepared {prepared_dir(cfg)}: {sum(data.class_counts)} training, {len(data.test)} test images")
+    return data
+
+
+def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None = None, *,
+             persist: bool = True, expected_fingerprint: str | None = None) -> PreparedData:
+    """The prepared set of this data config: the cached one when it answers the same request, else
+    prepared anew from the raw source (and written, unless persist=False: read-only commands).
+
+    check_counts(class_counts) runs before anything is written, so a config that cannot train on this
+    data (batch larger than the set, Q_n too large) fails without leaving a half-made prepared set.
+    expected_fingerprint (a checkpoint's) makes a set of other content a DataMismatchError.
+    """
+    directory = prepared_dir(cfg)
+    if cfg.prepared_dir:
+        # An explicit prepared set is used as it is (a DVC prepare stage's output, a synthetic set,
+        # one made elsewhere): no raw source is needed, and a checkpoint's fingerprint still guards it.
+        data = _explicit(directory)
+    else:
+        request = data_request(cfg)  # also checks that the source (and a given root) exists
+        data = _cached(directory, request)
+        if data is None:
+            data = _build(cfg, request, check_counts, persist)
+            check_counts = None  # _build checked them before writing anything
+    if check_counts is not None:
+        check_counts(data.class_counts)
+    if expected_fingerprint and data.meta.get("fingerprint") != expected_fingerprint:
+        raise DataMismatchError(
+            f"the prepared data {directory} (fingerprint {data.meta.get('fingerprint', '?')[:12]}) is not the set "
+            f"the checkpoint was trained on (fingerprint {expected_fingerprint[:12]}); check data.root and the raw files")
+    return data
+
+
+def _explicit(directory: Path) -> PreparedData:
+    """The prepared set at data.prepared_dir; DataUnavailableError naming the folder when there is none."""
+    from rescom.data.source_base import DataUnavailableError
+
+    if not (directory / "meta.json").is_file():
+        raise DataUnavailableError(f"data.prepared_dir: {directory} holds no prepared set (no meta.json); "
+                                   "make one with `rescom prepare --out` or drop data.prepared_dir")
+    return load_prepared(directory)
+
+
+def _cached(directory: Path, request: dict) -> PreparedData | None:
+    """The prepared set in directory if it is readable and made for this request; None otherwise (says why)."""
+    if not (directory / "meta.json").is_file():
+        return None
+    try:
+        data = load_prepared(directory)
+    except (BadFileError, FileNotFoundError) as err:
+        console.log(f"prepared data {directory} is unreadable ({err}); preparing it again")
+        return None
+    saved = data.meta.get("request") or {}
+    changed = sorted(k for k in request if saved.get(k) != request[k])
+    if changed:
+        console.log(f"prepared data {directory} was made from other input ({', '.join(changed)} differ); "
+                    "preparing it again")
+        return None
+    return data
 
 
 def recipe_for(cfg: DataConfig) -> str:

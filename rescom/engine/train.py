@@ -8,14 +8,17 @@ checkpoint before it: a run killed and resumed ends with exactly the metrics of 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rescom.config import ConfigError, TrainConfig, differing_keys, resolve_for_data
+from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, differing_keys, flatten, resolve_for_data
 from rescom.data.prepared import PreparedData
 from rescom.engine import data as run_data
 from rescom.engine import distributed
@@ -32,6 +35,13 @@ from rescom.tracking import NullTracker, Tracker, git_commit
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C so the MLflow run is closed and the last checkpoint stays.
+
+    A BaseException, so no `except Exception` on the way (MLflow, DataLoader) can swallow it.
+    """
 
 
 class RunExistsError(RuntimeError):
@@ -71,19 +81,45 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63)
 
 
-def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          allow_change: tuple[str, ...] = ()) -> dict:
     """Train and evaluate one run; returns the final metrics (last and best epoch).
 
-    Under torchrun every rank calls this; rank 0 alone tracks and writes (engine.distributed).
+    allow_change: keys of config.RESUME_CHANGEABLE that may differ from the checkpoint on resume
+    (a lower optim.lr after a NaN). Under torchrun every rank calls this; rank 0 alone tracks and
+    writes (engine.distributed).
     """
     world = distributed.init_from_env(config.run.device)  # Multi-GPU hook: World() without torchrun
     try:
-        return _train(config, world, resume, overwrite)
+        with _sigterm_unwinds():
+            return _train(config, world, resume, overwrite, allow_change)
+    except Terminated:
+        console.log("terminated (SIGTERM): the MLflow run is marked KILLED; the last checkpoint is kept")
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         distributed.shutdown(world)
 
 
-def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrite: bool) -> dict:
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While training, SIGTERM (kill, dvc, a scheduler) raises Terminated instead of ending the process
+    at once, which left the MLflow run RUNNING forever. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrite: bool,
+           allow_change: tuple[str, ...]) -> dict:
     with distributed.main_first():  # rank 0 prepares the data set; the others then read it
         data = run_data.get_data(config.data, check_counts=lambda counts: resolve_for_data(config, counts))
     config = resolve_for_data(config, data.class_counts)
@@ -92,13 +128,16 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
     device = distributed.device_for(world, select_device(config.run.device))
     parts = build_components(config, data.class_counts, data.channels, device)
-    state = _initial_state(config, paths, parts, resume, overwrite)
+    state, changes = _initial_state(config, paths, parts, resume, overwrite, data, allow_change)
     distributed.prepare_components(parts, device)  # SyncBatchNorm + DDP when world.size > 1
     if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
         parts.forward_model = torch.compile(parts.forward_model or parts.model)
-    tracker = _open_tracker(config, data, paths, state) if world.is_main else NullTracker()
+    tracker = _open_tracker(config, data, paths, state, changes) if world.is_main else NullTracker()
     try:
         metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
+    except Terminated:
+        tracker.finish("KILLED")
+        raise
     except BaseException:
         tracker.finish("FAILED")
         raise
@@ -106,27 +145,43 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     return metrics
 
 
-def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool) -> dict:
+def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool,
+                   data: PreparedData, allow_change: tuple[str, ...]) -> tuple[dict, str]:
+    """(state to continue from, the allowed changes made on resume in words, '' if none)."""
     fresh = {"epoch": 0, "history": [], "mlflow_run_id": None}
     if not resume:
         if paths.checkpoint.exists() and not overwrite:
             raise RunExistsError(f"{paths.root} already holds a run; pass --resume to continue it or --overwrite")
-        return fresh
+        return fresh, ""
     checkpoint = load_checkpoint(paths.checkpoint)
     saved = checkpoint["config"]
-    differing = differing_keys(config, saved)
+    differing = differing_keys(config, saved, allow_change)
     if differing:
-        raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}")
+        changeable = [k for k in differing if k in RESUME_CHANGEABLE]
+        hint = f" (to change them on purpose: --allow-change {' --allow-change '.join(changeable)})" if changeable else ""
+        raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}{hint}")
+    trained_on = checkpoint.get("data_fingerprint")
+    if trained_on and trained_on != data.meta.get("fingerprint"):
+        raise run_data.DataMismatchError(
+            f"--resume: the prepared data {run_data.prepared_dir(config.data)} is not the set {paths.checkpoint} "
+            "was trained on (dataset fingerprints differ); check data.root and the raw files")
     parts.load_state_dict(checkpoint["components"])
-    return {k: checkpoint[k] for k in fresh}
+    saved_flat, now = flatten(saved), config.flat()
+    changes = "; ".join(f"{k}: {saved_flat.get(k)} -> {now[k]}" for k in allow_change if saved_flat.get(k) != now[k])
+    if changes:
+        console.log(f"resuming {paths.root} after epoch {checkpoint['epoch']} with {changes}")
+        changes = f"after epoch {checkpoint['epoch']}: {changes}"
+    return {k: checkpoint[k] for k in fresh}, changes
 
 
-def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict):
+def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict, changes: str = ""):
     if not config.run.track:
         return NullTracker()
     tracker = Tracker(config.run.experiment)
     if state["mlflow_run_id"]:
         tracker.resume(state["mlflow_run_id"])
+        if changes:  # MLflow params cannot change; the run says what the continuation changed
+            tracker.set_tags({f"resume_change_epoch_{state['epoch']}": changes})
     else:
         tags = {
             "git_commit": git_commit(), "profile": config.run.profile, "method": config.method_name,
@@ -167,7 +222,10 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             loader = run_data.epoch_batches(data, config.data, o.batch_size, two_views,
                                             epoch_seed(config.run.seed, epoch), device, resident, graphs=graphs)
             started = time.perf_counter()
-            train_metrics = train_epoch(config, parts, step, loader, device, bar, epoch)
+            try:
+                train_metrics = train_epoch(config, parts, step, loader, device, bar, epoch)
+            except NonFiniteLossError as err:
+                raise NonFiniteLossError(f"{err}. {_nan_advice(config, paths, state['epoch'])}") from None
             row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
                    "epoch_seconds": time.perf_counter() - started}
             if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs):
@@ -181,7 +239,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             # Checkpoint before logging: if logging fails the epoch is still safe on disk.
             if main:
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
-                                 **state}, paths.checkpoint)
+                                 "data_fingerprint": data.meta.get("fingerprint", ""), **state}, paths.checkpoint)
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
             bar.update(epochs_task, advance=1, info=_summary(row))
@@ -191,6 +249,16 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     if last_eval is None:  # resumed after the final epoch: evaluate once more from the checkpoint
         last_eval = predict(parts.model.inference_model(), test_batches, device, config.run.channels_last)
     return distributed.broadcast_object(_finish(config, data, paths, state, tracker, *last_eval))
+
+
+def _nan_advice(config: TrainConfig, paths: RunPaths, saved_epoch: int) -> str:
+    """What is kept after a NaN and how to go on; true for a run stopped in its first epoch too."""
+    lower = f"{config.optim.lr / 10:g}"
+    if saved_epoch == 0:
+        return (f"No checkpoint of this run was written (it stopped in its first epoch); lower optim.lr "
+                f"(now {config.optim.lr:g}, e.g. --set optim.lr={lower}) or check the data, and start again with --overwrite")
+    return (f"{paths.checkpoint} keeps epoch {saved_epoch}; to continue from it with a lower learning rate add "
+            f"--resume --allow-change optim.lr --set optim.lr={lower}")
 
 
 def _hardware(config: TrainConfig) -> str:
@@ -231,9 +299,7 @@ def train_epoch(config: TrainConfig, parts: Components, step_fn, loader, device:
             totals, total_seen = distributed.reduce_totals(sums, seen)
             loss = totals["loss"].item() / step
             if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"epoch {epoch + 1}, step {step}: the loss is {loss}; the run stops. The checkpoint of "
-                    f"epoch {epoch} is kept; lower optim.lr or check the data")
+                raise NonFiniteLossError(f"epoch {epoch + 1}, step {step}: the loss is {loss}; the run stops")
             bar.update(task, completed=step, info=f"loss {loss:.3f} acc {100 * totals['correct'].item() / total_seen:.1f}")
     bar.remove_task(task)
     steps = max(len(loader), 1)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from rescom.config import ConfigError, flatten
 
@@ -68,10 +67,10 @@ class Profile:
 
 
 def load_profile(path: str | Path) -> Profile:
+    from rescom.yaml_files import read_yaml_mapping
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"params file {path} does not exist")
-    params = yaml.safe_load(path.read_text()) or {}
+    params = read_yaml_mapping(path, "params file", ConfigError)
     for key in ("profile", "datasets", "train"):
         if key not in params:
             raise ConfigError(f"{path}: missing the {key!r} section")

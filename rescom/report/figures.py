@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from rescom.engine.checkpoint import load_checkpoint
 from rescom.pipeline.catalogue import Profile, expand_table
 
 
@@ -61,7 +62,7 @@ def queue_histograms(profile: Profile) -> dict[str, list[int]]:
     labels_by_queue = {}
     for name, checkpoint in checkpoints.items():
         if checkpoint.is_file():
-            queue = torch.load(checkpoint, map_location="cpu", weights_only=False)["components"]["queue"]
+            queue = load_checkpoint(checkpoint)["components"]["queue"]
             labels_by_queue[name] = queue["queue_labels"]
     if not labels_by_queue:
         return {}

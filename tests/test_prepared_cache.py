@@ -1,0 +1,90 @@
+"""The prepared-data cache answers only the request it was made for, and checkpoints keep their data.
+
+data/prepared/<dataset>-if<IF>-n<max>-s<seed> does not name the raw root or test_per_class; the
+set records its request (source signature, subsampling rule, test cap) and is prepared again when a
+run asks for something else. A checkpoint records the fingerprint of the set it was trained on, and
+evaluate / --resume refuse a set of other content.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from rescom.config import DataConfig
+from rescom.engine.data import get_data, prepared_dir
+from test_train_cli import run_cli, tiny_args
+
+
+def _without_class(src, dst, name):
+    shutil.copytree(src, dst)
+    shutil.rmtree(dst / "train" / name)
+    shutil.rmtree(dst / "test" / name)
+    return dst
+
+
+def _cfg(root, **kw):
+    return DataConfig(dataset="folder-lt", root=str(root), imbalance=6, **kw)
+
+
+def test_other_root_is_prepared_again_not_reused(workdir, tiny_folder):
+    other = _without_class(tiny_folder, workdir / "three-classes", "class3")
+    first = get_data(_cfg(tiny_folder))
+    second = get_data(_cfg(other))
+    assert prepared_dir(_cfg(tiny_folder)) == prepared_dir(_cfg(other))  # same cache directory...
+    assert len(first.classes) == 4 and second.classes == ["class0", "class1", "class2"]  # ...other content
+    meta = json.loads((prepared_dir(_cfg(other)) / "meta.json").read_text())
+    assert meta["classes"] == ["class0", "class1", "class2"]
+
+
+def test_changed_test_per_class_changes_the_test_set(workdir, tiny_folder):
+    assert len(get_data(_cfg(tiny_folder)).test) == 24
+    assert len(get_data(_cfg(tiny_folder, test_per_class=2)).test) == 8
+    assert len(get_data(_cfg(tiny_folder)).test) == 24
+
+
+def test_edited_raw_image_is_prepared_again(workdir, tiny_folder):
+    root = shutil.copytree(tiny_folder, workdir / "copy")
+    before = get_data(_cfg(root)).meta["fingerprint"]
+    image = root / "test" / "class0" / "0.png"
+    Image.fromarray(np.full((8, 8), 255, np.uint8), mode="L").save(image)
+    assert get_data(_cfg(root)).meta["fingerprint"] != before
+
+
+def test_same_request_reuses_the_cache(workdir, tiny_folder):
+    get_data(_cfg(tiny_folder))
+    meta = prepared_dir(_cfg(tiny_folder)) / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+    get_data(_cfg(tiny_folder))
+    assert meta.stat().st_mtime_ns == stamp
+
+
+def test_missing_root_is_an_error_even_with_a_cache(workdir, tiny_folder):
+    assert run_cli(tiny_args(tiny_folder, epochs=1, extra=["--no-track"])).exit_code == 0
+    result = run_cli(tiny_args(tiny_folder, epochs=1, extra=["--no-track", "--overwrite",
+                                                             "--data-root", workdir / "gone"]))
+    assert result.exit_code == 2 and "gone does not exist" in result.output, result.output
+
+
+def test_evaluate_refuses_data_other_than_the_checkpoints_and_writes_nothing(workdir, tiny_folder, tmp_path_factory,
+                                                                             monkeypatch):
+    root = shutil.copytree(tiny_folder, workdir / "raw")
+    assert run_cli(tiny_args(root, epochs=1, extra=["--no-track", "--set", "run.run_name=ev"])).exit_code == 0
+    checkpoint = workdir / "runs/ev/checkpoint.pt"
+
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # no prepared set there: built in memory, nothing written
+    monkeypatch.chdir(elsewhere)
+    ok = run_cli(["evaluate", checkpoint])
+    assert ok.exit_code == 0, ok.output
+    assert list(elsewhere.iterdir()) == []
+
+    Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(root / "test" / "class2" / "1.png")
+    refused = run_cli(["evaluate", checkpoint])
+    assert refused.exit_code == 2 and "not the set the checkpoint was trained on" in refused.output, refused.output
+
+    monkeypatch.chdir(workdir)
+    resumed = run_cli(tiny_args(root, epochs=1, extra=["--no-track", "--set", "run.run_name=ev", "--resume"]))
+    assert resumed.exit_code == 2 and "is not the set" in resumed.output, resumed.output
