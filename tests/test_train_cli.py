@@ -268,3 +268,18 @@ def test_runs_lists_tracked_runs(workdir, tiny_folder):
     assert run_cli(tiny_args(tiny_folder, epochs=1, extra=["--set", "run.run_name=listed"])).exit_code == 0
     result = run_cli(["runs"])
     assert result.exit_code == 0 and "listed" in result.output
+
+
+def test_an_explicit_prepared_set_needs_no_raw_source(workdir):
+    """data.prepared_dir (a synthetic set, as scripts/gpu-check.sh uses) trains with no CIFAR files anywhere."""
+    made = run_cli(["bench", "synthetic-data", str(workdir / "syn"), "--classes", "4", "--max-count", "40",
+                    "--imbalance", "4", "--test-per-class", "8"])
+    assert made.exit_code == 0, made.output
+    args = ["train", "--method", "rescom", "--dataset", "cifar10", "--epochs", "1", "--no-track",
+            "--set", "optim.batch_size=16", "--set", "model.width=4", "--set", "method.queue_size=4"]
+    result = run_cli([*args, "--set", f"data.prepared_dir={workdir / 'syn'}"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (workdir / "runs").iterdir()
+    assert metrics_of(workdir, run_dir.name)["last_epoch"] == 1
+    missing = run_cli([*args, "--set", f"data.prepared_dir={workdir / 'nothing'}", "--overwrite"])
+    assert missing.exit_code == 2 and "holds no prepared set" in missing.output
