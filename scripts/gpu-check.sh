@@ -42,7 +42,11 @@ step() {  # step NAME COMMAND...: run, log to $dir/NAME.log, record pass/FAIL an
 } >"$summary"
 cat "$summary"
 
-step cuda-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
+if [ "$DEVICE" = cpu ]; then
+    echo "cuda-tests: not run (DEVICE=cpu dry run)" >>"$summary"
+else
+    step cuda-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
+fi
 STEPS=${STEPS:-20}
 step bench-step $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS"
 step bench-step-bf16 $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS" --bf16
