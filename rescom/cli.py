@@ -63,11 +63,15 @@ def build_config(method: str, dataset: Optional[str], imbalance: Optional[float]
 @expected_errors
 def train(
     method: str = typer.Option("rescom", help="Preset: ce, bs, supcon_bs, moco_bs, rescom."),
-    dataset: Optional[str] = typer.Option(None, help="e.g. cifar10-lt, cifar100-lt, fashion-mnist-lt, folder-lt, imagenet-lt."),
-    imbalance: Optional[float] = typer.Option(None, help="Imbalance factor n_max/n_min of the subsample."),
-    data_root: Optional[str] = typer.Option(None, help="Directory with the raw data files."),
-    epochs: Optional[int] = typer.Option(None, help="Shortcut for --set optim.epochs=N."),
-    seed: Optional[int] = typer.Option(None, help="Shortcut for --set run.seed=N."),
+    dataset: Optional[str] = typer.Option(None, help="e.g. cifar10-lt, cifar100-lt, fashion-mnist-lt, folder-lt, "
+                                                     "imagenet-lt (default: fashion-mnist-lt, data.dataset)."),
+    imbalance: Optional[float] = typer.Option(None, help="Imbalance factor n_max/n_min of the subsample "
+                                                         "(default: 100, data.imbalance)."),
+    data_root: Optional[str] = typer.Option(None, help="Directory with the raw data files (default: the "
+                                                       "source's standard place, e.g. data/raw/cifar10)."),
+    epochs: Optional[int] = typer.Option(None, help="Shortcut for --set optim.epochs=N (default: 400, the "
+                                                    "released recipe: set a smaller number on a CPU)."),
+    seed: Optional[int] = typer.Option(None, help="Shortcut for --set run.seed=N (default: 0)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file {section: {key: value}}."),
     sets: list[str] = typer.Option([], "--set", help="Override any key: --set method.num_neg=400 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run from its last checkpoint (same MLflow run)."),
@@ -119,9 +123,12 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt.
     metrics = evaluation_metrics(probs, targets, data.class_counts)
     metrics.pop("per_class")
     metrics["epoch"] = state["epoch"]
-    typer.echo(json.dumps(metrics, indent=2))
+    from rescom.engine.outputs import json_safe
+
+    text = json.dumps(json_safe(metrics), indent=2, allow_nan=False)  # strict JSON: null, never NaN
+    typer.echo(text)
     if out is not None:
-        out.write_text(json.dumps(metrics, indent=2) + "\n")
+        out.write_text(text + "\n")
 
 
 @app.command()

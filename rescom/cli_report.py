@@ -39,17 +39,21 @@ def report(ctx: typer.Context,
     typer.echo(f"wrote {out}")
 
 
+# The report files that hold wall-clock timings in every profile (each params file's report.timing_files).
+TIMING_FILES = ("analysis/inference-cost/inference_cost.csv",)
+
+
 @report_app.command("diff")
 def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed reports/smoke)."),
          new: Path = typer.Argument(..., help="Report tree B (e.g. regenerated)."),
-         tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell; default: the profile's report.tolerance."),
-         params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section."),
+         tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell (required unless --params gives report.tolerance)."),
+         params: Optional[Path] = typer.Option(None, help="Take the tolerance and the wall-clock files to skip from this params file's report section."),
          structure_only: bool = typer.Option(False, "--structure-only",
                                              help="Compare files, columns and rows, not the numbers (trees made on different kinds of machine).")):
     """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance."""
     from rescom.report.diff import diff_reports
 
-    skip: tuple[str, ...] = ()
+    skip: tuple[str, ...] = TIMING_FILES  # wall-clock tables: no rerun reproduces them
     if params is not None:
         from rescom.pipeline.catalogue import load_profile
 
@@ -112,7 +116,7 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs o
     completed = subprocess.run([dvc, "repro", *targets], env=env)
     if completed.returncode != 0:
         fail(f"dvc repro {target} failed (exit {completed.returncode})")
-    out_dir = Path("reports") / loaded.name
+    out_dir = Path("reports") / loaded.name / "tables"  # where `rescom report` keeps every table
     out_dir.mkdir(parents=True, exist_ok=True)
     table = "entirety" if name == "entirety" else stage
     if render_table(loaded, table, out_dir) is None:

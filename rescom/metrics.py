@@ -71,3 +71,22 @@ def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
     acc_sum = torch.bincount(bin_index, correct, minlength=n_bins)
     gap = (acc_sum - conf_sum).abs()  # |acc - conf| * count, per bin
     return 100.0 * (gap.sum() / max(len(targets), 1)).item()
+
+
+def misleading_data_warnings(train_counts, test_labels, many: int = 100, few: int = 20) -> list[str]:
+    """Lines that say when this data makes some reported numbers meaningless (NaN or empty groups).
+
+    A class without test images has no accuracy (NaN per class, absent from the group means); a shot
+    group (Many > many, Few < few training images, Medium between) without any class reports NaN.
+    """
+    (counts, labels) = host_tensors(train_counts, test_labels)
+    warnings = []
+    tested = torch.zeros(len(counts), dtype=torch.bool)
+    tested[labels.long()] = True
+    if not tested.all():
+        missing = torch.nonzero(~tested).flatten().tolist()
+        warnings.append(f"classes {missing} have no test image: their accuracy is NaN and they count in no shot group")
+    for name, mask in shot_groups(counts, many, few).items():
+        if not mask.any():
+            warnings.append(f"no {name}-shot class (Many > {many}, Few < {few} training images): test_{name} is NaN")
+    return warnings

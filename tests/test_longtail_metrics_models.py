@@ -101,3 +101,12 @@ def test_ldam_rule_selects_the_released_codes_images():
     assert len(set(got) & set(longtail_indices(labels, counts, seed=0, rule="permutation"))) < len(got)
     assert default_rule("cifar10") == default_rule("cifar100") == "ldam"
     assert default_rule("fashion-mnist") == "permutation"
+
+
+def test_warnings_for_data_that_makes_numbers_meaningless():
+    from rescom.metrics import misleading_data_warnings
+
+    assert misleading_data_warnings([500, 50, 5], [0, 1, 2]) == []
+    lines = misleading_data_warnings([50, 40, 30], [0, 0, 1])
+    assert any("classes [2] have no test image" in line for line in lines)
+    assert any("no many-shot class" in line for line in lines) and any("no few-shot class" in line for line in lines)

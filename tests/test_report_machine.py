@@ -35,3 +35,12 @@ def test_structure_only_ignores_numbers_but_not_missing_columns(tmp_path):
     c = _tree(tmp_path / "c", 10.0, columns=("method", "last_test_all_mean", "best_epoch", "n_seeds"))
     changed = runner.invoke(app, ["report", "diff", str(a), str(c), "--structure-only"])
     assert changed.exit_code == 1 and "columns differ" in changed.output
+
+
+def test_diff_with_a_tolerance_alone_skips_wall_clock_files(tmp_path):
+    a, b = _tree(tmp_path / "a", 10.0), _tree(tmp_path / "b", 10.0)
+    for root, ms in ((a, 1.5), (b, 2.5)):
+        (root / "analysis" / "inference-cost").mkdir(parents=True)
+        (root / "analysis" / "inference-cost" / "inference_cost.csv").write_text(f"model,ms_median\ninference,{ms}\n")
+    result = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
+    assert result.exit_code == 0 and "not compared (wall-clock timings)" in result.output, result.output

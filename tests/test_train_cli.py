@@ -283,3 +283,8 @@ def test_an_explicit_prepared_set_needs_no_raw_source(workdir):
     assert metrics_of(workdir, run_dir.name)["last_epoch"] == 1
     missing = run_cli([*args, "--set", f"data.prepared_dir={workdir / 'nothing'}", "--overwrite"])
     assert missing.exit_code == 2 and "holds no prepared set" in missing.output
+
+
+def test_train_help_shows_the_defaults():
+    text = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output.split())
+    assert "(default: 400" in text and "(default: fashion-mnist-lt" in text and "[default: rescom]" in text

@@ -28,7 +28,7 @@ from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.engine.train import epoch_seed, train_epoch
 from rescom.methods import preset_config, uses_two_views
-from rescom.progress import progress_bar
+from rescom.progress import console, progress_bar
 
 PAPER_EPOCHS = 400
 
@@ -136,8 +136,10 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
         probs, targets = predict(parts.model.inference_model(), test_batches, device)
         return evaluation_metrics(probs, targets, data.class_counts)
 
+    console.log(f"bench epoch: warm-up epoch ({steps_label(data, batch)}; CUDA graph capture, compilation, autotuning)")
     epoch_fn(0)  # warm-up: CUDA graph capture, compilation, cuDNN autotuning, allocator growth
     evaluate()
+    console.log(f"bench epoch: timing {epochs} epoch(s), then augmentation alone, steps alone, one evaluation")
     epoch_times = [_timed(lambda e=e: epoch_fn(e), device)[0] for e in range(1, epochs + 1)]
     epoch_s = float(np.median(epoch_times))
     augment_s = _timed(lambda: [None for _ in loader(epochs + 1)], device)[0]
@@ -164,6 +166,10 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
         "eval_s": eval_s, "per_epoch_s": per_epoch, "projected_400_min": per_epoch * PAPER_EPOCHS / 60.0,
         "launches": launches, "graphs": graph_state,
     }
+
+
+def steps_label(data: PreparedData, batch: int) -> str:
+    return f"{sum(data.class_counts) // batch} steps of {batch}"
 
 
 def format_epoch(result: dict) -> str:

@@ -102,6 +102,9 @@ def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num
         results[name] = {"peak_mib": _peak_memory(device)[0]}
     memory_kind = _peak_memory(device)[1]
 
+    from rescom.progress import console
+
+    console.log(f"bench step: {warmup} warm-up and {steps} timed steps of each of {', '.join(steppers)} on {device}")
     timings = time_interleaved(steppers, warmup=warmup, repeat=steps, device=device)
     for name, t in timings.items():
         results[name].update(t)

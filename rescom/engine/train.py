@@ -133,6 +133,8 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
         parts.forward_model = torch.compile(parts.forward_model or parts.model)
     tracker = _open_tracker(config, data, paths, state, changes) if world.is_main else NullTracker()
+    if world.is_main:
+        _announce(config, data, paths, device, state["epoch"])
     try:
         metrics = _run_epochs(config, data, parts, device, paths, state, tracker)
     except Terminated:
@@ -143,6 +145,18 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
         raise
     tracker.finish("FINISHED")
     return metrics
+
+
+def _announce(config: TrainConfig, data: PreparedData, paths: RunPaths, device: torch.device, start: int) -> None:
+    """A first log line (a non-interactive log shows something before the first epoch ends) and data warnings."""
+    from rescom.metrics import misleading_data_warnings
+
+    o = config.optim
+    console.log(f"{paths.root}: {config.method_name} on {config.data.dataset} ({sum(data.class_counts)} training "
+                f"images in {len(data.class_counts)} classes, {len(data.test)} test images), epochs {start + 1}-{o.epochs} "
+                f"of {sum(data.class_counts) // o.batch_size} steps x {o.batch_size}, on {device}")
+    for line in misleading_data_warnings(data.class_counts, data.test.labels):
+        console.log(f"warning: {line}")
 
 
 def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool,

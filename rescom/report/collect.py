@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -32,9 +33,14 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "beta": config["method"]["beta"], "classifier_loss": config["method"]["classifier_loss"],
         "schedule": config["optim"]["schedule"],
     })
-    row.update({f"last_{m}": metrics[f"last_{m}"] for m in METRICS})
-    row.update({f"best_{m}": metrics[f"best_{m}"] for m in METRICS})
+    row.update({f"last_{m}": _number(metrics[f"last_{m}"]) for m in METRICS})
+    row.update({f"best_{m}": _number(metrics[f"best_{m}"]) for m in METRICS})
     return row
+
+
+def _number(value) -> float:
+    """A metric from metrics.json: null (no class in that group) is NaN in the tables."""
+    return math.nan if value is None else float(value)
 
 
 def table_frame(profile: Profile, table: str) -> pd.DataFrame:
