@@ -72,6 +72,8 @@ class OptimConfig:
     weight_decay: float = 5e-4
     schedule: str = "constant"          # constant (released code's actual) | multistep | cosine
     warmup_epochs: int = 10             # multistep only
+    cosine_warmup_epochs: int = 0       # cosine: linear warmup epochs (released large-data code: 10)
+    cosine_final_ratio: float = 0.0     # cosine: final lr / lr (paper: 0; released large-data code: 1e-5)
     milestones: list[int] = field(default_factory=lambda: [320, 360])
     gamma: float = 0.1
 
@@ -163,7 +165,7 @@ CHOICES = {
     "method.queue": ("none", "fifo", "reversed", "balanced"),
     "method.enqueue_view": (1, 2),
     "optim.schedule": ("constant", "multistep", "cosine"),
-    "data.recipe": ("auto", "cifar", "fashion-mnist", "large", "none"),
+    "data.recipe": ("auto", "cifar", "fashion-mnist", "large", "large-inat", "none"),
     "data.pipeline": ("auto", "tensor", "pil"),
     "run.device": ("auto", "cpu", "cuda"),
     "model.backbone": ("resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
@@ -291,6 +293,10 @@ def validate(config: TrainConfig) -> None:
                           "momentum keys and the queue, never with each other; set it to false")
     if m.key_encoder == "momentum" and m.contrastive == "none":
         raise ConfigError("method.key_encoder: a momentum encoder needs method.contrastive=supcon")
+    if o.schedule == "cosine" and not 0 <= o.cosine_warmup_epochs < o.epochs:
+        raise ConfigError(f"optim.cosine_warmup_epochs: must lie in [0, optim.epochs={o.epochs}), got {o.cosine_warmup_epochs}")
+    if not 0.0 <= o.cosine_final_ratio <= 1.0:
+        raise ConfigError(f"optim.cosine_final_ratio: must lie in [0, 1], got {o.cosine_final_ratio}")
     if o.schedule == "multistep" and sorted(o.milestones) != o.milestones:
         raise ConfigError(f"optim.milestones: must be increasing, got {o.milestones}")
 

@@ -13,7 +13,7 @@ from rescom.data.sources import Split
 from rescom.data.transforms import RECIPES, Cutout, eval_transform, train_transform
 
 # input side per recipe, and the output side it must produce
-SIZES = {"cifar": (32, 32), "fashion-mnist": (28, 28), "large": (40, 224), "none": (20, 20)}
+SIZES = {"cifar": (32, 32), "fashion-mnist": (28, 28), "large": (40, 224), "large-inat": (40, 224), "none": (20, 20)}
 
 
 def _pil(side: int, channels: int, seed: int = 0) -> Image.Image:
@@ -68,7 +68,7 @@ def test_normalisation_statistics():
 
 
 def test_unknown_recipe_and_channels():
-    with pytest.raises(ValueError, match="cifar, fashion-mnist, large, none"):
+    with pytest.raises(ValueError, match="cifar, fashion-mnist, large, large-inat, none"):
         train_transform("imagenet", 3)
     with pytest.raises(ValueError, match="channels"):
         eval_transform("cifar", 4)
@@ -146,3 +146,17 @@ def test_datasets_from_paths_convert_mode(tmp_path):
     # an RGB in-memory split read as 1 channel goes through PIL's luma conversion
     mem = SingleViewDataset(_split(3), eval_transform("none", 1), channels=1)
     assert mem[0][0].shape == (1, 32, 32)
+
+
+def test_inaturalist_uses_its_own_normalisation():
+    """The released code normalises iNaturalist 2018 with mean (0.466, 0.471, 0.380), std (0.195, 0.194, 0.192)."""
+    from rescom.config import DataConfig
+    from rescom.data.stats import normalize_stats
+    from rescom.data.transforms import eval_transform
+    from rescom.engine.data import recipe_for
+
+    assert recipe_for(DataConfig(dataset="inat2018", imbalance=None)) == "large-inat"
+    assert recipe_for(DataConfig(dataset="imagenet-lt", imbalance=None)) == "large"
+    assert normalize_stats("large-inat", 3) == ((0.466, 0.471, 0.380), (0.195, 0.194, 0.192))
+    norm = eval_transform("large-inat", 3).transforms[-1]
+    assert tuple(norm.mean) == (0.466, 0.471, 0.380) and tuple(norm.std) == (0.195, 0.194, 0.192)

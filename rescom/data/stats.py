@@ -5,6 +5,8 @@ from __future__ import annotations
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The released code normalises iNaturalist 2018 with its own statistics (fidelity note 12).
+INAT_MEAN, INAT_STD = (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)
 PLAIN_MEAN, PLAIN_STD = (0.5,), (0.5,)
 
 # ITU-R 601 luma weights: the same ones PIL uses for RGB -> 'L', so the 1-channel statistics
@@ -15,6 +17,7 @@ _RECIPE_STATS = {
     "cifar": (CIFAR_MEAN, CIFAR_STD),
     "fashion-mnist": (FMNIST_MEAN, FMNIST_STD),
     "large": (IMAGENET_MEAN, IMAGENET_STD),
+    "large-inat": (INAT_MEAN, INAT_STD),
     "none": (PLAIN_MEAN, PLAIN_STD),
 }
 

@@ -22,7 +22,7 @@ import torch
 from torchvision import transforms as T
 from torchvision.transforms import AutoAugment, AutoAugmentPolicy, RandAugment
 
-RECIPES = ("cifar", "fashion-mnist", "large", "none")
+RECIPES = ("cifar", "fashion-mnist", "large", "large-inat", "none")
 
 from rescom.data.stats import normalize_stats  # noqa: E402  (statistics shared with the tensor path)
 
@@ -95,7 +95,7 @@ def train_transform(recipe: str, channels: int) -> T.Compose:
             Cutout(8),
             norm,
         ])
-    if recipe == "large":
+    if recipe in ("large", "large-inat"):  # large-inat: iNaturalist's normalisation (fidelity note 12)
         return T.Compose([
             T.RandomResizedCrop(224, scale=(0.08, 1.0)),
             T.RandomHorizontalFlip(),
@@ -112,6 +112,6 @@ def eval_transform(recipe: str, channels: int) -> T.Compose:
     """Evaluation transform (deterministic): PIL image -> float32 [C, H, W]."""
     _check(recipe, channels)
     norm = _normalize(recipe, channels)
-    if recipe == "large":
+    if recipe in ("large", "large-inat"):
         return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
     return T.Compose([T.ToTensor(), norm])

@@ -167,7 +167,13 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     if o.schedule == "constant":
         return o.lr
     if o.schedule == "cosine":
-        return 0.5 * o.lr * (1.0 + math.cos(math.pi * epoch / o.epochs))
+        # Paper: cosine from lr to 0. Released large-data code: 10 linear warmup epochs, then cosine
+        # down to lr * 1e-5 (cosine_warmup_epochs, cosine_final_ratio; fidelity note 12).
+        warmup = o.cosine_warmup_epochs
+        if epoch < warmup:
+            return o.lr * (epoch + 1) / warmup
+        floor = o.lr * o.cosine_final_ratio
+        return floor + 0.5 * (o.lr - floor) * (1.0 + math.cos(math.pi * (epoch - warmup) / (o.epochs - warmup)))
     if epoch < o.warmup_epochs:
         return o.lr * (epoch + 1) / o.warmup_epochs
     passed = sum(1 for milestone in o.milestones if epoch >= milestone)

@@ -22,7 +22,7 @@ from rescom.progress import console
 # Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
 NATURALLY_LONG_TAILED = ("imagenet-lt", "places-lt", "inat2018")
 _AUTO_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "fashion-mnist": "fashion-mnist",
-                "imagenet-lt": "large", "places-lt": "large", "inat2018": "large", "folder": "none"}
+                "imagenet-lt": "large", "places-lt": "large", "inat2018": "large-inat", "folder": "none"}
 
 
 def parse_dataset(name: str) -> tuple[str, bool]:

@@ -31,7 +31,7 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "queue": config["method"]["queue"], "queue_size": config["method"]["queue_size"],
         "num_pos": config["method"]["num_pos"], "num_neg": config["method"]["num_neg"],
         "beta": config["method"]["beta"], "classifier_loss": config["method"]["classifier_loss"],
-        "schedule": config["optim"]["schedule"],
+        "schedule": config["optim"]["schedule"], "eval_every": config["run"]["eval_every"],
     })
     row.update({f"last_{m}": _number(metrics[f"last_{m}"]) for m in METRICS})
     row.update({f"best_{m}": _number(metrics[f"best_{m}"]) for m in METRICS})

@@ -92,6 +92,10 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
         "(as the released code reports) and is optimistic",
         "- ECE in %, 15 bins; Many > 100, Medium 20-100, Few < 20 training images",
     ]
+    intervals = sorted({int(e) for e in done.get("eval_every", []) if e == e})
+    if any(n > 1 for n in intervals):
+        lines.append(f"- evaluated every {', '.join(map(str, intervals))} epochs: the best epoch is the best of "
+                     "those evaluations (the released code evaluates every epoch)")
     if table == "spm":
         lines.append("- num_pos / num_neg None = all keys of that kind (no mining)")
     if table in ("main", "large"):
