@@ -15,11 +15,10 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          quick: bool = typer.Option(False, help="1 warm-up and 2 timed steps."),
          graphs: bool = typer.Option(True, help="Replay the step as a CUDA graph, as training does (GPU only).")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
-    import torch
-
     from rescom.bench.step import bench_step, format_step
+    from rescom.engine.train import select_device
 
-    resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    resolved = select_device(device)
     result = bench_step(resolved, batch_size=batch_size, steps=steps, warmup=warmup, bf16=bf16,
                         channels_last=channels_last, compile=compile, quick=quick, graphs=graphs)
     typer.echo(format_step(result))
@@ -45,11 +44,10 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
           imbalance: float = typer.Option(100.0, help="IF of the synthetic set."),
           test_per_class: int = typer.Option(100)):
     """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
-    import torch
-
     from rescom.bench.epoch import bench_epoch, format_epoch
+    from rescom.engine.train import select_device
 
-    resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    resolved = select_device(device)
     typer.echo(format_epoch(bench_epoch(resolved, method=method, epochs=epochs, eval_every=eval_every, bf16=bf16,
                                         compile=compile, graphs=graphs, num_classes=classes, max_count=max_count,
                                         imbalance=imbalance, test_per_class=test_per_class)))

@@ -153,7 +153,7 @@ def mining_sizes(config: TrainConfig, queue: nn.Module | None) -> tuple[int | No
     the batch's classes, which would cost a host sync every step.
     """
     m = config.method
-    if m.num_pos is None and m.num_neg is None or queue is None or not hasattr(queue, "capacities"):
+    if (m.num_pos is None and m.num_neg is None) or not hasattr(queue, "capacities"):  # no mining, or a FIFO queue
         return m.num_pos, m.num_neg
     capacities = queue.capacities.tolist()
     num_pos = min(capacities) if m.num_pos is None else m.num_pos
