@@ -30,7 +30,7 @@ class DataConfig:
     max_count: int | None = None        # n_max; None: the smallest raw class size
     subsample_seed: int = 0
     test_per_class: int | None = None   # keep at most this many test images per class (small profiles)
-    recipe: str = "auto"                # augmentation: cifar, fashion-mnist, large, none; auto by dataset
+    recipe: str = "auto"                # augmentation: cifar, fashion-mnist[-basic], large[-inat], none; auto by dataset
     prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
     workers: int = 0                    # DataLoader worker processes (PIL pipeline)
     pipeline: str = "auto"              # tensor (batched ops on a resident uint8 set) | pil (per image) | auto
@@ -58,7 +58,7 @@ class MethodConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "resnet32"
-    width: int = 16                     # resnet32 stage-1 channels (16 in the paper)
+    width: int = 16                     # CIFAR ResNets: stage-1 channels (16 in the paper)
     proj_hidden: int | None = None      # None: feature size
     proj_dim: int = 32
 
@@ -165,10 +165,10 @@ CHOICES = {
     "method.queue": ("none", "fifo", "reversed", "balanced"),
     "method.enqueue_view": (1, 2),
     "optim.schedule": ("constant", "multistep", "cosine"),
-    "data.recipe": ("auto", "cifar", "fashion-mnist", "large", "large-inat", "none"),
+    "data.recipe": ("auto", "cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none"),
     "data.pipeline": ("auto", "tensor", "pil"),
     "run.device": ("auto", "cpu", "cuda"),
-    "model.backbone": ("resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
+    "model.backbone": ("resnet8", "resnet14", "resnet20", "resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
 }
 
 

@@ -13,7 +13,7 @@ from rescom.data.sources import Split
 from rescom.data.transforms import RECIPES, Cutout, eval_transform, train_transform
 
 # input side per recipe, and the output side it must produce
-SIZES = {"cifar": (32, 32), "fashion-mnist": (28, 28), "large": (40, 224), "large-inat": (40, 224), "none": (20, 20)}
+SIZES = {"cifar": (32, 32), "fashion-mnist": (28, 28), "fashion-mnist-basic": (28, 28), "large": (40, 224), "large-inat": (40, 224), "none": (20, 20)}
 
 
 def _pil(side: int, channels: int, seed: int = 0) -> Image.Image:
@@ -68,7 +68,7 @@ def test_normalisation_statistics():
 
 
 def test_unknown_recipe_and_channels():
-    with pytest.raises(ValueError, match="cifar, fashion-mnist, large, large-inat, none"):
+    with pytest.raises(ValueError, match="cifar, fashion-mnist, fashion-mnist-basic, large, large-inat, none"):
         train_transform("imagenet", 3)
     with pytest.raises(ValueError, match="channels"):
         eval_transform("cifar", 4)

@@ -73,6 +73,15 @@ def test_resnet32_shapes_and_inference_model():
     assert rgb(torch.randn(2, 3, 32, 32))[0].shape == (2, 100)
 
 
+@pytest.mark.parametrize("name, blocks", [("resnet8", 1), ("resnet14", 2), ("resnet20", 3), ("resnet32", 5)])
+def test_cifar_resnet_family_depths(name, blocks):
+    """Depth 6n + 2: n blocks per stage (3 stages), two 3x3 convs each, plus the stem."""
+    model = build_model(name, num_classes=10, in_channels=1)
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 6 * blocks + 1 and model.encoder.feature_dim == 64
+    assert model(torch.randn(2, 1, 28, 28))[0].shape == (2, 10)
+
+
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone"):
         build_model("vgg", 10)

@@ -40,9 +40,9 @@ def test_every_run_of_every_profile_has_a_valid_config(params, monkeypatch):
 def test_override_order_preset_then_train_then_table_then_axis(monkeypatch):
     monkeypatch.chdir(ROOT)
     profile = load_profile("params.yaml")
-    spec = find_run(profile, "beta", {"beta": "0.99", "seed": "0"})
+    spec = find_run(profile, "beta", {"beta": "0.0", "seed": "1"})
     config = run_config(profile, spec)
-    assert config.method.beta == 0.99                       # axis
+    assert config.method.beta == 0.0 and config.run.seed == 1  # axes
     assert config.method.queue_size == 10                   # table set
     assert config.optim.epochs == profile.params["train"]["optim"]["epochs"]  # profile-wide
     assert config.method.num_pos == 1                       # rescom preset default

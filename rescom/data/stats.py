@@ -16,6 +16,7 @@ _LUMA = (0.299, 0.587, 0.114)
 _RECIPE_STATS = {
     "cifar": (CIFAR_MEAN, CIFAR_STD),
     "fashion-mnist": (FMNIST_MEAN, FMNIST_STD),
+    "fashion-mnist-basic": (FMNIST_MEAN, FMNIST_STD),
     "large": (IMAGENET_MEAN, IMAGENET_STD),
     "large-inat": (INAT_MEAN, INAT_STD),
     "none": (PLAIN_MEAN, PLAIN_STD),

@@ -14,7 +14,8 @@ from rescom.data.source_base import Split
 from rescom.data.stats import normalize_stats
 
 # Recipe -> (Cutout side, crop padding, AutoAugment, flip); the PIL recipes in rescom.data.transforms.
-_RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True), "none": (0, 0, False, False)}
+_RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True),
+            "fashion-mnist-basic": (0, 4, False, True), "none": (0, 0, False, False)}
 TENSOR_RECIPES = tuple(_RECIPES)
 
 

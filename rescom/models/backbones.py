@@ -1,24 +1,24 @@
-"""Backbone registry: CIFAR ResNet-32 and torchvision's ImageNet ResNets (fidelity note 10)."""
+"""Backbone registry: CIFAR ResNets (32 as in the paper; 8/14/20 for CPU profiles) and torchvision's ImageNet ResNets (fidelity note 10)."""
 
 from __future__ import annotations
 
 import torch.nn as nn
 
-from rescom.models.resnet_cifar import CifarResNet, resnet32
+from rescom.models.resnet_cifar import CIFAR_DEPTHS, CifarResNet, cifar_resnet
 
 # torchvision is imported only for these (its import costs about a second per process).
 _TORCHVISION = ("resnet50", "resnext50_32x4d", "resnet152")
-BACKBONES = ("resnet32", *_TORCHVISION)
+BACKBONES = (*CIFAR_DEPTHS, *_TORCHVISION)
 
 
 def build_backbone(name: str, in_channels: int = 3, width: int = 16) -> tuple[nn.Module, int]:
-    """Return (encoder mapping images to features f [B, F], F). width applies to resnet32 only.
+    """Return (encoder mapping images to features f [B, F], F). width applies to the CIFAR ResNets only.
 
     torchvision backbones start from random weights here: pretrained weights (Places-LT) are loaded
     from a local file by the caller, since these machines cannot fetch them.
     """
-    if name == "resnet32":
-        net: CifarResNet = resnet32(in_channels, width)
+    if name in CIFAR_DEPTHS:
+        net: CifarResNet = cifar_resnet(name, in_channels, width)
         return net, net.feature_dim
     if name not in _TORCHVISION:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile, expand_table, load_profile
 from rescom.report.collect import aggregate, table_frame
+from rescom.report.paired import baseline_label, paired_cell, paired_differences
 from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
 
 TITLES = {
@@ -54,7 +55,10 @@ def _cell(row: pd.Series, prefix: str, metric: str) -> str:
 def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
     keys = KEYS[table]
     lines = [header, ""]
-    columns = [*keys, "All (last)", "Many", "Medium", "Few", "ECE", "All (best epoch)", "best epoch", "paper All", "Δ vs paper"]
+    baseline = baseline_label(table) if "paired_n" in agg else None
+    paired = [f"All − {baseline} (paired)", f"Few − {baseline} (paired)"] if baseline else []
+    columns = [*keys, "All (last)", "Many", "Medium", "Few", "ECE", *paired, "All (best epoch)", "best epoch",
+               "paper All", "Δ vs paper"]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for _, row in agg.iterrows():
@@ -62,7 +66,8 @@ def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
         has_paper = paper is not None and not (isinstance(paper, float) and math.isnan(paper))
         delta = f"{row['last_test_all_mean'] - paper:+.2f}" if has_paper else ""
         cells = [_key_cell(k, row[k]) for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
-            _cell(row, "last", "ece"), _cell(row, "best", "all"), str(row["best_epoch"]),
+            _cell(row, "last", "ece"), *[paired_cell(row, m) for m in ("all", "few")][:len(paired)],
+            _cell(row, "best", "all"), str(row["best_epoch"]),
             f"{paper:.1f}" if has_paper else "", delta]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -98,6 +103,9 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
                      "those evaluations (the released code evaluates every epoch)")
     if table == "spm":
         lines.append("- num_pos / num_neg None = all keys of that kind (no mining)")
+    if baseline_label(table) and "paired_n" in agg:
+        lines.append(f"- paired: last-epoch top-1 minus {baseline_label(table)}'s on the same seed, mean ± std over "
+                     "the seeds both have (their number in brackets); a gap within about two stds is within noise")
     if table in ("main", "large"):
         settings = sorted({(d, None if i != i else float(i)) for d, i in zip(done.get("dataset", []), done.get("imbalance", []))},
                           key=lambda s: (s[0], s[1] or 0))
@@ -119,6 +127,9 @@ def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | 
     agg["paper_all"] = [(paper_top1(d, i, m) or (math.nan,))[0]
                         for d, i, m in zip(agg["dataset_of_runs"], imbalances, agg["method_of_runs"])]
     agg = agg.drop(columns=["dataset_of_runs", "method_of_runs", "imbalance_of_runs"])
+    paired = paired_differences(frame, table, keys)
+    if paired is not None:
+        agg = agg.merge(paired, on=keys, how="left")
     agg.to_csv(out_dir / f"{table}.csv", index=False, float_format="%.4f")
     (out_dir / f"{table}.md").write_text(_markdown(table, agg, _header(profile, table, frame, agg)))
     return agg

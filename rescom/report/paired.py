@@ -1,0 +1,73 @@
+"""Paired differences to a baseline row, seed by seed.
+
+Seeds move every method together (same subsample, same initialisation stream, same augmentation
+draws), so the difference of two methods on one seed is far less noisy than either number alone.
+For each row of a table: the mean and sample std over seeds of (row's last-epoch All - baseline's
+last-epoch All on the same seed), and how many seeds were paired. A gap whose mean is within about
+two of its stds (or that rests on one seed) is within noise.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# table -> (column naming the baseline, its value, columns a pair must also share besides the seed)
+BASELINES: dict[str, tuple[str, object, list[str]]] = {
+    "main": ("method", "bs", ["dataset", "imbalance"]),
+    "queue_type": ("queue", "balanced", []),
+    "beta": ("beta", 0.999999, []),
+    "spm": ("grid", "all", []),
+    "siambs": ("variant", "supcon_bs", ["queue_size"]),
+}
+METRICS = ("all", "few")
+
+
+def baseline_label(table: str) -> str | None:
+    """'bs' for the main table, 'grid=all' for spm, ...; None for a table without a baseline."""
+    if table not in BASELINES:
+        return None
+    column, value, _ = BASELINES[table]
+    return str(value) if column == "method" else f"{column}={value}"
+
+
+def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.DataFrame | None:
+    """Per row (keys): paired_<metric>_mean / _std over seeds and paired_n; None without a baseline.
+
+    frame: one row per finished or unfinished run (report.collect.table_frame), with `seed` and
+    last_test_<metric> columns. Rows of the baseline itself get differences of 0.
+    """
+    if table not in BASELINES:
+        return None
+    column, value, context = BASELINES[table]
+    done = frame[frame["finished"]] if "finished" in frame else frame
+    if done.empty or column not in done:
+        return None
+    is_base = done[column].astype(str) == str(value)
+    values = [f"last_test_{m}" for m in METRICS]
+    base = done[is_base][[*context, "seed", *values]]
+    if base.empty:
+        return None
+    merged = done.merge(base, on=[*context, "seed"], suffixes=("", "_baseline"))
+    for m in METRICS:
+        merged[f"paired_{m}"] = merged[f"last_test_{m}"] - merged[f"last_test_{m}_baseline"]
+    grouped = merged.groupby(keys, sort=False, dropna=False)
+    out = pd.concat([grouped[[f"paired_{m}" for m in METRICS]].mean().add_suffix("_mean"),
+                     grouped[[f"paired_{m}" for m in METRICS]].std(ddof=1).add_suffix("_std")], axis=1)
+    out["paired_n"] = grouped.size()
+    out = out.reset_index()
+    out["paired_is_baseline"] = out[column].astype(str) == str(value)
+    return out
+
+
+def paired_cell(row: pd.Series, metric: str = "all") -> str:
+    """'+1.23 ± 0.40 (3)' -- or '(baseline)' / '' when there is nothing to show."""
+    n = row.get("paired_n")
+    mean = row.get(f"paired_{metric}_mean")
+    if n is None or pd.isna(n) or mean is None or pd.isna(mean):
+        return ""
+    flag = row.get("paired_is_baseline")  # numpy bool, or NaN after a left merge
+    if flag is not None and not pd.isna(flag) and bool(flag):
+        return "(baseline)"
+    std = row.get(f"paired_{metric}_std")
+    spread = "" if std is None or pd.isna(std) else f" ± {std:.2f}"
+    return f"{mean:+.2f}{spread} ({int(n)})"
