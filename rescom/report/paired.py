@@ -17,7 +17,7 @@ BASELINES: dict[str, tuple[str, object, list[str]]] = {
     "queue_type": ("queue", "balanced", []),
     "beta": ("beta", 0.999999, []),
     "spm": ("grid", "all", []),
-    "siambs": ("variant", "supcon_bs", ["queue_size"]),
+    "siambs": ("variant", "supcon_bs", ["queue", "queue_size"]),
 }
 METRICS = ("all", "few")
 

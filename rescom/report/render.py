@@ -29,7 +29,7 @@ TITLES = {
 # Per table: the columns that identify a row (besides seed).
 KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
         "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
-        "siambs": ["variant", "queue_size"], "large": ["dataset"]}
+        "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"]}
 SHOTS = ("all", "many", "medium", "few")
 
 
