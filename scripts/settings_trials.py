@@ -1,7 +1,7 @@
 """Settings trials for the default profile (issue: "the main job converges").
 
 Trains every (setting, method, seed) of a plan in scripts/settings-trials.yaml with `rescom train
---no-track`, evaluating every epoch, and writes one CSV row per run: last-epoch and best-epoch All,
+--no-track`, evaluating every epoch (unless the setting says otherwise), and writes one CSV row per run: last-epoch and best-epoch All,
 Few, the gap between them, and seconds per epoch. The settings are judged by criteria fixed before
 looking at ResCom (README, "Default profile settings"): for every method last All within 1.5 points
 of its best epoch, CE >= 78 and BS >= 82 All on the full 10,000-image test set.
@@ -49,7 +49,9 @@ def runs_of(plan: dict, plan_name: str) -> list[dict]:
 def train_one(run: dict, out: Path, data_root: str | None, device: str, threads: int) -> dict:
     name = f"{run['setting']}-{run['method']}-s{run['seed']}"
     sets = [f"{k}={'null' if v is None else v}" for k, v in run["overrides"].items()]
-    sets += [f"run.seed={run['seed']}", f"run.device={device}", "run.eval_every=1",
+    if "run.eval_every" not in run["overrides"]:
+        sets.append("run.eval_every=1")  # every epoch: the best-vs-last criterion sees the whole curve
+    sets += [f"run.seed={run['seed']}", f"run.device={device}",
              f"run.runs_dir={out / 'runs'}", f"run.run_name={name}", "run.profile=trials"]
     cmd = [sys.executable, "-m", "rescom", "train", "--no-track", "--overwrite", "--method", run["preset"],
            "--dataset", "fashion-mnist-lt", "--imbalance", "100"]

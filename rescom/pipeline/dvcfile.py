@@ -111,7 +111,7 @@ def build_dvc(profile: Profile) -> dict:
         **where,
         "cmd": f"rescom report --params {params_file}",
         "deps": [f"runs/{name}", *REPORT_CODE, *([f"reports/{name}/analysis"] if analyses else [])],
-        "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", *profile.tables())]]}],
+        "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", "claims", *profile.tables())]]}],
         "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}}],
     }
     return {"stages": stages}

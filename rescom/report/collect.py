@@ -12,6 +12,10 @@ import yaml
 from rescom.pipeline.catalogue import Profile, RunSpec, expand_table
 
 METRICS = ("test_all", "test_many", "test_medium", "test_few", "test_ece")
+# Per table: the columns that identify a row (besides seed).
+TABLE_KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
+              "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
+              "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"]}
 
 
 def run_row(profile: Profile, spec: RunSpec) -> dict:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from rescom.pipeline.catalogue import Profile, expand_table, load_profile
-from rescom.report.collect import aggregate, table_frame
+from rescom.report.claims import render_claims
+from rescom.report.collect import TABLE_KEYS, aggregate, table_frame
 from rescom.report.paired import baseline_label, paired_cell, paired_differences
 from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
 
@@ -26,10 +27,7 @@ TITLES = {
     "siambs": ("SiamBS vs BS across queue sizes", "paper Fig. 4 right"),
     "large": ("Large-scale datasets", "paper Tables 3-4"),
 }
-# Per table: the columns that identify a row (besides seed).
-KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
-        "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
-        "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"]}
+KEYS = TABLE_KEYS
 SHOTS = ("all", "many", "medium", "few")
 
 
@@ -160,6 +158,9 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
         index.extend(f"![{f.stem}](tables/{f.name})\n" for f in figures)
         summary[table] = {" ".join(str(r[k]) for k in KEYS[table]): round(float(r["last_test_all_mean"]), 4)
                           for _, r in agg.iterrows()}
+    if render_claims(profile, out_dir) is not None:
+        index.append("## The paper's claims at this scale\n\n[tables/claims.md](tables/claims.md) · "
+                     "[tables/claims.csv](tables/claims.csv)\n")
     index.extend(_analysis_index(root))
     (root / "README.md").write_text("\n".join(index) + "\n")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,122 @@
+"""The paper's claims against a profile's runs: one paired comparison per claim, with a verdict.
+
+A profile lists its claims in its params file (section `claims`): which table, which column tells
+the two rows apart, the row the paper says is better and the row it says is worse. For each claim
+the per-seed difference (better - worse, last-epoch All, same seed) gives a mean and a sample std.
+
+Verdict, a rule fixed before any number was looked at (README):
+  reproduced       every seed's difference has the paper's sign and the mean exceeds twice the std
+  not reproduced   every seed's difference has the opposite sign and |mean| exceeds twice the std
+  within noise     anything else (including a single paired seed)
+With 2-3 seeds this is a screen, not a significance test: it says which gaps stand clear of the
+seed-to-seed spread at this scale, nothing about the paper's scale.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from rescom.pipeline.catalogue import Profile
+from rescom.report.collect import table_frame
+from rescom.report.paired import BASELINES  # each table's context columns: what a pair must share
+
+FIELDS = ("claim", "table", "column", "better", "worse")
+
+
+def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: tuple[str, ...] = (),
+                     metric: str = "last_test_all") -> pd.Series:
+    """better - worse on each seed both have (indexed by seed), over finished runs of one setting.
+
+    context: the table's other row keys (dataset, imbalance, queue size, ...); the two rows must share
+    them, so a table spanning several settings needs the claim narrowed with `where`.
+    """
+    done = frame[frame["finished"]]
+    varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
+    if varying:
+        raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
+    pick = lambda value: done[_matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
+    return (pick(better) - pick(worse)).dropna()
+
+
+def _matches(values: pd.Series, value) -> pd.Series:
+    """values == value, numerically where both are numbers (100 == 100.0, 0.99 == '0.99')."""
+    try:
+        return pd.to_numeric(values, errors="coerce") == float(value)
+    except (TypeError, ValueError):
+        return values.astype(str) == str(value)
+
+
+def _where(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
+    for column, value in where.items():
+        frame = frame[_matches(frame[column], value)]
+    return frame
+
+
+def verdict(differences: pd.Series) -> str:
+    """The README's rule (module docstring) on per-seed differences in the paper's direction."""
+    if len(differences) < 2:
+        return "within noise" if len(differences) else "not run"
+    mean, std = float(differences.mean()), float(differences.std(ddof=1))
+    if (differences > 0).all() and mean > 2 * std:
+        return "reproduced"
+    if (differences < 0).all() and -mean > 2 * std:
+        return "not reproduced"
+    return "within noise"
+
+
+def _frame(profile: Profile, table: str, cache: dict) -> pd.DataFrame:
+    if table not in cache:
+        cache[table] = table_frame(profile, table)
+    return cache[table]
+
+
+def claims_frame(profile: Profile) -> pd.DataFrame | None:
+    """One row per claim of the profile's `claims` section; None when the profile lists none."""
+    claims = profile.params.get("claims")
+    if not claims:
+        return None
+    rows, cache = [], {}
+    for claim in claims:
+        missing = [f for f in FIELDS if f not in claim]
+        if missing:
+            raise ValueError(f"{profile.path}: claims entry {claim} lacks {', '.join(missing)}")
+        if claim["table"] not in profile.tables():
+            raise ValueError(f"{profile.path}: claims entry {claim['claim']!r} names table {claim['table']!r}, "
+                             f"which the profile does not run")
+        frame = _where(_frame(profile, claim["table"], cache), claim.get("where") or {})
+        try:
+            diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"],
+                                     tuple(BASELINES[claim["table"]][2]) if claim["table"] in BASELINES else ())
+        except ValueError as err:
+            raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None
+        rows.append({**{f: claim[f] for f in FIELDS}, "paper": claim.get("paper", ""),
+                     "seeds": ",".join(str(int(s)) for s in diffs.index),
+                     "per_seed": " / ".join(f"{d:+.2f}" for d in diffs),
+                     "mean": float(diffs.mean()) if len(diffs) else math.nan,
+                     "std": float(diffs.std(ddof=1)) if len(diffs) > 1 else math.nan,
+                     "verdict": verdict(diffs)})
+    return pd.DataFrame(rows)
+
+
+def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
+    """Write tables/claims.{csv,md}; None when the profile lists no claims."""
+    frame = claims_frame(profile)
+    if frame is None:
+        return None
+    frame.to_csv(out_dir / "claims.csv", index=False, float_format="%.4f")
+    lines = [f"# The paper's claims at this scale (profile **{profile.name}**)", "",
+             "- each row: last-epoch top-1 (%) of the row the paper says is better minus the other, seed by seed "
+             "(same seed = same subsample, initialisation and augmentation draws)",
+             "- reproduced: every seed has the paper's sign and the mean exceeds twice the std; not reproduced: "
+             "every seed has the opposite sign, beyond twice the std; otherwise within noise", "",
+             "| claim | paper | comparison | per seed | mean ± std | verdict |", "|---|---|---|---|---|---|"]
+    for _, row in frame.iterrows():
+        spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.2f}"
+        mean = "n/a" if math.isnan(row["mean"]) else f"{row['mean']:+.2f}{spread}"
+        lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {row['better']} − {row['worse']} | "
+                     f"{row['per_seed'] or 'n/a'} (seeds {row['seeds'] or '-'}) | {mean} | **{row['verdict']}** |")
+    (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
+    return frame
