@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rescom.cli import app
-from rescom.cli_analysis import analysis_app
+from rescom.cli.analysis import analysis_app
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

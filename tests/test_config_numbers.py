@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rescom.cli import build_config
+from rescom.cli.run_config import build_config
 from rescom.config import ConfigError, apply_overrides, TrainConfig
 
 

@@ -21,7 +21,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device: the cuda tests run on a GPU machine (scripts/gpu-check.sh)", allow_module_level=True)
 
 from rescom.cli import app  # noqa: E402
-from rescom.cli_analysis import analysis_app  # noqa: E402
+from rescom.cli.analysis import analysis_app  # noqa: E402
 from rescom.data.prepared import prepare  # noqa: E402
 from rescom.data.source_base import RawDataset, Split  # noqa: E402
 

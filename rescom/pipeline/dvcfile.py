@@ -64,7 +64,7 @@ def build_dvc(profile: Profile) -> dict:
         stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
             **where,
             "cmd": "rescom data download ${item.name} --root data/raw/${item.name}",
-            "deps": ["rescom/cli_data.py"],
+            "deps": ["rescom/cli/data.py"],
             "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
         }}
     stages |= {

@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from rescom.cli_common import expected_errors as _expected_errors, fail as _fail
+from rescom.cli.common import expected_errors as _expected_errors
+from rescom.cli.run_config import build_config
 
 analysis_app = typer.Typer(no_args_is_help=True,
                            help="Analyses of trained runs: gradients by similarity rank (Fig. 1 right), "
@@ -103,7 +104,5 @@ def inference_cost(checkpoint: Optional[Path] = typer.Argument(None, help="A run
     else:
         if out is None:
             raise ValueError("--out is required with --method")
-        from rescom.cli import build_config
-
         target = build_config(method, dataset, None, None, sets, {})
     _echo(measure(target, device=device, batch=batch, repeat=repeat, warmup=warmup, out_dir=out))

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from rescom.cli_common import expected_errors, fail
+from rescom.cli.common import expected_errors, fail
 
 report_app = typer.Typer(invoke_without_command=True, help="Render reports from finished runs, or compare two report trees.")
 

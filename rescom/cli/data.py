@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from rescom.cli_common import expected_errors
+from rescom.cli.common import expected_errors
 
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: download the official CIFAR archives.")
 

@@ -1,4 +1,7 @@
-"""Error handling shared by the CLI modules: expected errors become one red line and exit status 2."""
+"""Error handling shared by the command modules of rescom.cli: an expected error becomes one red line and exit status 2.
+
+Every other module of the package may import this one; it imports none of them.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rescom.cli_common import expected_errors, fail
+from rescom.cli.common import expected_errors, fail
 
 pipeline_app = typer.Typer(no_args_is_help=True, help="Commands run by the DVC pipeline's stages.")
 
