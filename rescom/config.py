@@ -34,6 +34,9 @@ class DataConfig:
     prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
     workers: int = 0                    # DataLoader worker processes (PIL pipeline)
     pipeline: str = "auto"              # tensor (batched ops on a resident uint8 set) | pil (per image) | auto
+    # fidelity note 11: the released code's own augmentation policies, or torchvision's
+    autoaugment: str = "released"       # cifar / fashion-mnist recipes: released PIL CIFAR10Policy | torchvision
+    randaugment: str = "released"       # large recipes: released timm rand-n2-m10-mstd0.5 | torchvision RandAugment(2, 10)
 
 
 @dataclass
@@ -167,6 +170,8 @@ CHOICES = {
     "optim.schedule": ("constant", "multistep", "cosine"),
     "data.recipe": ("auto", "cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none"),
     "data.pipeline": ("auto", "tensor", "pil"),
+    "data.autoaugment": ("released", "torchvision"),
+    "data.randaugment": ("released", "torchvision"),
     "run.device": ("auto", "cpu", "cuda"),
     "model.backbone": ("resnet8", "resnet14", "resnet20", "resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
 }

@@ -51,6 +51,7 @@ def cifar_like(tmp_path_factory):
 def train_args(prepared, method="rescom", epochs=2, name=None, extra=()):
     args = ["train", "--method", method, "--dataset", "cifar10", "--epochs", str(epochs), "--seed", "0", "--no-track",
             "--set", f"data.prepared_dir={prepared}", "--set", "data.pipeline=tensor", "--set", "data.recipe=cifar",
+            "--set", "data.autoaugment=torchvision",
             "--set", "run.device=cuda", "--set", "optim.batch_size=16", "--set", "model.width=8",
             "--set", "method.queue_size=4", "--set", "optim.lr=0.05"]
     if method == "moco_bs":

@@ -39,11 +39,12 @@ def test_recipe_shapes_and_determinism(recipe, channels):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # torch's global RNG drives every draw
 
 
+@pytest.mark.parametrize("autoaugment", ["released", "torchvision"])
 @pytest.mark.parametrize("recipe", ["cifar", "fashion-mnist"])
-def test_autoaugment_on_grayscale_over_many_draws(recipe):
-    """Every AutoAugment sub-policy must accept a mode 'L' image; 200 draws cover all 25."""
+def test_autoaugment_on_grayscale_over_many_draws(recipe, autoaugment):
+    """Every AutoAugment sub-policy (both implementations) must accept a mode 'L' image; 200 draws cover all 25."""
     side = SIZES[recipe][0]
-    t = train_transform(recipe, 1)
+    t = train_transform(recipe, 1, autoaugment=autoaugment)
     img = _pil(side, 1)
     torch.manual_seed(1)
     for _ in range(200):

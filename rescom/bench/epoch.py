@@ -63,6 +63,7 @@ def bench_config(method: str, device: torch.device, *, bf16: bool, compile: bool
     """The released recipe of `method` (CIFAR recipe, batch 128) on the tensor pipeline, untracked."""
     config = apply_overrides(preset_config(method), {
         "data.dataset": "cifar100-lt", "data.recipe": "cifar", "data.pipeline": "tensor",
+        "data.autoaugment": "torchvision",  # the tensor pipeline implements torchvision's policy
         "run.device": device.type, "run.bf16": bf16, "run.compile": compile, "run.cuda_graphs": graphs,
         "run.eval_every": eval_every, "run.track": False})
     return resolve_for_data(config, counts)

@@ -3,19 +3,25 @@
 Recipes:
   cifar          RandomCrop(32, pad 4), flip, AutoAugment (CIFAR10 policy), ToTensor, Cutout(16),
                  Normalize(CIFAR mean/std)  -- the released ResCom CIFAR recipe (DESIGN note 6).
+                 AutoAugment: `autoaugment="released"` (default) is the released code's own PIL
+                 CIFAR10Policy (rescom.data.released_autoaugment), "torchvision" torchvision's
+                 AutoAugment(CIFAR10), which the batched tensor pipeline implements.
   fashion-mnist  the same on 28 px grayscale, Cutout(8), Normalize(0.2860, 0.3530).
   fashion-mnist-basic  RandomCrop(28, pad 4), flip, ToTensor, Normalize(0.2860, 0.3530): no
                  AutoAugment or Cutout. Strong augmentation pays off over hundreds of epochs; a
                  run of a few dozen epochs converges further without it (the default profile's
                  choice, README "Default profile settings").
   large          RandomResizedCrop(224, 0.08-1), flip, ColorJitter(0.4,0.4,0.4,0),
-                 RandomGrayscale(0.2), RandAugment(2, 10), ToTensor, Normalize(ImageNet)
-                 (paper supplementary B); eval: Resize(256), CenterCrop(224).
+                 RandomGrayscale(0.2), RandAugment, ToTensor, Normalize(ImageNet)
+                 (paper supplementary B); eval: Resize(256), CenterCrop(224). RandAugment:
+                 `randaugment="released"` (default) is timm's rand-n2-m10-mstd0.5 as released
+                 (rescom.data.released_randaugment), "torchvision" torchvision's RandAugment(2, 10).
   none           ToTensor + Normalize(0.5, 0.5) only, for fast tests.
 
 Every transform maps a PIL image (mode 'L' for channels=1, 'RGB' for 3) to float32 [C, H, W].
 
-Randomness: torchvision's transforms and Cutout draw from torch's global RNG. DataLoader gives
+Randomness: torchvision's transforms, Cutout and the released CIFAR policy draw from torch's global
+RNG; the released RandAugment (timm's, which draws from Python's and NumPy's) is seeded from it per image. DataLoader gives
 each worker its own torch seed (base_seed + worker_id) every epoch, so views differ across
 workers and runs are repeatable given torch.manual_seed; nothing here seeds on its own.
 """
@@ -27,6 +33,8 @@ from torchvision import transforms as T
 from torchvision.transforms import AutoAugment, AutoAugmentPolicy, RandAugment
 
 RECIPES = ("cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none")
+# Which implementation of the recipes' AutoAugment / RandAugment (config data.autoaugment / data.randaugment).
+IMPLEMENTATIONS = ("released", "torchvision")
 
 from rescom.data.stats import normalize_stats  # noqa: E402  (statistics shared with the tensor path)
 
@@ -62,22 +70,48 @@ def _normalize(recipe: str, channels: int) -> T.Normalize:
     return T.Normalize(*normalize_stats(recipe, channels))
 
 
-def _check(recipe: str, channels: int) -> None:
+def _autoaugment(kind: str):
+    """The CIFAR AutoAugment: the released code's PIL policy or torchvision's."""
+    if kind == "released":
+        from rescom.data.released_autoaugment import ReleasedCifar10Policy
+
+        return ReleasedCifar10Policy()
+    return AutoAugment(AutoAugmentPolicy.CIFAR10)
+
+
+def _randaugment(kind: str):
+    """The large-data RandAugment: timm's rand-n2-m10-mstd0.5 (released) or torchvision's RandAugment(2, 10)."""
+    if kind == "released":
+        from rescom.data.released_randaugment import TorchSeededRandAugment  # imports timm
+
+        return TorchSeededRandAugment()
+    return RandAugment(num_ops=2, magnitude=10)
+
+
+def _check(recipe: str, channels: int, *kinds: str) -> None:
+    for kind in kinds:
+        if kind not in IMPLEMENTATIONS:
+            raise ValueError(f"unknown augmentation implementation {kind!r}; valid: {', '.join(IMPLEMENTATIONS)}")
     if recipe not in RECIPES:
         raise ValueError(f"unknown augmentation recipe {recipe!r}; valid recipes: {', '.join(RECIPES)}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
 
 
-def train_transform(recipe: str, channels: int) -> T.Compose:
-    """Training augmentation: PIL image -> float32 [C, H, W]. Called once per view."""
-    _check(recipe, channels)
+def train_transform(recipe: str, channels: int, autoaugment: str = "released",
+                    randaugment: str = "released") -> T.Compose:
+    """Training augmentation: PIL image -> float32 [C, H, W]. Called once per view.
+
+    autoaugment picks the cifar / fashion-mnist recipes' AutoAugment, randaugment the large
+    recipes' RandAugment: "released" (the released code's) or "torchvision".
+    """
+    _check(recipe, channels, autoaugment, randaugment)
     norm = _normalize(recipe, channels)
     if recipe == "cifar":
         return T.Compose([
             T.RandomCrop(32, padding=4),
             T.RandomHorizontalFlip(),
-            AutoAugment(AutoAugmentPolicy.CIFAR10),
+            _autoaugment(autoaugment),
             T.ToTensor(),
             # Cutout before Normalize, as in the released code: the hole is black in pixel
             # space, i.e. -mean/std after normalisation, not the dataset mean.
@@ -88,9 +122,9 @@ def train_transform(recipe: str, channels: int) -> T.Compose:
         return T.Compose([
             T.RandomCrop(28, padding=4),
             T.RandomHorizontalFlip(),
-            # torchvision's AutoAugment handles mode 'L' images directly (every op, checked in
+            # both AutoAugments handle mode 'L' images directly (every op, checked in
             # tests/test_data_transforms.py), so no RGB round trip is needed.
-            AutoAugment(AutoAugmentPolicy.CIFAR10),
+            _autoaugment(autoaugment),
             T.ToTensor(),
             # 8, not 16 or 14: a Fashion-MNIST item fills most of its 28 px frame on a black
             # background (CIFAR objects sit in clutter), so a 14-16 px hole (up to a third of the
@@ -107,7 +141,7 @@ def train_transform(recipe: str, channels: int) -> T.Compose:
             T.RandomHorizontalFlip(),
             T.ColorJitter(0.4, 0.4, 0.4, 0.0),
             T.RandomGrayscale(p=0.2),
-            RandAugment(num_ops=2, magnitude=10),
+            _randaugment(randaugment),
             T.ToTensor(),
             norm,
         ])

@@ -156,7 +156,8 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
     """
     from rescom.data.transforms import train_transform  # torchvision: only the PIL path needs it
 
-    transform = train_transform(recipe_for(cfg), data.channels)
+    transform = train_transform(recipe_for(cfg), data.channels, autoaugment=cfg.autoaugment,
+                                randaugment=cfg.randaugment)
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
     dataset = dataset_cls(data.train, transform, data.channels)
     if distributed.active():
@@ -178,15 +179,26 @@ def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoa
 
 
 def resolve_pipeline(cfg: DataConfig, data: PreparedData) -> str:
-    """data.pipeline=auto -> 'tensor' for in-memory sets with a batched recipe, else 'pil'."""
-    from rescom.engine.tensor_data import TENSOR_RECIPES
+    """data.pipeline=auto -> 'tensor' for in-memory sets with a batched recipe, else 'pil'.
 
-    tensor_ok = data.train.images is not None and data.test.images is not None and recipe_for(cfg) in TENSOR_RECIPES
+    The batched recipes implement torchvision's AutoAugment only, so a recipe with AutoAugment
+    under data.autoaugment=released (the default) resolves to 'pil', and an explicit
+    data.pipeline=tensor with it is refused.
+    """
+    from rescom.engine.tensor_data import AUTOAUGMENT_RECIPES, TENSOR_RECIPES
+
+    recipe = recipe_for(cfg)
+    released_policy = recipe in AUTOAUGMENT_RECIPES and cfg.autoaugment == "released"
+    tensor_ok = data.train.images is not None and data.test.images is not None and recipe in TENSOR_RECIPES
     if cfg.pipeline == "auto":
-        return "tensor" if tensor_ok else "pil"
+        return "tensor" if tensor_ok and not released_policy else "pil"
     if cfg.pipeline == "tensor" and not tensor_ok:
         raise ConfigError(f"data.pipeline: tensor needs in-memory images and a recipe in {', '.join(TENSOR_RECIPES)}; "
-                          f"this dataset/recipe ({recipe_for(cfg)}) needs data.pipeline=pil")
+                          f"this dataset/recipe ({recipe}) needs data.pipeline=pil")
+    if cfg.pipeline == "tensor" and released_policy:
+        raise ConfigError(f"data.pipeline=tensor with data.autoaugment=released: the tensor pipeline implements "
+                          f"torchvision's AutoAugment only (recipe {recipe}); set data.autoaugment=torchvision "
+                          "or data.pipeline=pil (or auto)")
     return cfg.pipeline
 
 

@@ -17,10 +17,16 @@ from rescom.data.stats import normalize_stats
 _RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True),
             "fashion-mnist-basic": (0, 4, False, True), "none": (0, 0, False, False)}
 TENSOR_RECIPES = tuple(_RECIPES)
+# Recipes whose tensor form includes AutoAugment: torchvision's policy only (data.autoaugment=torchvision).
+AUTOAUGMENT_RECIPES = tuple(r for r, (_, _, autoaugment, _) in _RECIPES.items() if autoaugment)
 
 
 def batched_recipe(recipe: str, channels: int) -> CifarGpuAugment:
-    """The tensor form of a PIL recipe; 'large' (RandomResizedCrop on files) has none."""
+    """The tensor form of a PIL recipe; 'large' (RandomResizedCrop on files) has none.
+
+    Its AutoAugment is torchvision's CIFAR10 policy (data.autoaugment=torchvision); the released
+    code's PIL policy has no tensor form, and resolve_pipeline keeps it on the PIL path.
+    """
     if recipe not in _RECIPES:
         raise ValueError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
                          "use data.pipeline=pil")
