@@ -244,7 +244,8 @@ def test_global_batch_must_divide_among_ranks():
 def test_single_process_helpers_are_identities():
     z, y = torch.randn(6, 4), torch.tensor([0, 1, 2])
     assert distributed.gather_batch(z, y, None) == (z, y, None)
-    assert distributed.gather_keys(z[:3], y) == (z[:3], y)
+    keys = z[:3]
+    assert distributed.gather_keys(keys, y) == (keys, y)
     sums = {"loss": torch.tensor(1.0)}
     assert distributed.reduce_totals(sums, 3) == (sums, 3)
     assert distributed.rank_seed(123, 0) == 123 and distributed.rank_seed(123, 1) != 123
