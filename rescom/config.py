@@ -54,6 +54,7 @@ class MethodConfig:
     num_neg: int | str | None = "auto"  # Q_n; None = all negatives; auto = min(400, (K-1)Q)
     in_batch: bool = True               # fidelity note 2
     enqueue_view: int = 1               # 1: released code; 2: Algorithm 1
+    anchors: str = "both"               # both (released: all 2B embeddings are queries) | view1 (Algorithm 1); note 2b
     temperature: float = 0.2            # tau
     contrastive_weight: float = 0.5     # lambda, Eq. 7
 
@@ -90,6 +91,8 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False               # torch.compile the training forward (GPU fast path)
     cuda_graphs: bool = True            # on a GPU (one process): replay step + augmentation as CUDA graphs
+    ddp_contrast: str = "local"         # torchrun: local (released: each GPU's batch) | global (all ranks gathered); note 13
+    sync_bn: bool = False               # torchrun: BatchNorm over the global batch (ours); false: per GPU (released)
     run_name: str | None = None         # None: derived from method, dataset, IF and seed
     runs_dir: str = "runs"
     experiment: str = "rescom"          # MLflow experiment
@@ -167,6 +170,8 @@ CHOICES = {
     "method.key_encoder": ("shared", "momentum"),
     "method.queue": ("none", "fifo", "reversed", "balanced"),
     "method.enqueue_view": (1, 2),
+    "method.anchors": ("both", "view1"),
+    "run.ddp_contrast": ("local", "global"),
     "optim.schedule": ("constant", "multistep", "cosine"),
     "data.recipe": ("auto", "cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none"),
     "data.pipeline": ("auto", "tensor", "pil"),
@@ -291,8 +296,13 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"method.num_neg: expected an int, null (all) or 'auto', got {m.num_neg!r}")
     if isinstance(m.num_neg, int) and m.num_neg < 1:
         raise ConfigError(f"method.num_neg: must be >= 1, got {m.num_neg}")
-    if m.contrastive == "supcon" and m.queue == "none" and not m.in_batch:
+    # anchors=view1 always has the batch's view-2 keys, so it needs neither a queue nor in_batch.
+    if m.contrastive == "supcon" and m.queue == "none" and not m.in_batch and m.anchors == "both":
         raise ConfigError("method.in_batch: a contrastive loss without a queue needs in-batch contrast")
+    if m.anchors == "view1" and m.in_batch:
+        raise ConfigError("method.anchors / method.in_batch: anchors=view1 is Algorithm 1, whose view-1 queries "
+                          "contrast with the batch's view-2 keys and the queue, never with each other; "
+                          "set method.in_batch=false")
     if m.key_encoder == "momentum" and m.in_batch:
         raise ConfigError("method.in_batch: the momentum-encoder path contrasts view-1 queries with the batch's "
                           "momentum keys and the queue, never with each other; set it to false")

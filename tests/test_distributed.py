@@ -1,7 +1,9 @@
 """Multi-process training (engine.distributed) on CPU / gloo: 2 ranks take the single-process step.
 
 The step test spawns 2 processes that each take their half of a fixed global batch of 8, and checks
-that queue, weights, gradients and BatchNorm statistics match one process on the whole batch. The
+that, in our form (run.ddp_contrast=global, run.sync_bn=true), queue, weights, gradients and BatchNorm
+statistics match one process on the whole batch; in the released form (the defaults: local contrast,
+per-rank BatchNorm) each rank's loss is one process's on its half and the gradient their mean. The
 end-to-end test runs the real `torchrun --nproc_per_node 2 -m rescom train` on the tiny folder set.
 """
 
@@ -38,14 +40,16 @@ METHODS = ("rescom", "moco_bs")
 # within float noise of a ReLU kink flips its mask and turns 1e-7 into ~1e-3 in the early layers
 # (seen with manual_seed(1), moco_bs step 2: one layers.4.bn1 output at 2e-7); seeds 0, 2, 3 have none.
 TOL = {"rtol": 1e-4, "atol": 1e-5}
+OURS = {"run.ddp_contrast": "global", "run.sync_bn": True}
+RELEASED: dict = {}  # the defaults (fidelity note 13)
 
 
-def tiny_config(method: str):
-    """The real preset, shrunk: width-4 ResNet-32, 8x8 grey images, K=4, batch 8."""
+def tiny_config(method: str, ddp: dict = OURS):
+    """The real preset, shrunk: width-4 ResNet-32, 8x8 grey images, K=4, batch 8; ddp: multi-GPU form."""
     queue = {"method.queue_size": 4} if method == "rescom" else {"method.queue_size": 16}  # KQ = 16 keys
     config = apply_overrides(preset_config(method), {
         "model.width": 4, "optim.batch_size": GLOBAL_BATCH, "optim.lr": 0.05, "run.device": "cpu",
-        "method.momentum": 0.9, **queue})
+        "method.momentum": 0.9, **queue, **ddp})
     validate(config)
     return resolve_for_data(config, COUNTS)
 
@@ -58,11 +62,11 @@ def global_batches():
             for _ in range(STEPS)]
 
 
-def run_steps(method: str, rank: int = 0, world_size: int = 1) -> list[dict]:
+def run_steps(method: str, rank: int = 0, world_size: int = 1, ddp: dict = OURS) -> list[dict]:
     """STEPS training steps on this rank's slice of each global batch; the state after each."""
-    config = tiny_config(method)
+    config = tiny_config(method, ddp)
     parts = build_components(config, COUNTS, 1, torch.device("cpu"))
-    distributed.prepare_components(parts, torch.device("cpu"))
+    distributed.prepare_components(parts, torch.device("cpu"), sync_bn=config.run.sync_bn)
     per_rank = GLOBAL_BATCH // world_size
     rows = slice(rank * per_rank, (rank + 1) * per_rank)
     states = []
@@ -83,7 +87,9 @@ def _rank_main(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        torch.save({m: run_steps(m, rank, WORLD) for m in METHODS}, Path(out_dir) / f"rank{rank}.pt")
+        states = {m: run_steps(m, rank, WORLD) for m in METHODS}
+        states["released"] = {m: run_steps(m, rank, WORLD, RELEASED) for m in METHODS}
+        torch.save(states, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -130,6 +136,89 @@ def test_the_queue_received_the_whole_global_batch(two_rank_states):
     assert torch.equal(fifo["queue_labels"][:GLOBAL_BATCH], target) and int(fifo["pointer"]) == GLOBAL_BATCH
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_released_form_averages_the_ranks_local_steps(two_rank_states, method):
+    """Step 1 of the released form: rank r's contrastive loss is one process's on its half (local
+    BatchNorm, local in-batch / momentum keys, the same initial queue) and every rank's gradient is
+    the mean of the halves' gradients (DDP's average of local means)."""
+    halves = [run_steps(method, r, WORLD, RELEASED)[0] for r in range(WORLD)]
+    mean_grads = {k: (halves[0]["grads"][k] + halves[1]["grads"][k]) / 2 for k in halves[0]["grads"]}
+    for rank, states in enumerate(two_rank_states):
+        got = states["released"][method][0]
+        assert got["loss_con"] == pytest.approx(halves[rank]["loss_con"], rel=1e-5)
+        _assert_close(got["grads"], mean_grads, f"rank {rank}, step 1: gradient")
+    # The queue still receives all ranks' keys, identically on every rank (released concat_all_gather).
+    for a, b in zip(two_rank_states[0]["released"][method], two_rank_states[1]["released"][method]):
+        assert all(torch.equal(a["queue"][k], b["queue"][k]) for k in a["queue"])
+    _, target = global_batches()[0]
+    queue = two_rank_states[1]["released"][method][0]["queue"]
+    if method == "rescom":
+        assert torch.equal(queue["pointers"], torch.minimum(torch.bincount(target, minlength=4), torch.tensor(4)) % 4)
+    else:
+        assert torch.equal(queue["queue_labels"][:GLOBAL_BATCH], target)
+
+
+def test_released_and_our_forms_differ(two_rank_states):
+    """The switch changes the numbers: local contrast with per-rank BatchNorm is not the global step."""
+    ours, released = two_rank_states[0]["rescom"][0], two_rank_states[0]["released"]["rescom"][0]
+    assert abs(ours["loss_con"] - released["loss_con"]) > 1e-3
+
+
+@pytest.fixture
+def one_rank_group(tmp_path, monkeypatch):
+    """A real 1-process gloo group with `active()` forced true: the multi-GPU code paths (DDP, the
+    collectives, GlobalBatchNorm) run in this process, each collective over one rank."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    yield
+    dist.destroy_process_group()
+
+
+def _spy(monkeypatch, calls: list, name: str) -> None:
+    real = getattr(distributed, name)
+    monkeypatch.setattr(distributed, name, lambda *args: calls.append(name) or real(*args))
+
+
+@pytest.mark.parametrize("ddp, sync_bn, gathers", [
+    (RELEASED, False, ["gather_keys"]),  # default: per-rank BatchNorm, local contrast, global queue
+    (OURS, True, ["gather_batch"]),
+    ({"run.ddp_contrast": "local", "run.sync_bn": True}, True, ["gather_keys"]),  # independent switches
+])
+def test_switches_choose_batchnorm_and_gather(one_rank_group, monkeypatch, ddp, sync_bn, gathers):
+    from torch.nn.parallel import DistributedDataParallel
+
+    from rescom.engine.step import forward_losses
+
+    config = tiny_config("rescom", ddp)
+    parts = build_components(config, COUNTS, 1, torch.device("cpu"))
+    distributed.prepare_components(parts, torch.device("cpu"), sync_bn=config.run.sync_bn)
+    assert isinstance(parts.forward_model, DistributedDataParallel)
+    synced = [m for m in parts.model.modules() if isinstance(m, distributed.GlobalBatchNorm)]
+    plain = [m for m in parts.model.modules() if type(m) in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)]
+    assert (len(synced) > 0, len(plain) > 0) == (sync_bn, not sync_bn)
+    calls: list = []
+    _spy(monkeypatch, calls, "gather_batch")
+    _spy(monkeypatch, calls, "gather_keys")
+    views, target = global_batches()[0]
+    loss, _, new_keys, key_labels = forward_losses(config, parts, views, target)
+    assert calls == gathers
+    # One rank: either form is the single-process step (GlobalBatchNorm to float rounding).
+    single = build_components(config, COUNTS, 1, torch.device("cpu"))
+    with monkeypatch.context() as m:
+        m.setattr(distributed, "active", lambda: False)
+        want, _, want_keys, want_labels = forward_losses(config, single, views, target)
+    torch.testing.assert_close(loss, want, **TOL)
+    torch.testing.assert_close(new_keys, want_keys, **TOL)
+    assert torch.equal(key_labels, want_labels)
+
+
+def test_ddp_contrast_is_validated():
+    with pytest.raises(ConfigError, match="run.ddp_contrast"):
+        validate(apply_overrides(preset_config("rescom"), {"run.ddp_contrast": "all"}))
+    with pytest.raises(ConfigError, match="run.sync_bn"):
+        apply_overrides(preset_config("rescom"), {"run.sync_bn": "sometimes"})
+
+
 @pytest.mark.parametrize("size", [47, 48])
 def test_rank_slices_concatenate_to_the_single_process_batches(size):
     data = TensorDataset(torch.arange(size))
@@ -155,6 +244,8 @@ def test_global_batch_must_divide_among_ranks():
 def test_single_process_helpers_are_identities():
     z, y = torch.randn(6, 4), torch.tensor([0, 1, 2])
     assert distributed.gather_batch(z, y, None) == (z, y, None)
+    keys = z[:3]
+    assert distributed.gather_keys(keys, y) == (keys, y)
     sums = {"loss": torch.tensor(1.0)}
     assert distributed.reduce_totals(sums, 3) == (sums, 3)
     assert distributed.rank_seed(123, 0) == 123 and distributed.rank_seed(123, 1) != 123

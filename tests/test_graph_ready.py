@@ -24,10 +24,14 @@ from rescom.methods import preset_config
 
 COUNTS = [20, 10, 5, 3]
 BATCH = 8
+# Named variants of a preset: Algorithm 1's anchors (fidelity note 2b) take the same graph-ready path.
+VARIANTS = {"rescom-view1": ("rescom", {"method.anchors": "view1", "method.in_batch": False,
+                                        "method.enqueue_view": 2})}
 
 
 def _setup(method: str, bf16: bool = False):
-    overrides = {"model.width": 4, "optim.batch_size": BATCH, "run.bf16": bf16}
+    method, variant = VARIANTS.get(method, (method, {}))
+    overrides = {"model.width": 4, "optim.batch_size": BATCH, "run.bf16": bf16, **variant}
     if method in ("supcon_bs", "rescom"):
         overrides["method.queue_size"] = 3
     config = resolve_for_data(apply_overrides(preset_config(method), overrides), COUNTS)
@@ -54,7 +58,7 @@ def _compiled_step(config, parts):
     return step
 
 
-@pytest.mark.parametrize("method", ["ce", "bs", "supcon_bs", "moco_bs", "rescom"])
+@pytest.mark.parametrize("method", ["ce", "bs", "supcon_bs", "moco_bs", "rescom", "rescom-view1"])
 def test_training_step_compiles_fullgraph_and_equals_eager(method):
     torch._dynamo.reset()
     config, parts, views, target = _setup(method)

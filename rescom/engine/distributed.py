@@ -1,20 +1,30 @@
 """Multi-GPU training: `torchrun --nproc_per_node N -m rescom train ...` runs one process per device.
 
-Contract: N processes together take the step that one process takes on the same global batch.
+Contract (run.ddp_contrast=global, run.sync_bn=true): N processes together take the step that one
+process takes on the same global batch. The defaults are the released code's form instead (below).
 
 - Data: optim.batch_size is the global batch B. Every rank draws the same seeded epoch permutation
   and takes its own contiguous slice of B / N samples of each global batch (`RankSliceBatchSampler`),
   so the slices concatenated in rank order are the single-process batch.
-- Model: BatchNorm statistics span the global batch (torch's SyncBatchNorm on CUDA; on CPU, where
-  torch's SyncBatchNorm refuses to run, `GlobalBatchNorm`), and DDP averages the gradients.
-- Contrastive term and queue: `gather_batch` collects every rank's embeddings (with gradient) and
-  labels in the single-process order, so every rank computes the single-process contrastive loss
-  and writes the same keys to its queue: the queues stay identical without any broadcast.
-- Gradient scaling: every rank's loss is L_cls(own slice, a mean) + lambda * L_con(global batch).
-  DDP differentiates (1/N) sum_r loss_r. The classifier term's local means average to the global
-  mean; the contrastive term is the same L on every rank, and the gather's backward sums the N
-  ranks' gradients (N dL/dz), which DDP's 1/N cancels. Net: the single-process gradient.
 - Only rank 0 tracks, evaluates, writes the run directory and prints (engine.train).
+
+Two switches choose between the released code's multi-GPU form (the defaults; fidelity note 13) and
+ours, which makes N processes take exactly the single-process step:
+
+- run.sync_bn: false (released): each rank's BatchNorm uses its own slice's statistics. true (ours):
+  the statistics span the global batch (torch's SyncBatchNorm on CUDA; on CPU, where torch's
+  SyncBatchNorm refuses to run, `GlobalBatchNorm`). DDP averages the gradients either way.
+- run.ddp_contrast: local (released): each rank's contrastive term sees its own slice (in-batch
+  candidates and, with method.anchors=view1, view-2 keys) and the queue; `gather_keys` then collects
+  every rank's keys and labels in rank order for the queue, so every rank writes the same keys and
+  the queues stay identical. Every rank's loss is a mean over its slice, DDP averages: the gradient
+  is the mean of the N local gradients. global (ours): `gather_batch` collects every rank's embeddings
+  (with gradient) and labels in the single-process order, so every rank computes the single-process
+  contrastive loss and writes the same keys to its queue. Gradient scaling: every rank's loss is
+  L_cls(own slice, a mean) + lambda * L_con(global batch). DDP differentiates (1/N) sum_r loss_r. The
+  classifier term's local means average to the global mean; the contrastive term is the same L on
+  every rank, and the gather's backward sums the N ranks' gradients (N dL/dz), which DDP's 1/N
+  cancels. Net, with sync_bn: the single-process gradient.
 
 Every helper is the identity / a no-op in a single process, so single-process training is unchanged.
 """
@@ -250,6 +260,17 @@ def gather_batch(z: torch.Tensor, target: torch.Tensor, keys: torch.Tensor | Non
     return z_all, gather_rows(target), keys_all
 
 
+def gather_keys(keys: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's queue keys [b, D] (no gradient) and labels [b], rank order: [N b, D], [N b].
+
+    The released code's `concat_all_gather` before its enqueue (run.ddp_contrast=local): the loss is
+    local, the queue global. Identity in one process.
+    """
+    if not active():
+        return keys, labels
+    return gather_rows(keys.detach()), gather_rows(labels)
+
+
 def reduce_totals(sums: dict[str, torch.Tensor], seen: int) -> tuple[dict[str, torch.Tensor], int]:
     """Epoch running sums over all ranks: loss terms averaged (each rank's are batch means), `correct`
     and the sample count summed. Identity in one process."""
@@ -322,8 +343,11 @@ def convert_batchnorm(module: nn.Module, cls: type[nn.modules.batchnorm._BatchNo
     return module
 
 
-def prepare_components(parts, device: torch.device) -> None:
-    """Synchronise BatchNorm across ranks (model and momentum encoder) and wrap the model in DDP.
+def prepare_components(parts, device: torch.device, *, sync_bn: bool) -> None:
+    """Wrap the model in DDP; with sync_bn (run.sync_bn) also synchronise BatchNorm across ranks
+    (model and momentum encoder). Without it each rank normalises with its own batch's statistics,
+    as the released code (plain DDP, no SyncBatchNorm) does; DDP then broadcasts rank 0's running
+    statistics before every forward (broadcast_buffers), so evaluation and checkpoints use rank 0's.
 
     parts.model stays the plain network (checkpoints, evaluation, momentum update); the DDP wrapper
     goes to parts.forward_model, which train_step calls. No-op in a single process.
@@ -332,9 +356,10 @@ def prepare_components(parts, device: torch.device) -> None:
         return
     from torch.nn.parallel import DistributedDataParallel
 
-    bn = nn.SyncBatchNorm if device.type == "cuda" else GlobalBatchNorm
-    convert_batchnorm(parts.model, bn)
-    if parts.key_encoder is not None:
-        convert_batchnorm(parts.key_encoder, bn)
+    if sync_bn:
+        bn = nn.SyncBatchNorm if device.type == "cuda" else GlobalBatchNorm
+        convert_batchnorm(parts.model, bn)
+        if parts.key_encoder is not None:
+            convert_batchnorm(parts.key_encoder, bn)
     device_ids = [device.index] if device.type == "cuda" else None
     parts.forward_model = DistributedDataParallel(parts.model, device_ids=device_ids)

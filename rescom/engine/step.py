@@ -28,7 +28,12 @@ def classifier_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, count
 
 def contrastive_loss(config: TrainConfig, parts: Components, z: torch.Tensor, target: torch.Tensor,
                      keys_from_encoder: torch.Tensor | None) -> torch.Tensor:
-    """The SupCon / SPM term for queries z [2B, D] (shared encoder) or [B, D] (momentum encoder)."""
+    """The SupCon / SPM term for z [2B, D] (shared encoder) or [B, D] (momentum encoder).
+
+    Shared encoder: method.anchors=both makes all 2B rows queries (released code); view1 makes the
+    first B rows queries and the last B keys (Algorithm 1). The momentum path's queries are always
+    view 1, its keys the momentum encoder's view 2 (fidelity note 14), whatever method.anchors says.
+    """
     m = config.method
     num_pos, num_neg = parts.mining_sizes  # host ints (or None, None): no sync to size the mining
     queue_keys = parts.queue.keys if parts.queue is not None else z.new_zeros(0, z.shape[1])
@@ -39,6 +44,13 @@ def contrastive_loss(config: TrainConfig, parts: Components, z: torch.Tensor, ta
         key_labels = torch.cat([target, queue_labels])
         return spm_contrastive_loss(z, target, keys, key_labels, num_pos=num_pos, num_neg=num_neg,
                                     temperature=m.temperature, class_weights=parts.class_weights, validate=False)
+    if m.anchors == "view1":
+        # Algorithm 1 (fidelity note 2b): view-1 queries; the batch's view-2 embeddings are keys (all
+        # candidates, with gradient: one shared encoder) beside the mined queue. Rows are view-major.
+        rows = target.shape[0]
+        return spm_contrastive_loss(z[:rows], target, queue_keys, queue_labels, num_pos=num_pos, num_neg=num_neg,
+                                    temperature=m.temperature, class_weights=parts.class_weights,
+                                    batch_keys=z[rows:], batch_key_labels=target, validate=False)
     labels = torch.cat([target, target])  # both views are queries (fidelity note 2)
     return spm_contrastive_loss(z, labels, queue_keys, queue_labels, num_pos=num_pos, num_neg=num_neg,
                                 temperature=m.temperature, class_weights=parts.class_weights,
@@ -88,19 +100,25 @@ def forward_losses(config: TrainConfig, parts: Components, views: list[torch.Ten
         if momentum_encoder:
             with torch.no_grad(), autocast:
                 momentum_keys = parts.key_encoder(views[1])[1].float()  # [B, D]
-        # Multi-GPU hook: all ranks' embeddings (with gradient), labels and keys in single-process order,
-        # so the contrastive term and the queue see the global batch. Identity in one process.
-        z, key_labels, momentum_keys = distributed.gather_batch(z, target, momentum_keys)
+        global_contrast = config.run.ddp_contrast == "global"
+        if global_contrast:
+            # Multi-GPU, ours: all ranks' embeddings (with gradient), labels and keys in single-process
+            # order, so the contrastive term and the queue see the global batch. Identity in one process.
+            z, key_labels, momentum_keys = distributed.gather_batch(z, target, momentum_keys)
         loss_con = contrastive_loss(config, parts, z, key_labels, momentum_keys)
         losses["loss_con"] = loss_con.detach()
         loss = loss_cls + m.contrastive_weight * loss_con
         # Released code writes view-1 embeddings after the loss (note 3); Algorithm 1 writes view 2.
-        rows = key_labels.shape[0]  # the global batch under torchrun
+        rows = key_labels.shape[0]  # the global batch under torchrun with global contrast
         if momentum_keys is not None:
             new_keys = momentum_keys
         else:
             new_keys = z[:rows] if m.enqueue_view == 1 else z[rows:]
         new_keys = new_keys.detach()
+        if not global_contrast:
+            # Multi-GPU, released (note 13): the loss saw this rank's batch only, but the queue takes
+            # every rank's keys in rank order, so all ranks keep the same queue. Identity in one process.
+            new_keys, key_labels = distributed.gather_keys(new_keys, key_labels)
     losses["loss"] = loss.detach()
     losses["correct"] = (logits[:batch].detach().argmax(1) == target).sum()
     return loss, losses, new_keys, key_labels

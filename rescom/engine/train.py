@@ -129,7 +129,7 @@ def _train(config: TrainConfig, world: distributed.World, resume: bool, overwrit
     device = distributed.device_for(world, select_device(config.run.device))
     parts = build_components(config, data.class_counts, data.channels, device)
     state, changes = _initial_state(config, paths, parts, resume, overwrite, data, allow_change)
-    distributed.prepare_components(parts, device)  # SyncBatchNorm + DDP when world.size > 1
+    distributed.prepare_components(parts, device, sync_bn=config.run.sync_bn)  # DDP (+ SyncBatchNorm) when world.size > 1
     if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
         parts.forward_model = torch.compile(parts.forward_model or parts.model)
     tracker = _open_tracker(config, data, paths, state, changes) if world.is_main else NullTracker()

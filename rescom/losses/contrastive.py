@@ -49,6 +49,8 @@ def spm_contrastive_loss(
     temperature: float,
     class_weights: torch.Tensor | None = None,
     in_batch: bool = False,
+    batch_keys: torch.Tensor | None = None,
+    batch_key_labels: torch.Tensor | None = None,
     validate: bool = True,
 ) -> torch.Tensor:
     """Eq. 5: per query z_i, softmax over its Q_p hardest positives and Q_n hardest negatives in the queue.
@@ -58,6 +60,9 @@ def spm_contrastive_loss(
     negatives); temperature: tau; class_weights: w, [K] (Eq. 2), each query weighted by w_{y_i};
     in_batch: also contrast each query with the other B-1 queries, positives those of its class
     (fidelity note 2: the released code passes both views' 2B embeddings as queries);
+    batch_keys / batch_key_labels: [B', D] / [B'] keys of this batch that every query contrasts with,
+    unmined and with gradient, positives those of its class (Algorithm 1: view-1 queries, view-2 keys,
+    each query's own view-2 key a positive; fidelity note 2b). None: no such keys;
     validate: check that every query has Q_p positives and Q_n negatives (a host sync); the training
     step skips it because the config check already guarantees it for per-class queues.
     With num_pos = Q, num_neg = (K-1)Q on a class-balanced queue and in_batch=False this is Eq. 3;
@@ -73,6 +78,10 @@ def spm_contrastive_loss(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if batch_keys is not None and (batch_keys.ndim != 2 or batch_keys.shape[1] != query.shape[1]
+                                   or batch_key_labels is None or batch_key_labels.shape != (batch_keys.shape[0],)):
+        raise ValueError(f"batch_keys [B', D] with batch_key_labels [B'] must share D with the query; got "
+                         f"{tuple(batch_keys.shape)} and {None if batch_key_labels is None else tuple(batch_key_labels.shape)}")
     keys = keys.to(query.dtype)
     if num_pos is None and num_neg is None:
         logits = query @ keys.T / temperature  # [B, M]
@@ -100,7 +109,27 @@ def spm_contrastive_loss(
         # The anchor itself is no candidate: its self-similarity 1/tau would dominate the softmax.
         queue_valid = torch.ones(batch, queue_width, dtype=torch.bool, device=query.device)
         valid_mask = torch.cat([queue_valid, not_self], dim=1)
+    if batch_keys is not None:
+        logits, pos_mask, valid_mask = _append_batch_keys(query, labels, batch_keys, batch_key_labels,
+                                                          temperature, logits, pos_mask, valid_mask)
     weights = None
     if class_weights is not None:
         weights = torch.as_tensor(class_weights, device=query.device)[labels]
     return supcon_loss_from_logits(logits, pos_mask, valid_mask, weights)
+
+
+def _append_batch_keys(query: torch.Tensor, labels: torch.Tensor, batch_keys: torch.Tensor,
+                       batch_key_labels: torch.Tensor, temperature: float, logits: torch.Tensor,
+                       pos_mask: torch.Tensor, valid_mask: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Add the batch's keys as candidates: [B, C] -> [B, C + B'] (Algorithm 1's l_pos / batch keys).
+
+    Every key is a candidate (no mining: Eq. 5 mines the queue) and none is the query itself, so
+    no self-exclusion; positives share the query's label, its own other view among them.
+    """
+    batch_logits = query @ batch_keys.to(query.dtype).T / temperature  # [B, B']
+    logits = torch.cat([logits, batch_logits], dim=1)
+    pos_mask = torch.cat([pos_mask, labels[:, None] == batch_key_labels[None, :]], dim=1)
+    if valid_mask is not None:
+        valid_mask = torch.cat([valid_mask, torch.ones_like(batch_logits, dtype=torch.bool)], dim=1)
+    return logits, pos_mask, valid_mask
