@@ -21,7 +21,7 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile
 from rescom.report.collect import table_frame
-from rescom.report.paired import BASELINES  # each table's context columns: what a pair must share
+from rescom.report.paired import BASELINES, matches  # BASELINES: each table's context columns
 
 FIELDS = ("claim", "table", "column", "better", "worse")
 
@@ -37,21 +37,13 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
         raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
-    pick = lambda value: done[_matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
+    pick = lambda value: done[matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
     return (pick(better) - pick(worse)).dropna()
-
-
-def _matches(values: pd.Series, value) -> pd.Series:
-    """values == value, numerically where both are numbers (100 == 100.0, 0.99 == '0.99')."""
-    try:
-        return pd.to_numeric(values, errors="coerce") == float(value)
-    except (TypeError, ValueError):
-        return values.astype(str) == str(value)
 
 
 def _where(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
     for column, value in where.items():
-        frame = frame[_matches(frame[column], value)]
+        frame = frame[matches(frame[column], value)]
     return frame
 
 

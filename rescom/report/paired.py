@@ -22,6 +22,14 @@ BASELINES: dict[str, tuple[str, object, list[str]]] = {
 METRICS = ("all", "few")
 
 
+def matches(values: pd.Series, value) -> pd.Series:
+    """values == value, numerically where both are numbers (100 == 100.0, 0.99 == '0.99')."""
+    try:
+        return pd.to_numeric(values, errors="coerce") == float(value)
+    except (TypeError, ValueError):
+        return values.astype(str) == str(value)
+
+
 def baseline_label(table: str) -> str | None:
     """'bs' for the main table, 'grid=all' for spm, ...; None for a table without a baseline."""
     if table not in BASELINES:
@@ -42,7 +50,7 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
     done = frame[frame["finished"]] if "finished" in frame else frame
     if done.empty or column not in done:
         return None
-    is_base = done[column].astype(str) == str(value)
+    is_base = matches(done[column], value)
     values = [f"last_test_{m}" for m in METRICS]
     base = done[is_base][[*context, "seed", *values]]
     if base.empty:
@@ -55,7 +63,7 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
                      grouped[[f"paired_{m}" for m in METRICS]].std(ddof=1).add_suffix("_std")], axis=1)
     out["paired_n"] = grouped.size()
     out = out.reset_index()
-    out["paired_is_baseline"] = out[column].astype(str) == str(value)
+    out["paired_is_baseline"] = matches(out[column], value)
     return out
 
 

@@ -64,7 +64,7 @@ def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
         has_paper = paper is not None and not (isinstance(paper, float) and math.isnan(paper))
         delta = f"{row['last_test_all_mean'] - paper:+.2f}" if has_paper else ""
         cells = [_key_cell(k, row[k]) for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
-            _cell(row, "last", "ece"), *[paired_cell(row, m) for m in ("all", "few")][:len(paired)],
+            _cell(row, "last", "ece"), *([paired_cell(row, "all"), paired_cell(row, "few")] if paired else []),
             _cell(row, "best", "all"), str(row["best_epoch"]),
             f"{paper:.1f}" if has_paper else "", delta]
         lines.append("| " + " | ".join(cells) + " |")
