@@ -21,6 +21,14 @@ echo "smoke profile regenerated in $(( $(date +%s) - start )) s"
 # structure (files, rows, columns) is compared; tests/test_train_cli.py checks reproducibility.
 if cmp -s "$committed/tables/machine.json" reports/smoke/tables/machine.json; then
     rescom report diff "$committed" reports/smoke --params "$params"
+    # Every DVC output repeats bit for bit here, and wall-clock numbers live outside them (run_log.json,
+    # reports/smoke/timings/, both ignored): regenerating must leave the committed files untouched.
+    dirty=$(git status --porcelain -- pipelines/smoke reports/smoke reports/README.md)
+    if [ -n "$dirty" ]; then
+        echo "regenerating the smoke profile changed committed files:"; echo "$dirty"
+        git diff --stat -- pipelines/smoke reports; exit 1
+    fi
+    echo "git status: clean after regeneration"
 else
     echo "reports/smoke was made on another kind of machine:"
     cat "$committed/tables/machine.json" 2>/dev/null || echo "(no tables/machine.json committed)"

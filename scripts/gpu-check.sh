@@ -78,11 +78,12 @@ step torchrun $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m re
         grep -h -E "^(cuda graphs|epoch|  augmentation|  steps alone|per epoch|  eager|  as run)" "$dir/$f.log" | sed "s/^/$f: /"
     done
     grep -h -E "epoch $EPOCHS/$EPOCHS" "$dir/train.log" | tail -n 1 | sed 's/^/train: /'
-    [ -f "$dir/runs/rescom-check/metrics.json" ] && $PY - "$dir/runs/rescom-check/metrics.json" <<'PY'
+    [ -f "$dir/runs/rescom-check/metrics.json" ] && $PY - "$dir/runs/rescom-check" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[1] + "/metrics.json"))
+log = json.load(open(sys.argv[1] + "/run_log.json"))  # wall-clock seconds and hardware live beside the DVC outputs
 k = m["metrics"]
-print(f"train: {m['dataset']} on {m['hardware']}: {k['epochs']} epochs, {k['mean_epoch_seconds']:.3f} s per epoch "
+print(f"train: {m['dataset']} on {log['hardware']}: {k['epochs']} epochs, {log['mean_epoch_seconds']:.3f} s per epoch "
       f"(training, evaluation excluded), last-epoch top-1 {k['last_test_all']:.2f}")
 PY
 } >>"$summary" 2>&1

@@ -72,6 +72,7 @@ def train_one(run: dict, out: Path, data_root: str | None, device: str, threads:
         print(f"FAILED {name} (exit {code}), see {log}", flush=True)
         return {**row, "last_all": None}
     m = json.loads((out / "runs" / name / "metrics.json").read_text())["metrics"]
+    m["mean_epoch_seconds"] = json.loads((out / "runs" / name / "run_log.json").read_text())["mean_epoch_seconds"]
     row.update(last_all=round(m["last_test_all"], 2), best_all=round(m["best_test_all"], 2),
                best_epoch=m["best_epoch"], last_minus_best=round(m["last_test_all"] - m["best_test_all"], 2),
                last_few=round(m["last_test_few"], 2), epoch_seconds=round(m["mean_epoch_seconds"], 3))

@@ -73,7 +73,7 @@ def read_csv(path):
 def analysis_artifacts(root, checkpoint_path):
     from mlflow.tracking import MlflowClient
 
-    run_id = json.loads((root / checkpoint_path).with_name("metrics.json").read_text())["mlflow_run_id"]
+    run_id = json.loads((root / checkpoint_path).with_name("run_log.json").read_text())["mlflow_run_id"]
     return {a.path for a in MlflowClient().list_artifacts(run_id, "analysis")}
 
 

@@ -350,6 +350,29 @@ def test_split_lists_errors(tmp_path):
         load_source("places-lt", tmp_path)  # a.jpg does not exist under root
 
 
+@pytest.mark.parametrize("name, source", [("imagenet-lt", "image-net.org"), ("places-lt", "places2.csail.mit.edu"),
+                                          ("inat2018", "visipedia/inat_comp")])
+def test_large_data_names_what_is_missing_and_where_to_get_it(tmp_path, name, source):
+    """None of these sets can be downloaded freely: each missing piece is named with its source."""
+    from rescom.data.source_lists import STANDARD_LISTS
+
+    train, test = STANDARD_LISTS[name]
+    with pytest.raises(DataUnavailableError, match="needs root") as no_root:
+        load_source(name, None)
+    with pytest.raises(DataUnavailableError, match="does not exist") as no_dir:
+        load_source(name, tmp_path / "nowhere")
+    with pytest.raises(DataUnavailableError, match=train) as no_list:
+        load_source(name, tmp_path)
+    (tmp_path / train).write_text("img/1.jpg 0\n")
+    (tmp_path / test).write_text("img/2.jpg 0\n")
+    with pytest.raises(DataUnavailableError, match="first image") as no_image:
+        load_source(name, tmp_path)
+    for err in (no_root, no_dir, no_list, no_image):
+        assert source in str(err.value), str(err.value)
+    assert "github.com/zhmiao/OpenLongTailRecognition-OLTR" in str(no_list.value) or name == "inat2018"
+    assert "classifier-balancing" in str(no_list.value) or name != "inat2018"
+
+
 # ---------------------------------------------------------------- prepare / load_prepared
 
 

@@ -63,8 +63,8 @@ def test_variant_axis_and_unknown_run(monkeypatch):
 def _tree(root: Path, value: float, timing: float = 1.0) -> Path:
     (root / "tables").mkdir(parents=True)
     pd.DataFrame({"method": ["bs", "rescom"], "last_test_all_mean": [80.0, value]}).to_csv(root / "tables/main.csv", index=False)
-    (root / "analysis/inference-cost").mkdir(parents=True)
-    pd.DataFrame({"model": ["eval"], "ms": [timing]}).to_csv(root / "analysis/inference-cost/inference_cost.csv", index=False)
+    (root / "timings/inference-cost").mkdir(parents=True)
+    pd.DataFrame({"model": ["eval"], "ms": [timing]}).to_csv(root / "timings/inference-cost/inference_cost.csv", index=False)
     return root
 
 
@@ -72,7 +72,7 @@ def test_report_diff_reports_cells_beyond_tolerance_only(tmp_path):
     old = _tree(tmp_path / "a", 82.0)
     same = _tree(tmp_path / "b", 82.005, timing=9.0)
     moved = _tree(tmp_path / "c", 82.5)
-    skip = ("analysis/inference-cost/inference_cost.csv",)
+    skip = ("timings",)
     assert diff_reports(old, same, 0.01, skip) == []
     problems = diff_reports(old, moved, 0.01, skip)
     assert len(problems) == 1 and "main.csv" in problems[0] and "method=rescom" in problems[0]

@@ -37,10 +37,13 @@ def test_structure_only_ignores_numbers_but_not_missing_columns(tmp_path):
     assert changed.exit_code == 1 and "columns differ" in changed.output
 
 
-def test_diff_with_a_tolerance_alone_skips_wall_clock_files(tmp_path):
+def test_diff_never_compares_the_wall_clock_timings_folder(tmp_path):
     a, b = _tree(tmp_path / "a", 10.0), _tree(tmp_path / "b", 10.0)
-    for root, ms in ((a, 1.5), (b, 2.5)):
-        (root / "analysis" / "inference-cost").mkdir(parents=True)
-        (root / "analysis" / "inference-cost" / "inference_cost.csv").write_text(f"model,ms_median\ninference,{ms}\n")
+    (a / "timings" / "inference-cost").mkdir(parents=True)  # only one tree has it: the committed smoke tree has none
+    (a / "timings" / "inference-cost" / "inference_cost.csv").write_text("model,ms_median\ninference,1.5\n")
     result = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
-    assert result.exit_code == 0 and "not compared (wall-clock timings)" in result.output, result.output
+    assert result.exit_code == 0 and "not compared: timings/" in result.output, result.output
+    (b / "analysis").mkdir()  # an analysis CSV in one tree only is a difference
+    (b / "analysis" / "pairs.csv").write_text("a\n1\n")
+    result = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
+    assert result.exit_code == 1 and "only in" in result.output, result.output

@@ -58,7 +58,7 @@ def test_three_trainings_at_once_in_a_fresh_directory_all_finish(tmp_path, tiny_
     assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(outputs)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     for i in range(3):
-        run_id = json.loads((tmp_path / f"runs/r{i}/metrics.json").read_text())["mlflow_run_id"]
+        run_id = json.loads((tmp_path / f"runs/r{i}/run_log.json").read_text())["mlflow_run_id"]
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert {"test_all", "last_test_all", "best_test_all", "loss"} <= set(run.data.metrics)

@@ -61,12 +61,29 @@ def test_two_runs_with_one_seed_are_identical(workdir, tiny_folder):
     a = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=a"]))
     b = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=b"]))
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
-    ma, mb = metrics_of(workdir, "a"), metrics_of(workdir, "b")
-    ma.pop("mean_epoch_seconds"), mb.pop("mean_epoch_seconds")
-    assert ma == mb
+    assert metrics_of(workdir, "a") == metrics_of(workdir, "b")
     wa = torch.load(workdir / "runs/a/checkpoint.pt", weights_only=True)["components"]["model"]
     wb = torch.load(workdir / "runs/b/checkpoint.pt", weights_only=True)["components"]["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_repeated_run_rewrites_its_dvc_outputs_byte_for_byte(workdir, tiny_folder):
+    """What a DVC stage declares as outputs repeats exactly; wall-clock seconds and the MLflow run id,
+    which differ each time, are only in run_log.json (so regenerating a profile leaves dvc.lock as it was)."""
+    outputs = ("checkpoint.pt", "metrics.json", "history.csv", "per_class.csv", "config.yaml",
+               "per_class_accuracy.png", "confusion_matrix.png")
+    args = tiny_args(tiny_folder, extra=["--set", "run.run_name=again"])
+    assert run_cli(args).exit_code == 0
+    run_dir = workdir / "runs/again"
+    first = {name: (run_dir / name).read_bytes() for name in outputs}
+    first_log = json.loads((run_dir / "run_log.json").read_text())
+    result = run_cli([*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert [name for name in outputs if (run_dir / name).read_bytes() != first[name]] == []
+    second_log = json.loads((run_dir / "run_log.json").read_text())
+    assert second_log["mlflow_run_id"] != first_log["mlflow_run_id"]
+    assert len(second_log["epoch_seconds"]) == 2 and second_log["hardware"]
+    assert "seconds" not in first["history.csv"].decode() and b"mlflow" not in first["metrics.json"]
 
 
 def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monkeypatch):
@@ -90,9 +107,9 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
-    mf, mr = metrics_of(workdir, "full"), metrics_of(workdir, "resumed")
-    mf.pop("mean_epoch_seconds"), mr.pop("mean_epoch_seconds")
-    assert mf == mr
+    assert metrics_of(workdir, "full") == metrics_of(workdir, "resumed")
+    # The run log holds every epoch's seconds once: the resumed run appended epoch 3 to epochs 1-2.
+    assert len(json.loads((workdir / "runs/resumed/run_log.json").read_text())["epoch_seconds"]) == 3
     wf = torch.load(workdir / "runs/full/checkpoint.pt", weights_only=True)["components"]
     wr = torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["components"]
     assert all(torch.equal(wf["model"][k], wr["model"][k]) for k in wf["model"])
@@ -101,7 +118,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     # The resumed run continued the same MLflow run: one run, three epochs of history.
     from mlflow.tracking import MlflowClient
 
-    run_id = json.loads((workdir / "runs/resumed/metrics.json").read_text())["mlflow_run_id"]
+    run_id = json.loads((workdir / "runs/resumed/run_log.json").read_text())["mlflow_run_id"]
     client = MlflowClient()
     history = client.get_metric_history(run_id, "test_all")
     assert sorted(m.step for m in history) == [1, 2, 3]
@@ -113,7 +130,7 @@ def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):
 
     result = run_cli(tiny_args(tiny_folder, extra=["--set", "run.run_name=tracked"]))
     assert result.exit_code == 0, result.output
-    run_id = json.loads((workdir / "runs/tracked/metrics.json").read_text())["mlflow_run_id"]
+    run_id = json.loads((workdir / "runs/tracked/run_log.json").read_text())["mlflow_run_id"]
     run = MlflowClient().get_run(run_id)
     assert run.data.params["method.num_pos"] == "1"
     assert run.data.params["method.queue"] == "balanced"
@@ -208,7 +225,7 @@ def test_run_stopped_by_nan_continues_with_a_lower_lr(workdir, tiny_folder, monk
 
 
 def metrics_of_run_id(workdir, name):
-    return json.loads((workdir / "runs" / name / "metrics.json").read_text())["mlflow_run_id"]
+    return json.loads((workdir / "runs" / name / "run_log.json").read_text())["mlflow_run_id"]
 
 
 @pytest.mark.parametrize("extra, message", [

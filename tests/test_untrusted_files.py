@@ -139,6 +139,22 @@ def test_bad_image_in_a_folder(workdir, tiny_folder, kind, split):
     assert not (workdir / "data").exists()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_truncated_image_decoded_during_training(workdir, tiny_folder, workers, monkeypatch):
+    """A folder too large for memory keeps paths and decodes while training (in DataLoader workers
+    when data.workers > 0): a file cut short still ends in one line naming it, not a worker traceback."""
+    from test_train_cli import tiny_args
+
+    from rescom.data import source_folder
+
+    monkeypatch.setattr(source_folder, "IN_MEMORY_LIMIT_BYTES", 0)  # as if the images did not fit in RAM
+    root = _copy_folder(tiny_folder, workdir / "images")
+    for image in (root / "train" / "class1").iterdir():  # whichever the subsample keeps, it is cut short
+        image.write_bytes(_bad_versions(image.read_bytes())["truncated"])  # the header survives the cut
+    result = invoke(tiny_args(root, extra=["--set", f"data.workers={workers}", "--no-track"]))
+    assert_one_line_error(result, root / "train" / "class1", "cannot be read")
+
+
 def _list_root(workdir):
     root = workdir / "lists"
     for name in ("a.jpg", "b.jpg"):

@@ -105,10 +105,17 @@ def _device_of(model) -> torch.device:
 
 
 def mlflow_run_id(checkpoint_path, state: dict | None = None) -> str | None:
-    """The run's MLflow id: from the checkpoint state, else metrics.json beside it; None if untracked."""
+    """The run's MLflow id: from run_log.json beside the checkpoint; for runs written before the run
+    log existed, from the checkpoint state or metrics.json. None if the run was not tracked."""
+    from rescom.engine.outputs import RUN_LOG_NAME, read_run_log
+
+    run_dir = Path(checkpoint_path).parent
+    logged = read_run_log(run_dir / RUN_LOG_NAME).get("mlflow_run_id")
+    if logged:
+        return logged
     if state is not None and state.get("mlflow_run_id"):
         return state["mlflow_run_id"]
-    metrics = Path(checkpoint_path).parent / "metrics.json"
+    metrics = run_dir / "metrics.json"
     if metrics.is_file():
         return json.loads(metrics.read_text()).get("mlflow_run_id")
     return None

@@ -330,7 +330,6 @@ def simulate_report(
     """
     import csv
     import json
-    import time
     from pathlib import Path
 
     from rescom.analysis import figures
@@ -350,17 +349,14 @@ def simulate_report(
     histograms = {}
     rows = []
     for queue in queues:
-        start = time.perf_counter()
         sim = simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue,
                              in_batch=in_batch)
-        seconds = time.perf_counter() - start
         freq = normalised(sim.freq)
         summary["queues"][queue] = {
             # inf (a class pair never met) is written as null: JSON has no infinity
             **{f"ratio_{kind}": _finite_or_none(contrastive_imbalance_ratio(sim.freq, kind))
                for kind in ("positive", "all", "key", "anchor")},
             "num_batches": sim.num_batches,
-            "seconds": round(seconds, 4),
         }
         histograms[queue] = sim.queue_histogram
         figures.plot_pair_heatmap(

@@ -39,26 +39,24 @@ def report(ctx: typer.Context,
     typer.echo(f"wrote {out}")
 
 
-# The report files that hold wall-clock timings in every profile (each params file's report.timing_files).
-TIMING_FILES = ("analysis/inference-cost/inference_cost.csv",)
-
-
 @report_app.command("diff")
 def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed reports/smoke)."),
          new: Path = typer.Argument(..., help="Report tree B (e.g. regenerated)."),
          tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell (required unless --params gives report.tolerance)."),
-         params: Optional[Path] = typer.Option(None, help="Take the tolerance and the wall-clock files to skip from this params file's report section."),
+         params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section."),
          structure_only: bool = typer.Option(False, "--structure-only",
                                              help="Compare files, columns and rows, not the numbers (trees made on different kinds of machine).")):
-    """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance."""
-    from rescom.report.diff import diff_reports
+    """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance.
 
-    skip: tuple[str, ...] = TIMING_FILES  # wall-clock tables: no rerun reproduces them
+    The timings/ folder (wall-clock measurements, which no rerun reproduces) is never compared.
+    """
+    from rescom.report.diff import diff_reports
+    from rescom.report.layout import TIMINGS
+
     if params is not None:
         from rescom.pipeline.catalogue import load_profile
 
         section = load_profile(params).section("report")
-        skip = tuple(section.get("timing_files") or ())
         if tolerance is None:
             tolerance = float(section["tolerance"])
     if tolerance is None and not structure_only:
@@ -68,9 +66,8 @@ def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed
             fail(f"{tree} is not a directory")
     if structure_only:
         tolerance = math.inf  # every number agrees; files, columns, row labels and text cells still must
-    problems = diff_reports(old, new, tolerance, skip)
-    if skip:
-        typer.echo(f"not compared (wall-clock timings): {', '.join(skip)}")
+    problems = diff_reports(old, new, tolerance, skip_dirs=(TIMINGS,))
+    typer.echo(f"not compared: {TIMINGS}/ (wall-clock timings)")
     if problems:
         typer.echo(f"{len(problems)} difference(s) beyond tolerance {tolerance}:")
         for line in problems:

@@ -60,6 +60,9 @@ def _print_metrics(summary: dict) -> None:
         table.add_column(column, justify="right")
     for label, prefix, epoch in (("last epoch", "last_", m["last_epoch"]), ("best epoch", "best_", m["best_epoch"])):
         table.add_row(f"{label} ({epoch})", *(f"{m[prefix + 'test_' + k]:.2f}" for k in ("all", "many", "medium", "few", "ece")))
+    log = summary.get("run_log") or {}
+    if log.get("mean_epoch_seconds") is not None:
+        table.caption = f"{log['mean_epoch_seconds']:.2f} s per epoch on {log['hardware']}"
     console.print(table)
 
 

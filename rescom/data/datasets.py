@@ -36,7 +36,8 @@ class _SplitImages(Dataset):
             with Image.open(self.split.paths[i]) as img:
                 return img.convert(self.mode)  # convert() decodes, so the file can close here
         except (OSError, ValueError, SyntaxError) as err:  # large sets are decoded here, not when prepared
-            raise BadFileError(f"image {self.split.paths[i]} cannot be read: {err}") from None
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BadFileError(f"image {self.split.paths[i]} cannot be read: {reason}") from None
 
     def label(self, i: int) -> int:
         return int(self.split.labels[i])

@@ -17,6 +17,14 @@ class DataUnavailableError(RuntimeError):
 class BadFileError(ValueError):
     """A data file that cannot be read (garbage, truncated, empty); the message names it and the problem."""
 
+    def __init__(self, message: str) -> None:
+        # Raised in a DataLoader worker (data.workers > 0), it comes back to the main process as
+        # BadFileError("Caught BadFileError in DataLoader worker process 0.\nOriginal Traceback ...
+        # \n<module>.BadFileError: <message>"): keep the one line the user needs.
+        if message.startswith("Caught ") and "Original Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split("BadFileError: ", 1)[-1]
+        super().__init__(message)
+
 
 @dataclass
 class Split:

@@ -19,6 +19,24 @@ STANDARD_LISTS = {
     "inat2018": ("iNaturalist18_train.txt", "iNaturalist18_val.txt"),
 }
 
+# None of these can be fetched freely (licence or registration), so a missing piece names its source.
+WHERE_TO_GET = {
+    "imagenet-lt": (
+        "images: ILSVRC 2012 (ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, after registering at "
+        "https://image-net.org/download), unpacked so that root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG "
+        "match the list lines; split lists ImageNet_LT_train.txt and ImageNet_LT_test.txt: the OLTR release "
+        "(Liu et al. 2019, https://github.com/zhmiao/OpenLongTailRecognition-OLTR, linked from its README)"),
+    "places-lt": (
+        "images: Places365-Standard, 256x256 (http://places2.csail.mit.edu/download.html), unpacked so that the "
+        "list lines' relative paths exist under root; split lists Places_LT_train.txt and Places_LT_test.txt: the "
+        "OLTR release (https://github.com/zhmiao/OpenLongTailRecognition-OLTR, linked from its README)"),
+    "inat2018": (
+        "images: iNaturalist 2018 train_val2018.tar.gz (https://github.com/visipedia/inat_comp/tree/master/2018), "
+        "unpacked so that root/train_val2018/<super>/<class>/*.jpg exists; split lists iNaturalist18_train.txt "
+        "and iNaturalist18_val.txt: the decoupling release (Kang et al. 2020, "
+        "https://github.com/facebookresearch/classifier-balancing)"),
+}
+
 
 def read_split_list(list_path: str | Path, root: str | Path) -> tuple[list[str], np.ndarray]:
     """Parse a split list into (absolute paths [N], int64 labels [N]).
@@ -58,7 +76,7 @@ def _resolve_list(name: str, root: Path, given: str | Path | None, default: str,
     if not path.is_file():
         raise DataUnavailableError(
             f"{name}: {which} split list {path} not found. Put {path.name} in {root} "
-            f"(or pass {which}_list=<path>); each line reads 'relative/path label'."
+            f"(or pass {which}_list=<path>); each line reads 'relative/path label'. Where to get it: {WHERE_TO_GET[name]}"
         )
     return path
 
@@ -74,7 +92,8 @@ def load_split_lists(
     if name not in STANDARD_LISTS:
         raise ValueError(f"no standard split lists for {name!r}; valid: {', '.join(STANDARD_LISTS)}")
     if root is None:
-        raise DataUnavailableError(f"{name} needs root=<image root holding {' and '.join(STANDARD_LISTS[name])}>")
+        raise DataUnavailableError(f"{name} needs root=<image root holding {' and '.join(STANDARD_LISTS[name])}>; "
+                                   f"where to get them: {WHERE_TO_GET[name]}")
     root = Path(root).expanduser().resolve()
     default_train, default_test = STANDARD_LISTS[name]
     train_path = _resolve_list(name, root, train_list, default_train, "train")
@@ -85,7 +104,8 @@ def load_split_lists(
     first = Path(train_paths[0])
     if not first.is_file():
         raise DataUnavailableError(
-            f"{name}: first image of {train_path.name} not found at {first}; root must be the image root"
+            f"{name}: first image of {train_path.name} not found at {first}; root must be the image root the "
+            f"list's paths start from. Where to get the images: {WHERE_TO_GET[name]}"
         )
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     return RawDataset(

@@ -22,7 +22,7 @@ from rescom.data.sources import check_root
 
 def source_signature(source: str, root: str | Path | None) -> str:
     """sha256 hex identifying what load_source(source, root) would read; DataUnavailableError if absent."""
-    check_root(root)
+    check_root(root, source)
     digest = hashlib.sha256(source.encode())
     if source in ("cifar10", "cifar100"):
         _cifar(digest, source, root)

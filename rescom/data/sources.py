@@ -15,11 +15,15 @@ __all__ = ["DataUnavailableError", "RawDataset", "Split", "SOURCES", "check_root
 SOURCES = ("cifar10", "cifar100", "fashion-mnist", "folder", "imagenet-lt", "places-lt", "inat2018")
 
 
-def check_root(root: str | Path | None) -> None:
-    """A root that is given must be an existing directory; None means the source's default place."""
+def check_root(root: str | Path | None, source: str | None = None) -> None:
+    """A root that is given must be an existing directory; None means the source's default place.
+    For a set that cannot be downloaded (source_lists.WHERE_TO_GET) the error says where to get it."""
     if root is not None and not Path(root).expanduser().is_dir():
+        from rescom.data.source_lists import WHERE_TO_GET
+
         what = "is not a directory" if Path(root).expanduser().exists() else "does not exist"
-        raise DataUnavailableError(f"data root {root} {what} (data.root / --data-root)")
+        where = f"; where to get {source}: {WHERE_TO_GET[source]}" if source in WHERE_TO_GET else ""
+        raise DataUnavailableError(f"data root {root} {what} (data.root / --data-root){where}")
 
 
 def load_source(
@@ -46,7 +50,7 @@ def load_source(
     Raises ValueError for an unknown name, DataUnavailableError when files are missing.
     """
     if not download:
-        check_root(root)
+        check_root(root, name)
     if name in ("cifar10", "cifar100"):
         from rescom.data.source_cifar import load_cifar
 

@@ -29,6 +29,32 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+RUN_LOG_NAME = "run_log.json"
+
+
+def write_run_log(path: Path, mlflow_run_id: str | None, hardware: str, epoch_seconds: list[float]) -> None:
+    """What changes each time the same run is repeated: wall-clock seconds per epoch, the hardware they
+    were measured on and the MLflow run id.
+
+    Kept out of checkpoint.pt, metrics.json and history.csv, which are DVC outputs and repeat bit for
+    bit on CPU: regenerating a profile then leaves its dvc.lock unchanged. It is no DVC output itself.
+    """
+    seconds = [round(float(s), 4) for s in epoch_seconds]
+    write_json(path, {"mlflow_run_id": mlflow_run_id, "hardware": hardware, "epoch_seconds": seconds,
+                      "mean_epoch_seconds": round(sum(seconds) / len(seconds), 4) if seconds else None})
+
+
+def read_run_log(path: Path) -> dict:
+    """The run log, or {} when the run has none (a run from before it existed, or never started)."""
+    if not path.is_file():
+        return {}
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError:  # a log cut short by a crash: timing only, the run itself is in the checkpoint
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def write_config(path: Path, config: dict) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -25,8 +25,8 @@ from rescom.engine import distributed
 from rescom.engine.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from rescom.engine.components import Components, build_components, learning_rate, set_learning_rate
 from rescom.engine.evaluate import evaluation_metrics, predict
-from rescom.engine.outputs import (confusion_matrix, plot_run_figures, write_config, write_history, write_json,
-                                   write_per_class)
+from rescom.engine.outputs import (RUN_LOG_NAME, confusion_matrix, plot_run_figures, read_run_log, write_config,
+                                   write_history, write_json, write_per_class, write_run_log)
 from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console, progress_bar
@@ -59,6 +59,11 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def run_log(self) -> Path:
+        """Wall-clock seconds, hardware and MLflow run id: not a DVC output (see outputs.write_run_log)."""
+        return self.root / RUN_LOG_NAME
 
 
 def run_name(config: TrainConfig) -> str:
@@ -161,8 +166,12 @@ def _announce(config: TrainConfig, data: PreparedData, paths: RunPaths, device: 
 
 def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resume: bool, overwrite: bool,
                    data: PreparedData, allow_change: tuple[str, ...]) -> tuple[dict, str]:
-    """(state to continue from, the allowed changes made on resume in words, '' if none)."""
-    fresh = {"epoch": 0, "history": [], "mlflow_run_id": None}
+    """(state to continue from, the allowed changes made on resume in words, '' if none).
+
+    The state is the checkpoint's (epoch, history) plus the run log's MLflow run id and epoch seconds,
+    which the checkpoint does not hold so that it is the same file every time the run is repeated.
+    """
+    fresh = {"epoch": 0, "history": [], "mlflow_run_id": None, "epoch_seconds": []}
     if not resume:
         if paths.checkpoint.exists() and not overwrite:
             raise RunExistsError(f"{paths.root} already holds a run; pass --resume to continue it or --overwrite")
@@ -185,7 +194,12 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
     if changes:
         console.log(f"resuming {paths.root} after epoch {checkpoint['epoch']} with {changes}")
         changes = f"after epoch {checkpoint['epoch']}: {changes}"
-    return {k: checkpoint[k] for k in fresh}, changes
+    log = read_run_log(paths.run_log)
+    # Checkpoints written before the run log existed carry the run id themselves.
+    run_id = log.get("mlflow_run_id") or checkpoint.get("mlflow_run_id")
+    seconds = list(log.get("epoch_seconds", []))[:checkpoint["epoch"]]
+    return {"epoch": checkpoint["epoch"], "history": checkpoint["history"], "mlflow_run_id": run_id,
+            "epoch_seconds": seconds}, changes
 
 
 def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict, changes: str = ""):
@@ -226,6 +240,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     step = make_step(config, parts, device)  # made once: a CUDA graph is captured once, replayed every epoch
     o = config.optim
     last_eval = None
+    hardware = _hardware(config)  # what the run log's seconds were measured on
     with progress_bar() as bar:
         epochs_task = bar.add_task("epochs", total=o.epochs, completed=state["epoch"], info="")
         for epoch in range(state["epoch"], o.epochs):
@@ -240,8 +255,8 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
                 train_metrics = train_epoch(config, parts, step, loader, device, bar, epoch)
             except NonFiniteLossError as err:
                 raise NonFiniteLossError(f"{err}. {_nan_advice(config, paths, state['epoch'])}") from None
-            row = {"epoch": epoch + 1, "lr": lr, **train_metrics,
-                   "epoch_seconds": time.perf_counter() - started}
+            seconds = time.perf_counter() - started
+            row = {"epoch": epoch + 1, "lr": lr, **train_metrics}
             if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == o.epochs):
                 probs, targets = predict(parts.model.inference_model(), test_batches, device, config.run.channels_last)
                 last_eval = (probs, targets)
@@ -249,13 +264,17 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
                 evaluation.pop("per_class")
                 row.update(evaluation)
             state["history"].append(row)
+            state["epoch_seconds"].append(seconds)
             state["epoch"] = epoch + 1
             # Checkpoint before logging: if logging fails the epoch is still safe on disk.
             if main:
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
-                                 "data_fingerprint": data.meta.get("fingerprint", ""), **state}, paths.checkpoint)
+                                 "data_fingerprint": data.meta.get("fingerprint", ""),
+                                 "epoch": state["epoch"], "history": state["history"]}, paths.checkpoint)
+                write_run_log(paths.run_log, state["mlflow_run_id"], hardware, state["epoch_seconds"])
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)}, step=epoch + 1)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)} | {"epoch_seconds": seconds},
+                                step=epoch + 1)
             bar.update(epochs_task, advance=1, info=_summary(row))
             console.log(f"epoch {epoch + 1}/{o.epochs} " + _summary(row))
     if not main:
@@ -334,18 +353,18 @@ def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dic
     metrics["best_epoch"] = best["epoch"]
     metrics["last_epoch"] = last["epoch"]
     metrics["epochs"] = config.optim.epochs
-    metrics["mean_epoch_seconds"] = sum(r["epoch_seconds"] for r in history) / len(history)
+    # metrics.json is a DVC output: only what repeats bit for bit; seconds, hardware and run id are in the run log.
     summary = {"method": config.method_name, "dataset": config.data.dataset, "imbalance": config.data.imbalance,
-               "seed": config.run.seed, "profile": config.run.profile, "mlflow_run_id": state["mlflow_run_id"],
-               "hardware": _hardware(config),  # what mean_epoch_seconds was measured on
-               "metrics": metrics}
+               "seed": config.run.seed, "profile": config.run.profile, "metrics": metrics}
     write_json(paths.metrics, summary)
     write_history(paths.root / "history.csv", history)
     write_per_class(paths.root / "per_class.csv", data.classes, data.class_counts, per_class)
     title = f"{config.method_name} on {config.data.dataset} (profile {config.run.profile}, seed {config.run.seed}, last epoch)"
     figures = plot_run_figures(paths.root, data.classes, data.class_counts, per_class,
                                confusion_matrix(probs, targets, len(data.class_counts)), title)
-    tracker.log_metrics({k: v for k, v in metrics.items() if not _nan(v)}, step=config.optim.epochs)
+    log = read_run_log(paths.run_log)
+    seconds = {"mean_epoch_seconds": log["mean_epoch_seconds"]} if log.get("mean_epoch_seconds") is not None else {}
+    tracker.log_metrics({k: v for k, v in metrics.items() if not _nan(v)} | seconds, step=config.optim.epochs)
     tracker.log_artifacts([paths.root / "config.yaml", paths.root / "per_class.csv", paths.root / "history.csv",
-                           paths.metrics, *figures])
-    return summary
+                           paths.metrics, *([paths.run_log] if paths.run_log.is_file() else []), *figures])
+    return summary | {"run_log": log}

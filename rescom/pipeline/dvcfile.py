@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from rescom.pipeline.catalogue import Profile, load_profile
+from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
 
 # Code a training run depends on: a change here reruns every training stage.
 TRAIN_CODE = ["rescom/config.py", "rescom/methods.py", "rescom/losses", "rescom/mining.py", "rescom/queue.py",
@@ -105,12 +106,15 @@ def build_dvc(profile: Profile) -> dict:
             "cmd": f"rescom pipeline analysis {analysis} --params {params_file}",
             "deps": [*(f"runs/{name}/{run}/checkpoint.pt" for run in runs), *REPORT_CODE],
             "params": [{params_file: [f"analysis.{analysis}"]}],
-            "outs": [{f"reports/{name}/analysis/{analysis.replace('_', '-')}": {"cache": False}}],
+            # A wall-clock analysis declares no output: its times differ every run and would dirty dvc.lock.
+            **({} if analysis in WALL_CLOCK_ANALYSES else
+               {"outs": [{analysis_dir(name, analysis).as_posix(): {"cache": False}}]}),
         }
     stages["report"] = {
         **where,
         "cmd": f"rescom report --params {params_file}",
-        "deps": [f"runs/{name}", *REPORT_CODE, *([f"reports/{name}/analysis"] if analyses else [])],
+        "deps": [f"runs/{name}", *REPORT_CODE,
+                 *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
         "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", "claims", *profile.tables())]]}],
         "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}}],
     }

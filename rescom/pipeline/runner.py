@@ -57,12 +57,6 @@ def _same_config(config: TrainConfig, saved: dict) -> bool:
 ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")
 
 
-def analysis_dir(profile: Profile, name: str):
-    from pathlib import Path
-
-    return Path("reports") / profile.name / "analysis" / name.replace("_", "-")
-
-
 def run_checkpoint(profile: Profile, run: str):
     """'main/rescom-if100-s0' -> runs/<profile>/main/rescom-if100-s0/checkpoint.pt"""
     from pathlib import Path
@@ -72,7 +66,8 @@ def run_checkpoint(profile: Profile, run: str):
 
 def run_analysis(params_path: str, name: str) -> dict:
     """One analysis stage of the profile (paper Fig. 1 centre/right, Fig. 5, Tables 5/8), its
-    settings from the params file's `analysis.<name>` section, its output under reports/<profile>/analysis/."""
+    settings from the params file's `analysis.<name>` section, its output under reports/<profile>/analysis/
+    (wall-clock ones under reports/<profile>/timings/, see rescom.report.layout)."""
     from rescom.config import ConfigError
 
     profile = load_profile(params_path)
@@ -80,7 +75,9 @@ def run_analysis(params_path: str, name: str) -> dict:
     if name not in ANALYSES or settings is None:
         raise ConfigError(f"{params_path}: no analysis {name!r}; analyses: "
                           f"{', '.join(a for a in ANALYSES if a in profile.section('analysis'))}")
-    out = analysis_dir(profile, name)
+    from rescom.report.layout import analysis_dir
+
+    out = analysis_dir(profile.name, name)
     if name == "simulate_pairs":
         from rescom.analysis import simulate_report
         from rescom.data.longtail import exponential_counts

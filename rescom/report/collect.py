@@ -31,7 +31,7 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
     row.update({
         "finished": True, "method": summary["method"], "dataset": summary["dataset"],
         "imbalance": summary["imbalance"], "seed": summary["seed"], "epochs": metrics["epochs"],
-        "best_epoch": metrics["best_epoch"], "epoch_seconds": metrics["mean_epoch_seconds"],
+        "best_epoch": metrics["best_epoch"],
         "queue": config["method"]["queue"], "queue_size": config["method"]["queue_size"],
         "num_pos": config["method"]["num_pos"], "num_neg": config["method"]["num_neg"],
         "beta": config["method"]["beta"], "classifier_loss": config["method"]["classifier_loss"],

@@ -43,15 +43,19 @@ def _same(a, b, tolerance: float) -> bool:
 
 
 def diff_reports(old_dir: str | Path, new_dir: str | Path, tolerance: float,
-                 skip: tuple[str, ...] = ()) -> list[str]:
+                 skip_dirs: tuple[str, ...] = ()) -> list[str]:
     """Readable differences between the CSV tables of two report trees ([] when they agree).
 
-    skip: relative paths of CSVs that hold wall-clock timings, which no rerun reproduces.
+    skip_dirs: top-level folders not compared (timings/: wall-clock times, which no rerun reproduces).
     """
     old_dir, new_dir = Path(old_dir), Path(new_dir)
     problems: list[str] = []
-    old_files = {p.relative_to(old_dir) for p in old_dir.rglob("*.csv") if p.relative_to(old_dir).as_posix() not in skip}
-    new_files = {p.relative_to(new_dir) for p in new_dir.rglob("*.csv") if p.relative_to(new_dir).as_posix() not in skip}
+
+    def tables(root: Path) -> set[Path]:
+        found = (p.relative_to(root) for p in root.rglob("*.csv"))
+        return {p for p in found if p.parts[0] not in skip_dirs}
+
+    old_files, new_files = tables(old_dir), tables(new_dir)
     problems += [f"{f}: only in {old_dir}" for f in sorted(old_files - new_files)]
     problems += [f"{f}: only in {new_dir}" for f in sorted(new_files - old_files)]
     for name in sorted(old_files & new_files):

@@ -161,7 +161,7 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     if render_claims(profile, out_dir) is not None:
         index.append("## The paper's claims at this scale\n\n[tables/claims.md](tables/claims.md) · "
                      "[tables/claims.csv](tables/claims.csv)\n")
-    index.extend(_analysis_index(root))
+    index.extend(_analysis_index(root, profile))
     (root / "README.md").write_text("\n".join(index) + "\n")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     (out_dir / "machine.json").write_text(json.dumps(machine_fingerprint(), indent=2, sort_keys=True) + "\n")
@@ -204,9 +204,22 @@ ANALYSIS_TITLES = {
 }
 
 
-def _analysis_index(root: Path) -> list[str]:
+def _analysis_index(root: Path, profile) -> list[str]:
+    """Links to each analysis's files; a wall-clock analysis is listed from the params (its files under
+    timings/ are no DVC output, so the report cannot wait for them) with what its numbers are."""
+    from rescom.report.layout import TIMINGS, WALL_CLOCK_ANALYSES
+
     lines = []
+    configured = profile.section("analysis") if "analysis" in profile.params else {}
     for name, title in ANALYSIS_TITLES.items():
+        key = name.replace("-", "_")
+        if key in WALL_CLOCK_ANALYSES:
+            if key in configured:
+                stem = f"{TIMINGS}/{name}/{key}"
+                lines += [f"## {title}\n", f"- [{stem}.md]({stem}.md) · [{key}.csv]({stem}.csv): wall-clock times on "
+                          "the machine that ran the stage, beside the paper's (2080Ti). No DVC output (the times differ "
+                          f"every run; `dvc repro -f -s analysis_{key}` measures again); not committed for the smoke profile.", ""]
+            continue
         directory = root / "analysis" / name
         if not directory.is_dir():
             continue
