@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from rescom.data.source_base import BadFileError, Split
+from rescom.data.source_base import Split, unreadable_image
 
 
 class _SplitImages(Dataset):
@@ -36,8 +36,7 @@ class _SplitImages(Dataset):
             with Image.open(self.split.paths[i]) as img:
                 return img.convert(self.mode)  # convert() decodes, so the file can close here
         except (OSError, ValueError, SyntaxError) as err:  # large sets are decoded here, not when prepared
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise BadFileError(f"image {self.split.paths[i]} cannot be read: {reason}") from None
+            raise unreadable_image(self.split.paths[i], err) from None
 
     def label(self, i: int) -> int:
         return int(self.split.labels[i])

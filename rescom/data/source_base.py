@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,12 @@ class BadFileError(ValueError):
             message = message.rstrip().splitlines()[-1].split("BadFileError: ", 1)[-1]
         super().__init__(message)
 
+
+
+def unreadable_image(path: str, err: Exception) -> BadFileError:
+    """The one-line error for an image PIL cannot decode (empty, truncated, not an image)."""
+    reason = "empty file" if Path(path).stat().st_size == 0 else (str(err).splitlines() or [type(err).__name__])[0]
+    return BadFileError(f"image {path} cannot be read: {reason}")
 
 @dataclass
 class Split:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
+from rescom.data.source_base import DataUnavailableError, RawDataset, Split, unreadable_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -57,13 +57,8 @@ def _headers(paths: list[str]) -> tuple[set[tuple[int, int]], set[str]]:
                 sizes.add(im.size)
                 modes.add(im.mode)
         except (OSError, ValueError, SyntaxError) as err:  # PIL's ways of saying "not an image"
-            raise _unreadable(p, err) from None
+            raise unreadable_image(p, err) from None
     return sizes, modes
-
-
-def _unreadable(path: str, err: Exception) -> BadFileError:
-    reason = "empty file" if Path(path).stat().st_size == 0 else str(err).splitlines()[0] or type(err).__name__
-    return BadFileError(f"image {path} cannot be read: {reason}")
 
 
 def _decode(path: str, mode: str) -> Image.Image:
@@ -72,7 +67,7 @@ def _decode(path: str, mode: str) -> Image.Image:
         with Image.open(path) as im:
             return im.convert(mode)
     except (OSError, ValueError, SyntaxError) as err:
-        raise _unreadable(path, err) from None
+        raise unreadable_image(path, err) from None
 
 
 def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple[int, int]]) -> Split:

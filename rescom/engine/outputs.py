@@ -32,16 +32,16 @@ def write_json(path: Path, payload: dict) -> None:
 RUN_LOG_NAME = "run_log.json"
 
 
-def write_run_log(path: Path, mlflow_run_id: str | None, hardware: str, epoch_seconds: list[float]) -> None:
+def run_log(mlflow_run_id: str | None, hardware: str, epoch_seconds: list[float]) -> dict:
     """What changes each time the same run is repeated: wall-clock seconds per epoch, the hardware they
     were measured on and the MLflow run id.
 
     Kept out of checkpoint.pt, metrics.json and history.csv, which are DVC outputs and repeat bit for
-    bit on CPU: regenerating a profile then leaves its dvc.lock unchanged. It is no DVC output itself.
+    bit on CPU, in run_log.json (no DVC output): regenerating a profile then leaves its dvc.lock unchanged.
     """
     seconds = [round(float(s), 4) for s in epoch_seconds]
-    write_json(path, {"mlflow_run_id": mlflow_run_id, "hardware": hardware, "epoch_seconds": seconds,
-                      "mean_epoch_seconds": round(sum(seconds) / len(seconds), 4) if seconds else None})
+    return {"mlflow_run_id": mlflow_run_id, "hardware": hardware, "epoch_seconds": seconds,
+            "mean_epoch_seconds": round(sum(seconds) / len(seconds), 4) if seconds else None}
 
 
 def read_run_log(path: Path) -> dict:

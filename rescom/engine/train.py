@@ -25,8 +25,9 @@ from rescom.engine import distributed
 from rescom.engine.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from rescom.engine.components import Components, build_components, learning_rate, set_learning_rate
 from rescom.engine.evaluate import evaluation_metrics, predict
-from rescom.engine.outputs import (RUN_LOG_NAME, confusion_matrix, plot_run_figures, read_run_log, write_config,
-                                   write_history, write_json, write_per_class, write_run_log)
+from rescom.engine.hardware import device_description
+from rescom.engine.outputs import (RUN_LOG_NAME, confusion_matrix, plot_run_figures, read_run_log, run_log,
+                                   write_config, write_history, write_json, write_per_class)
 from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console, progress_bar
@@ -62,7 +63,7 @@ class RunPaths:
 
     @property
     def run_log(self) -> Path:
-        """Wall-clock seconds, hardware and MLflow run id: not a DVC output (see outputs.write_run_log)."""
+        """Wall-clock seconds, hardware and MLflow run id: not a DVC output (see outputs.run_log)."""
         return self.root / RUN_LOG_NAME
 
 
@@ -240,7 +241,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
     step = make_step(config, parts, device)  # made once: a CUDA graph is captured once, replayed every epoch
     o = config.optim
     last_eval = None
-    hardware = _hardware(config)  # what the run log's seconds were measured on
+    hardware = device_description(device)  # what the run log's seconds were measured on
     with progress_bar() as bar:
         epochs_task = bar.add_task("epochs", total=o.epochs, completed=state["epoch"], info="")
         for epoch in range(state["epoch"], o.epochs):
@@ -271,7 +272,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
                                  "data_fingerprint": data.meta.get("fingerprint", ""),
                                  "epoch": state["epoch"], "history": state["history"]}, paths.checkpoint)
-                write_run_log(paths.run_log, state["mlflow_run_id"], hardware, state["epoch_seconds"])
+                write_json(paths.run_log, run_log(state["mlflow_run_id"], hardware, state["epoch_seconds"]))
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)} | {"epoch_seconds": seconds},
                                 step=epoch + 1)
@@ -281,7 +282,8 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
         return distributed.broadcast_object(None)  # rank 0's summary
     if last_eval is None:  # resumed after the final epoch: evaluate once more from the checkpoint
         last_eval = predict(parts.model.inference_model(), test_batches, device, config.run.channels_last)
-    return distributed.broadcast_object(_finish(config, data, paths, state, tracker, *last_eval))
+    log = run_log(state["mlflow_run_id"], hardware, state["epoch_seconds"])
+    return distributed.broadcast_object(_finish(config, data, paths, state, log, tracker, *last_eval))
 
 
 def _nan_advice(config: TrainConfig, paths: RunPaths, saved_epoch: int) -> str:
@@ -292,12 +294,6 @@ def _nan_advice(config: TrainConfig, paths: RunPaths, saved_epoch: int) -> str:
                 f"(now {config.optim.lr:g}, e.g. --set optim.lr={lower}) or check the data, and start again with --overwrite")
     return (f"{paths.checkpoint} keeps epoch {saved_epoch}; to continue from it with a lower learning rate add "
             f"--resume --allow-change optim.lr --set optim.lr={lower}")
-
-
-def _hardware(config: TrainConfig) -> str:
-    from rescom.engine.hardware import device_description
-
-    return device_description(select_device(config.run.device))
 
 
 def _nan(value) -> bool:
@@ -341,7 +337,7 @@ def train_epoch(config: TrainConfig, parts: Components, step_fn, loader, device:
     return out
 
 
-def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict, tracker,
+def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dict, log: dict, tracker,
             probs: torch.Tensor, targets: torch.Tensor) -> dict:
     history = state["history"]
     evaluated = [row for row in history if "test_all" in row]
@@ -362,8 +358,7 @@ def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dic
     title = f"{config.method_name} on {config.data.dataset} (profile {config.run.profile}, seed {config.run.seed}, last epoch)"
     figures = plot_run_figures(paths.root, data.classes, data.class_counts, per_class,
                                confusion_matrix(probs, targets, len(data.class_counts)), title)
-    log = read_run_log(paths.run_log)
-    seconds = {"mean_epoch_seconds": log["mean_epoch_seconds"]} if log.get("mean_epoch_seconds") is not None else {}
+    seconds = {"mean_epoch_seconds": log["mean_epoch_seconds"]} if log["mean_epoch_seconds"] is not None else {}
     tracker.log_metrics({k: v for k, v in metrics.items() if not _nan(v)} | seconds, step=config.optim.epochs)
     tracker.log_artifacts([paths.root / "config.yaml", paths.root / "per_class.csv", paths.root / "history.csv",
                            paths.metrics, *([paths.run_log] if paths.run_log.is_file() else []), *figures])

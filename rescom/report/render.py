@@ -207,15 +207,15 @@ ANALYSIS_TITLES = {
 def _analysis_index(root: Path, profile) -> list[str]:
     """Links to each analysis's files; a wall-clock analysis is listed from the params (its files under
     timings/ are no DVC output, so the report cannot wait for them) with what its numbers are."""
-    from rescom.report.layout import TIMINGS, WALL_CLOCK_ANALYSES
+    from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
 
     lines = []
-    configured = profile.section("analysis") if "analysis" in profile.params else {}
+    configured = profile.params.get("analysis") or {}
     for name, title in ANALYSIS_TITLES.items():
         key = name.replace("-", "_")
         if key in WALL_CLOCK_ANALYSES:
             if key in configured:
-                stem = f"{TIMINGS}/{name}/{key}"
+                stem = (analysis_dir(profile.name, key) / key).relative_to(Path("reports") / profile.name).as_posix()
                 lines += [f"## {title}\n", f"- [{stem}.md]({stem}.md) · [{key}.csv]({stem}.csv): wall-clock times on "
                           "the machine that ran the stage, beside the paper's (2080Ti). No DVC output (the times differ "
                           f"every run; `dvc repro -f -s analysis_{key}` measures again); not committed for the smoke profile.", ""]
