@@ -16,7 +16,7 @@ from rescom.analysis import (
     simulate_report,
 )
 from rescom.analysis.pairs import _PairCounter
-from rescom.data.longtail import exponential_counts
+from rescom.data.preparation.longtail import exponential_counts
 
 # counts [5, 1], batch 2, one epoch with the permutation [0, 1, 0, 0, 0, 0]
 HAND_BATCHES = [[0, 1], [0, 0], [0, 0]]

@@ -13,7 +13,7 @@ from torch.utils._pytree import tree_leaves
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.autoaugment import AutoAugment, AutoAugmentPolicy, _apply_op
 
-from rescom.data.batched_augment import (
+from rescom.data.augmentation.batched.recipes import (
     CIFAR10_POLICY,
     OPS,
     CifarGpuAugment,

@@ -5,7 +5,7 @@ import torch
 from rescom.bench.core_ops import bench_core_ops, format_rows
 from rescom.bench.step import bench_configs, bench_step, format_step
 from rescom.bench.timing import time_fn, time_interleaved
-from rescom.data.longtail import exponential_counts
+from rescom.data.preparation.longtail import exponential_counts
 
 TIME_KEYS = {"median_ms", "min_ms", "spread"}
 

@@ -93,7 +93,7 @@ def _reference_gradient_by_rank(ckpt):
     """Independent reference: embed all training images, Eq. 1 over the checkpoint's queue, torch.autograd,
     then rank each anchor's positive and negative keys by similarity and average |dL/ds| per rank."""
     from rescom.analysis.checkpoint_analyses import load_run
-    from rescom.data.transforms import eval_transform
+    from rescom.data.augmentation.pil.transforms import eval_transform
 
     config, data, model = load_run(ckpt, "cpu")
     state = torch.load(ckpt, weights_only=True)

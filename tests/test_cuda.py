@@ -22,8 +22,8 @@ if not torch.cuda.is_available():
 
 from rescom.cli import app  # noqa: E402
 from rescom.cli.analysis import analysis_app  # noqa: E402
-from rescom.data.prepared import prepare  # noqa: E402
-from rescom.data.source_base import RawDataset, Split  # noqa: E402
+from rescom.data.preparation.prepared import prepare  # noqa: E402
+from rescom.data.sources.base import RawDataset, Split  # noqa: E402
 
 runner = CliRunner()
 CUDA = torch.device("cuda")
@@ -120,7 +120,7 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
 
 def test_tensor_augmentation_on_the_gpu_equals_the_pil_reference():
     from test_fast_path_step import MEAN, STD, reference_path
-    from rescom.data.batched_augment import CifarGpuAugment
+    from rescom.data.augmentation.batched.recipes import CifarGpuAugment
 
     augment = CifarGpuAugment(MEAN, STD)
     g = torch.Generator().manual_seed(0)

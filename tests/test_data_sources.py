@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rescom.data import prepared, source_cifar, source_idx
-from rescom.data.longtail import exponential_counts
-from rescom.data.prepared import load_prepared, prepare
+from rescom.data.preparation import prepared
+from rescom.data.sources import cifar as source_cifar
+from rescom.data.sources import idx as source_idx
+from rescom.data.preparation.longtail import exponential_counts
+from rescom.data.preparation.prepared import load_prepared, prepare
 from rescom.data.sources import DataUnavailableError, RawDataset, Split, load_source
 
 # ---------------------------------------------------------------- helpers
@@ -354,7 +356,7 @@ def test_split_lists_errors(tmp_path):
                                           ("inat2018", "visipedia/inat_comp")])
 def test_large_data_names_what_is_missing_and_where_to_get_it(tmp_path, name, source):
     """None of these sets can be downloaded freely: each missing piece is named with its source."""
-    from rescom.data.source_lists import STANDARD_LISTS
+    from rescom.data.sources.lists import STANDARD_LISTS
 
     train, test = STANDARD_LISTS[name]
     with pytest.raises(DataUnavailableError, match="needs root") as no_root:

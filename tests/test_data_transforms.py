@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from rescom.data.datasets import SingleViewDataset, TwoViewDataset
+from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
 from rescom.data.sources import Split
-from rescom.data.transforms import RECIPES, Cutout, eval_transform, train_transform
+from rescom.data.augmentation.pil.transforms import RECIPES, Cutout, eval_transform, train_transform
 
 # input side per recipe, and the output side it must produce
 SIZES = {"cifar": (32, 32), "fashion-mnist": (28, 28), "fashion-mnist-basic": (28, 28), "large": (40, 224), "large-inat": (40, 224), "none": (20, 20)}
@@ -152,9 +152,9 @@ def test_datasets_from_paths_convert_mode(tmp_path):
 def test_inaturalist_uses_its_own_normalisation():
     """The released code normalises iNaturalist 2018 with mean (0.466, 0.471, 0.380), std (0.195, 0.194, 0.192)."""
     from rescom.config import DataConfig
-    from rescom.data.stats import normalize_stats
-    from rescom.data.transforms import eval_transform
-    from rescom.engine.data import recipe_for
+    from rescom.data.augmentation.stats import normalize_stats
+    from rescom.data.augmentation.pil.transforms import eval_transform
+    from rescom.data.preparation.run_data import recipe_for
 
     assert recipe_for(DataConfig(dataset="inat2018", imbalance=None)) == "large-inat"
     assert recipe_for(DataConfig(dataset="imagenet-lt", imbalance=None)) == "large"

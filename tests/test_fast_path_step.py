@@ -10,10 +10,10 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.autoaugment import _apply_op
 
 from rescom.config import apply_overrides, resolve_for_data
-from rescom.data.batched_augment import (OPS, apply_autoaugment, batched_crop, batched_cutout, batched_hflip,
+from rescom.data.augmentation.batched.recipes import (OPS, apply_autoaugment, batched_crop, batched_cutout, batched_hflip,
                                          batched_normalize, sample_autoaugment_params, sample_crop_params,
                                          sample_cutout_params, sample_flip_params)
-from rescom.data.stats import normalize_stats
+from rescom.data.augmentation.stats import normalize_stats
 from rescom.engine.components import build_components
 from rescom.engine.step import train_step
 from rescom.methods import preset_config

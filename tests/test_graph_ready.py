@@ -19,7 +19,7 @@ import torch._dynamo
 from rescom.config import apply_overrides, resolve_for_data
 from rescom.engine.components import build_components
 from rescom.engine.step import apply_updates, forward_losses, train_step
-from rescom.engine.tensor_data import batched_recipe
+from rescom.data.loading.tensor_data import batched_recipe
 from rescom.methods import preset_config
 
 COUNTS = [20, 10, 5, 3]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rescom.data.longtail import exponential_counts, longtail_indices
+from rescom.data.preparation.longtail import exponential_counts, longtail_indices
 from rescom.metrics import expected_calibration_error, shot_accuracy
 from rescom.models import build_model
 
@@ -89,7 +89,7 @@ def test_unknown_backbone():
 
 def test_ldam_rule_selects_the_released_codes_images():
     """CIFAR-LT keeps LDAM's images: np.random.seed(0), then np.random.shuffle per class in label order."""
-    from rescom.data.longtail import default_rule, longtail_indices
+    from rescom.data.preparation.longtail import default_rule, longtail_indices
 
     labels = np.repeat(np.arange(4), 50)[np.random.RandomState(7).permutation(200)]  # interleaved classes
     counts = [20, 9, 4, 2]

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from rescom.config import DataConfig
-from rescom.engine.data import get_data, prepared_dir
+from rescom.data.preparation.run_data import get_data, prepared_dir
 from test_train_cli import run_cli, tiny_args
 
 

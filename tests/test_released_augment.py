@@ -14,8 +14,8 @@ from torchvision.transforms import AutoAugment, RandAugment
 
 from rescom.config import ConfigError, DataConfig, apply_overrides, validate
 from rescom.config import TrainConfig
-from rescom.data import released_autoaugment as ra
-from rescom.data.transforms import train_transform
+from rescom.data.augmentation.pil import released_autoaugment as ra
+from rescom.data.augmentation.pil.transforms import train_transform
 
 
 def _image(mode: str, side: int = 8, seed: int = 0) -> Image.Image:
@@ -198,7 +198,7 @@ def test_recipes_default_to_the_released_autoaugment(recipe):
 
 @pytest.mark.parametrize("recipe", ["large", "large-inat"])
 def test_large_recipes_default_to_timm_rand_n2_m10_mstd05(recipe):
-    from rescom.data.released_randaugment import TorchSeededRandAugment
+    from rescom.data.augmentation.pil.released_randaugment import TorchSeededRandAugment
 
     (stage,) = _stage(train_transform(recipe, 3), TorchSeededRandAugment)
     assert stage.config == "rand-n2-m10-mstd0.5"
@@ -215,7 +215,7 @@ def test_large_recipes_default_to_timm_rand_n2_m10_mstd05(recipe):
 
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_released_randaugment_runs_seeded_by_torch_and_leaves_global_rngs(mode):
-    from rescom.data.released_randaugment import TorchSeededRandAugment
+    from rescom.data.augmentation.pil.released_randaugment import TorchSeededRandAugment
 
     aug, img = TorchSeededRandAugment(), _image(mode, 32)
     random.seed(5)
@@ -242,7 +242,7 @@ def test_config_switches_default_released_and_refuse_other_values():
 
 
 def _resolve(**data_keys):
-    from rescom.engine.data import resolve_pipeline
+    from rescom.data.preparation.run_data import resolve_pipeline
 
     in_memory = SimpleNamespace(train=SimpleNamespace(images=np.zeros(1)), test=SimpleNamespace(images=np.zeros(1)))
     return resolve_pipeline(DataConfig(**data_keys), in_memory)

@@ -145,7 +145,7 @@ def test_truncated_image_decoded_during_training(workdir, tiny_folder, workers, 
     when data.workers > 0): a file cut short still ends in one line naming it, not a worker traceback."""
     from test_train_cli import tiny_args
 
-    from rescom.data import source_folder
+    from rescom.data.sources import folder as source_folder
 
     monkeypatch.setattr(source_folder, "IN_MEMORY_LIMIT_BYTES", 0)  # as if the images did not fit in RAM
     root = _copy_folder(tiny_folder, workdir / "images")
@@ -182,7 +182,7 @@ def test_bad_fashion_mnist_file(workdir, kind):
 
     import numpy as np
 
-    from rescom.data import source_idx
+    from rescom.data.sources import idx as source_idx
 
     root = workdir / "fmnist"
     root.mkdir()
@@ -201,7 +201,7 @@ def test_bad_fashion_mnist_file(workdir, kind):
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
 def test_bad_cifar_archive(workdir, kind):
-    from rescom.data.source_cifar import _dataset_class
+    from rescom.data.sources.cifar import _dataset_class
 
     root = workdir / "cifar"
     root.mkdir()
@@ -215,9 +215,9 @@ def test_bad_cifar_archive(workdir, kind):
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
 def test_bad_prepared_file_is_named(workdir, tiny_folder, kind, name):
     from rescom.config import DataConfig
-    from rescom.data.prepared import load_prepared
-    from rescom.data.source_base import BadFileError
-    from rescom.engine.data import prepare_data
+    from rescom.data.preparation.prepared import load_prepared
+    from rescom.data.sources.base import BadFileError
+    from rescom.data.preparation.run_data import prepare_data
 
     cfg = DataConfig(dataset="folder-lt", root=str(tiny_folder), imbalance=6, prepared_dir=str(workdir / "prep"))
     prepare_data(cfg)

@@ -38,7 +38,7 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
     ``device``: None uses the run's ``run.device``. ``state`` is the raw checkpoint dict.
     """
     from rescom.config import TrainConfig, apply_overrides, flatten
-    from rescom.engine import data as run_data
+    from rescom.data.preparation import run_data
     from rescom.engine.checkpoint import load_checkpoint
     from rescom.engine.components import build_components
     from rescom.engine.train import select_device
@@ -87,9 +87,9 @@ def _train_eval_loader(config, data, batch_size: int, seed: int):
     """Training images under the *evaluation* transform, in a seeded shuffled order, drop_last."""
     from torch.utils.data import DataLoader
 
-    from rescom.data.datasets import SingleViewDataset
-    from rescom.data.transforms import eval_transform
-    from rescom.engine.data import recipe_for
+    from rescom.data.loading.datasets import SingleViewDataset
+    from rescom.data.augmentation.pil.transforms import eval_transform
+    from rescom.data.preparation.run_data import recipe_for
 
     dataset = SingleViewDataset(data.train, eval_transform(recipe_for(config.data), data.channels), data.channels)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -281,7 +281,7 @@ def similarity_analysis(checkpoints: Mapping[str, str | Path], out_dir, *, many:
     ``out_dir``; logs both to every run that has an MLflow id. Returns {"paths", "summary" (rows),
     "embedding" (label -> which), "mlflow" (label -> what happened)}.
     """
-    from rescom.engine.data import test_loader
+    from rescom.data.preparation.run_data import test_loader
 
     if not checkpoints:
         raise ValueError("similarity_analysis needs at least one LABEL=CHECKPOINT")

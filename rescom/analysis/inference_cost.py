@@ -59,9 +59,9 @@ def _time_ms(fn, device: torch.device, repeat: int, warmup: int) -> list[float]:
 def _networks_from_checkpoint(path, device):
     """(config, model, key_encoder or None, (C, H, W), MLflow run id or None) of a trained run."""
     from rescom.analysis.checkpoint_analyses import load_run_state, mlflow_run_id
-    from rescom.data.datasets import SingleViewDataset
-    from rescom.data.transforms import eval_transform
-    from rescom.engine.data import recipe_for
+    from rescom.data.loading.datasets import SingleViewDataset
+    from rescom.data.augmentation.pil.transforms import eval_transform
+    from rescom.data.preparation.run_data import recipe_for
 
     config, data, model, state = load_run_state(path, device)
     key_encoder = None
@@ -76,7 +76,7 @@ def _networks_from_checkpoint(path, device):
 def _networks_from_config(config, device):
     """(config, model, key_encoder or None, (C, H, W), None) freshly initialised from a config (weights do not
     change the time); the shape comes from the dataset's name, or from its data for an image folder."""
-    from rescom.engine import data as run_data
+    from rescom.data.preparation import run_data
     from rescom.models import build_model
 
     source, _ = run_data.parse_dataset(config.data.dataset)
@@ -84,8 +84,8 @@ def _networks_from_config(config, device):
         classes, channels, size = _KNOWN_SHAPES[source]
         shape = (channels, size, size)
     else:
-        from rescom.data.datasets import SingleViewDataset
-        from rescom.data.transforms import eval_transform
+        from rescom.data.loading.datasets import SingleViewDataset
+        from rescom.data.augmentation.pil.transforms import eval_transform
 
         data = run_data.get_data(config.data, persist=False)  # only the shapes are needed; write nothing
         classes, channels = len(data.class_counts), data.channels

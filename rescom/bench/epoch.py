@@ -19,10 +19,10 @@ import torch
 
 from rescom.bench.core_ops import environment
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
-from rescom.data.longtail import exponential_counts
-from rescom.data.prepared import PreparedData
-from rescom.data.source_base import Split
-from rescom.engine import data as run_data
+from rescom.data.preparation.longtail import exponential_counts
+from rescom.data.preparation.prepared import PreparedData
+from rescom.data.sources.base import Split
+from rescom.data.preparation import run_data
 from rescom.engine.components import build_components
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.step import make_step, use_cuda_graphs
@@ -50,8 +50,8 @@ def synthetic_longtail(num_classes: int = 100, max_count: int = 500, imbalance: 
 
 def write_synthetic(out_dir, **shape) -> PreparedData:
     """synthetic_longtail(**shape) written as a prepared set (train with --set data.prepared_dir=out_dir)."""
-    from rescom.data.prepared import prepare
-    from rescom.data.source_base import RawDataset
+    from rescom.data.preparation.prepared import prepare
+    from rescom.data.sources.base import RawDataset
 
     data = synthetic_longtail(**shape)
     raw = RawDataset(data.name, data.classes, data.channels, data.train, data.test)

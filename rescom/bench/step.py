@@ -20,7 +20,7 @@ import torch
 from rescom.bench.core_ops import environment
 from rescom.bench.timing import time_interleaved
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
-from rescom.data.longtail import exponential_counts
+from rescom.data.preparation.longtail import exponential_counts
 from rescom.engine.components import Components, build_components
 from rescom.engine.step import make_step, train_step
 from rescom.methods import preset_config

@@ -20,7 +20,7 @@ def expected_errors(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from rescom.config import ConfigError
-        from rescom.data.source_base import DataUnavailableError
+        from rescom.data.sources.base import DataUnavailableError
         from rescom.engine.train import NonFiniteLossError, RunExistsError
 
         try:

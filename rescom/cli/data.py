@@ -23,7 +23,7 @@ def download(name: str = typer.Argument(..., help="cifar10 or cifar100."),
     to put the file by hand. ImageNet-LT, Places-LT and iNaturalist cannot be fetched freely: their
     prepare stages name the missing split lists and image roots.
     """
-    from rescom.data.source_cifar import download_cifar
+    from rescom.data.sources.cifar import download_cifar
 
     if name not in ("cifar10", "cifar100"):
         raise ValueError(f"data download: {name!r} cannot be downloaded; choose cifar10 or cifar100")

@@ -27,7 +27,7 @@ def build_config(method: str, dataset: Optional[str], imbalance: Optional[float]
     config = apply_overrides(config, parse_set_options(sets))
     validate(config)
     # Imported here, not at the top: engine.data loads torch, which `rescom --help` should not wait for.
-    from rescom.engine.data import parse_dataset
+    from rescom.data.preparation.run_data import parse_dataset
 
     parse_dataset(config.data.dataset)
     return config

@@ -71,7 +71,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt.
              out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here.")):
     """Evaluate a checkpoint's encoder + classifier on its test set."""
     from rescom.analysis.checkpoint_analyses import load_run_state
-    from rescom.engine import data as run_data
+    from rescom.data.preparation import run_data
     from rescom.engine.evaluate import evaluation_metrics, predict
 
     config, data, model, state = load_run_state(checkpoint)
@@ -95,7 +95,7 @@ def prepare(dataset: str = typer.Option(..., help="e.g. fashion-mnist-lt, cifar1
             out: Optional[Path] = typer.Option(None, help="Output directory (default data/prepared/<name>).")):
     """Locate the raw data and write the long-tailed training set with its class counts."""
     from rescom.config import DataConfig, apply_overrides, validate
-    from rescom.engine.data import parse_dataset, prepare_data, prepared_dir
+    from rescom.data.preparation.run_data import parse_dataset, prepare_data, prepared_dir
     from rescom.methods import preset_config
 
     parse_dataset(dataset)

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, differing_keys, flatten, resolve_for_data
-from rescom.data.prepared import PreparedData
-from rescom.engine import data as run_data
+from rescom.data.preparation.prepared import PreparedData
+from rescom.data.preparation import run_data
 from rescom.engine import distributed
 from rescom.engine.checkpoint import code_fingerprint, load_checkpoint, save_checkpoint
 from rescom.engine.components import Components, build_components, learning_rate, set_learning_rate

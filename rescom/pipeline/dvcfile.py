@@ -44,8 +44,8 @@ def _data_key_pattern(table: str, apply: dict[str, str]) -> str:
 
 def _downloadable_archives(profile: Profile) -> list[tuple[str, str]]:
     """(source, archive file) of the CIFAR sets a profile prepares from their default root."""
-    from rescom.data.source_cifar import ARCHIVES
-    from rescom.engine.data import parse_dataset
+    from rescom.data.sources.cifar import ARCHIVES
+    from rescom.data.preparation.run_data import parse_dataset
 
     sources = set()
     for spec in (profile.params.get("datasets") or {}).values():

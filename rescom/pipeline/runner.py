@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rescom.config import TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
-from rescom.engine import data as run_data
+from rescom.data.preparation import run_data
 from rescom.engine.checkpoint import load_checkpoint
 from rescom.methods import preset_config
 from rescom.pipeline.catalogue import Profile, RunSpec, find_run, load_profile, run_config_overrides
@@ -80,7 +80,7 @@ def run_analysis(params_path: str, name: str) -> dict:
     out = analysis_dir(profile.name, name)
     if name == "simulate_pairs":
         from rescom.analysis import simulate_report
-        from rescom.data.longtail import exponential_counts
+        from rescom.data.preparation.longtail import exponential_counts
 
         counts = exponential_counts(settings["num_classes"], settings["max_count"], settings["imbalance"])
         return simulate_report(counts, settings["batch_size"], settings["queue_size"], settings["epochs"],

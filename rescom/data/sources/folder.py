@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split, unreadable_image
+from rescom.data.sources.base import DataUnavailableError, RawDataset, Split, unreadable_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from rescom.data.source_base import Split, unreadable_image
+from rescom.data.sources.base import Split, unreadable_image
 
 
 class _SplitImages(Dataset):

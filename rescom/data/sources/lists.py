@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
+from rescom.data.sources.base import BadFileError, DataUnavailableError, RawDataset, Split
 
 # (train list, test list) as distributed with the OLTR / decoupling benchmarks.
 STANDARD_LISTS = {

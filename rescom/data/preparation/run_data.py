@@ -11,10 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from rescom.config import ConfigError, DataConfig
-from rescom.data.longtail import default_rule
-from rescom.data.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.prepared import PreparedData, build, load_prepared, longtail_train, write
-from rescom.data.source_base import BadFileError
+from rescom.data.preparation.longtail import default_rule
+from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
+from rescom.data.preparation.prepared import PreparedData, build, load_prepared, longtail_train, write
+from rescom.data.sources.base import BadFileError
 from rescom.data.sources import SOURCES, load_source
 from rescom.engine import distributed
 from rescom.progress import console
@@ -52,7 +52,7 @@ class DataMismatchError(ConfigError):
 def data_request(cfg: DataConfig) -> dict:
     """Everything that decides a prepared set's content: the source and its files' signature, the
     subsampling rule and the test cap. A cached set answers a run only if its request is equal."""
-    from rescom.data.source_signature import source_signature
+    from rescom.data.sources.signature import source_signature
 
     source, longtail = parse_dataset(cfg.dataset)
     return {
@@ -118,7 +118,7 @@ def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None
 
 def _explicit(directory: Path) -> PreparedData:
     """The prepared set at data.prepared_dir; DataUnavailableError naming the folder when there is none."""
-    from rescom.data.source_base import DataUnavailableError
+    from rescom.data.sources.base import DataUnavailableError
 
     if not (directory / "meta.json").is_file():
         raise DataUnavailableError(f"data.prepared_dir: {directory} holds no prepared set (no meta.json); "
@@ -154,7 +154,7 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
 
     The generator drives both the shuffle and the workers' seeds, so an epoch is a pure function of it.
     """
-    from rescom.data.transforms import train_transform  # torchvision: only the PIL path needs it
+    from rescom.data.augmentation.pil.transforms import train_transform  # torchvision: only the PIL path needs it
 
     transform = train_transform(recipe_for(cfg), data.channels, autoaugment=cfg.autoaugment,
                                 randaugment=cfg.randaugment)
@@ -171,7 +171,7 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
 
 
 def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoader:
-    from rescom.data.transforms import eval_transform
+    from rescom.data.augmentation.pil.transforms import eval_transform
 
     transform = eval_transform(recipe_for(cfg), data.channels)
     return DataLoader(SingleViewDataset(data.test, transform, data.channels), batch_size=batch_size,
@@ -185,7 +185,7 @@ def resolve_pipeline(cfg: DataConfig, data: PreparedData) -> str:
     under data.autoaugment=released (the default) resolves to 'pil', and an explicit
     data.pipeline=tensor with it is refused.
     """
-    from rescom.engine.tensor_data import AUTOAUGMENT_RECIPES, TENSOR_RECIPES
+    from rescom.data.loading.tensor_data import AUTOAUGMENT_RECIPES, TENSOR_RECIPES
 
     recipe = recipe_for(cfg)
     released_policy = recipe in AUTOAUGMENT_RECIPES and cfg.autoaugment == "released"
@@ -211,7 +211,7 @@ def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_view
     """
     if cfg.pipeline == "pil":
         return train_loader(data, cfg, batch_size, two_views, torch.Generator().manual_seed(seed))
-    from rescom.engine.tensor_data import GraphedAugment, TensorTrainBatches, batched_recipe, images_as_tensor
+    from rescom.data.loading.tensor_data import GraphedAugment, TensorTrainBatches, batched_recipe, images_as_tensor
 
     if "images" not in resident:
         resident["images"] = images_as_tensor(data.train, device)
@@ -228,6 +228,6 @@ def evaluation_batches(data: PreparedData, cfg: DataConfig, batch_size: int, dev
     """Test batches (images, labels): a DataLoader on the PIL path, a resident normalised tensor otherwise."""
     if cfg.pipeline == "pil":
         return test_loader(data, cfg, batch_size)
-    from rescom.engine.tensor_data import tensor_test_batches
+    from rescom.data.loading.tensor_data import tensor_test_batches
 
     return tensor_test_batches(data.test, recipe_for(cfg), data.channels, batch_size, device)

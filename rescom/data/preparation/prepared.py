@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.longtail import default_rule, exponential_counts, longtail_indices
-from rescom.data.source_base import BadFileError, RawDataset, Split
+from rescom.data.preparation.longtail import default_rule, exponential_counts, longtail_indices
+from rescom.data.sources.base import BadFileError, RawDataset, Split
 
 FILES = ("train.npz", "test.npz", "meta.json")
 

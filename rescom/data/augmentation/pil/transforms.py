@@ -4,7 +4,7 @@ Recipes:
   cifar          RandomCrop(32, pad 4), flip, AutoAugment (CIFAR10 policy), ToTensor, Cutout(16),
                  Normalize(CIFAR mean/std)  -- the released ResCom CIFAR recipe (DESIGN note 6).
                  AutoAugment: `autoaugment="released"` (default) is the released code's own PIL
-                 CIFAR10Policy (rescom.data.released_autoaugment), "torchvision" torchvision's
+                 CIFAR10Policy (rescom.data.augmentation.pil.released_autoaugment), "torchvision" torchvision's
                  AutoAugment(CIFAR10), which the batched tensor pipeline implements.
   fashion-mnist  the same on 28 px grayscale, Cutout(8), Normalize(0.2860, 0.3530).
   fashion-mnist-basic  RandomCrop(28, pad 4), flip, ToTensor, Normalize(0.2860, 0.3530): no
@@ -15,7 +15,7 @@ Recipes:
                  RandomGrayscale(0.2), RandAugment, ToTensor, Normalize(ImageNet)
                  (paper supplementary B); eval: Resize(256), CenterCrop(224). RandAugment:
                  `randaugment="released"` (default) is timm's rand-n2-m10-mstd0.5 as released
-                 (rescom.data.released_randaugment), "torchvision" torchvision's RandAugment(2, 10).
+                 (rescom.data.augmentation.pil.released_randaugment), "torchvision" torchvision's RandAugment(2, 10).
   none           ToTensor + Normalize(0.5, 0.5) only, for fast tests.
 
 Every transform maps a PIL image (mode 'L' for channels=1, 'RGB' for 3) to float32 [C, H, W].
@@ -36,7 +36,7 @@ RECIPES = ("cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat
 # Which implementation of the recipes' AutoAugment / RandAugment (config data.autoaugment / data.randaugment).
 IMPLEMENTATIONS = ("released", "torchvision")
 
-from rescom.data.stats import normalize_stats  # noqa: E402  (statistics shared with the tensor path)
+from rescom.data.augmentation.stats import normalize_stats  # noqa: E402  (statistics shared with the tensor path)
 
 
 class Cutout:
@@ -73,7 +73,7 @@ def _normalize(recipe: str, channels: int) -> T.Normalize:
 def _autoaugment(kind: str):
     """The CIFAR AutoAugment: the released code's PIL policy or torchvision's."""
     if kind == "released":
-        from rescom.data.released_autoaugment import ReleasedCifar10Policy
+        from rescom.data.augmentation.pil.released_autoaugment import ReleasedCifar10Policy
 
         return ReleasedCifar10Policy()
     return AutoAugment(AutoAugmentPolicy.CIFAR10)
@@ -82,7 +82,7 @@ def _autoaugment(kind: str):
 def _randaugment(kind: str):
     """The large-data RandAugment: timm's rand-n2-m10-mstd0.5 (released) or torchvision's RandAugment(2, 10)."""
     if kind == "released":
-        from rescom.data.released_randaugment import TorchSeededRandAugment  # imports timm
+        from rescom.data.augmentation.pil.released_randaugment import TorchSeededRandAugment  # imports timm
 
         return TorchSeededRandAugment()
     return RandAugment(num_ops=2, magnitude=10)

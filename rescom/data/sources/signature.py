@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from rescom.data.source_base import DataUnavailableError
+from rescom.data.sources.base import DataUnavailableError
 from rescom.data.sources import check_root
 
 
@@ -36,7 +36,7 @@ def source_signature(source: str, root: str | Path | None) -> str:
 
 
 def _cifar(digest, source: str, root) -> None:
-    from rescom.data.source_cifar import _dataset_class
+    from rescom.data.sources.cifar import _dataset_class
 
     cls = _dataset_class(source)
     base = (Path(root) if root is not None else Path("data") / "raw" / source).expanduser().resolve()
@@ -46,7 +46,7 @@ def _cifar(digest, source: str, root) -> None:
 
 
 def _fashion_mnist(digest, root) -> None:
-    from rescom.data.source_idx import FILES, _find_dir
+    from rescom.data.sources.idx import FILES, _find_dir
 
     directory = _find_dir(root)
     for name in sorted(FILES.values()):
@@ -55,7 +55,7 @@ def _fashion_mnist(digest, root) -> None:
 
 
 def _folder(digest, root) -> None:
-    from rescom.data.source_folder import IMAGE_SUFFIXES
+    from rescom.data.sources.folder import IMAGE_SUFFIXES
 
     if root is None:
         raise DataUnavailableError("the folder source needs root=<dir with train/<class>/* and test/<class>/*>")
@@ -70,7 +70,7 @@ def _folder(digest, root) -> None:
 
 
 def _split_lists(digest, source: str, root) -> None:
-    from rescom.data.source_lists import STANDARD_LISTS, _resolve_list
+    from rescom.data.sources.lists import STANDARD_LISTS, _resolve_list
 
     if source not in STANDARD_LISTS:
         raise ValueError(f"unknown data source {source!r}")

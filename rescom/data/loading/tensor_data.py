@@ -1,19 +1,19 @@
 """The lean data path: the whole (in-memory) training set as one uint8 tensor on the device, batches
-augmented with batched per-sample tensor ops (rescom.data.batched_augment). No DataLoader, no PIL.
+augmented with batched per-sample tensor ops (rescom.data.augmentation.batched.recipes). No DataLoader, no PIL.
 
 On the CPU this is several times faster than per-image PIL augmentation; on a GPU the set stays
-resident and no step waits for the host. The PIL path (rescom.engine.data) stays as the reference.
+resident and no step waits for the host. The PIL path (rescom.data.preparation.run_data) stays as the reference.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rescom.data.batched_augment import CifarGpuAugment
-from rescom.data.source_base import Split
-from rescom.data.stats import normalize_stats
+from rescom.data.augmentation.batched.recipes import CifarGpuAugment
+from rescom.data.sources.base import Split
+from rescom.data.augmentation.stats import normalize_stats
 
-# Recipe -> (Cutout side, crop padding, AutoAugment, flip); the PIL recipes in rescom.data.transforms.
+# Recipe -> (Cutout side, crop padding, AutoAugment, flip); the PIL recipes in rescom.data.augmentation.pil.transforms.
 _RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True),
             "fashion-mnist-basic": (0, 4, False, True), "none": (0, 0, False, False)}
 TENSOR_RECIPES = tuple(_RECIPES)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rescom.data.batched_autoaugment import (  # noqa: F401  (re-exported)
+from rescom.data.augmentation.batched.autoaugment import (  # noqa: F401  (re-exported)
     CIFAR10_POLICY,
     OPS,
     apply_autoaugment,
@@ -31,7 +31,7 @@ from rescom.data.batched_autoaugment import (  # noqa: F401  (re-exported)
     magnitude_bins,
     sample_autoaugment_params,
 )
-from rescom.data.batched_ops import (  # noqa: F401  (re-exported)
+from rescom.data.augmentation.batched.ops import (  # noqa: F401  (re-exported)
     batched_crop,
     batched_cutout,
     batched_hflip,

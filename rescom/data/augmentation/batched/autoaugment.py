@@ -24,7 +24,7 @@ import functools
 import torch
 from torch import Tensor
 
-from rescom.data import batched_ops as ops
+from rescom.data.augmentation.batched import ops
 
 __all__ = [
     "OPS",

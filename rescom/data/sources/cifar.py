@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+from rescom.data.sources.base import DataUnavailableError, RawDataset, Split
 
 # The official archives' file names (torchvision's CIFAR10/CIFAR100.filename), without importing torchvision.
 ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}

@@ -1,14 +1,15 @@
 """Raw data sources: one entry point, `load_source(name, root)`, returning a `RawDataset`.
 
-Each source lives in its own small module (`source_cifar`, `source_idx`, `source_folder`,
-`source_lists`); this module only dispatches and re-exports the shared types.
+Each source lives in its own small module of this package (`cifar`, `idx`, `folder`, `lists`;
+`base` the shared types, `signature` what a prepared set records of its files); this module only
+dispatches and re-exports the shared types.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rescom.data.source_base import DataUnavailableError, RawDataset, Split
+from rescom.data.sources.base import DataUnavailableError, RawDataset, Split
 
 __all__ = ["DataUnavailableError", "RawDataset", "Split", "SOURCES", "check_root", "load_source"]
 
@@ -17,9 +18,9 @@ SOURCES = ("cifar10", "cifar100", "fashion-mnist", "folder", "imagenet-lt", "pla
 
 def check_root(root: str | Path | None, source: str | None = None) -> None:
     """A root that is given must be an existing directory; None means the source's default place.
-    For a set that cannot be downloaded (source_lists.WHERE_TO_GET) the error says where to get it."""
+    For a set that cannot be downloaded (lists.WHERE_TO_GET) the error says where to get it."""
     if root is not None and not Path(root).expanduser().is_dir():
-        from rescom.data.source_lists import WHERE_TO_GET
+        from rescom.data.sources.lists import WHERE_TO_GET
 
         what = "is not a directory" if Path(root).expanduser().exists() else "does not exist"
         where = f"; where to get {source}: {WHERE_TO_GET[source]}" if source in WHERE_TO_GET else ""
@@ -52,19 +53,19 @@ def load_source(
     if not download:
         check_root(root, name)
     if name in ("cifar10", "cifar100"):
-        from rescom.data.source_cifar import load_cifar
+        from rescom.data.sources.cifar import load_cifar
 
         return load_cifar(name, root, download=download)
     if name == "fashion-mnist":
-        from rescom.data.source_idx import load_fashion_mnist
+        from rescom.data.sources.idx import load_fashion_mnist
 
         return load_fashion_mnist(root)
     if name == "folder":
-        from rescom.data.source_folder import load_folder
+        from rescom.data.sources.folder import load_folder
 
         return load_folder(root)
     if name in ("imagenet-lt", "places-lt", "inat2018"):
-        from rescom.data.source_lists import load_split_lists
+        from rescom.data.sources.lists import load_split_lists
 
         return load_split_lists(name, root, train_list=train_list, test_list=test_list)
     raise ValueError(f"unknown data source {name!r}; valid names: {', '.join(SOURCES)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.source_base import BadFileError, DataUnavailableError, RawDataset, Split
+from rescom.data.sources.base import BadFileError, DataUnavailableError, RawDataset, Split
 
 # Debian's `dataset-fashion-mnist` ships the official files under their official names here.
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

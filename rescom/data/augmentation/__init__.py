@@ -1,0 +1,1 @@
+"""Augmentation recipes: PIL transforms (pil/) and their batched tensor forms (batched/); normalisation statistics."""

@@ -1,0 +1,1 @@
+"""Per-image PIL augmentation: the recipes and the released AutoAugment / RandAugment policies."""
