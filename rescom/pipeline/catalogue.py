@@ -29,8 +29,8 @@ from typing import Any
 
 from rescom.config import ConfigError, flatten
 
-TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large")
-TRAINING_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large")  # entirety reads main's runs
+TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large", "draws")
+TRAINING_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large", "draws")  # entirety reads main's runs
 
 
 @dataclass(frozen=True)

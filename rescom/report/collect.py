@@ -15,7 +15,8 @@ METRICS = ("test_all", "test_many", "test_medium", "test_few", "test_ece")
 # Per table: the columns that identify a row (besides seed).
 TABLE_KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
               "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
-              "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"]}
+              "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"],
+              "draws": ["method", "subsample_seed"]}
 
 
 def run_row(profile: Profile, spec: RunSpec) -> dict:
@@ -36,6 +37,7 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "num_pos": config["method"]["num_pos"], "num_neg": config["method"]["num_neg"],
         "beta": config["method"]["beta"], "classifier_loss": config["method"]["classifier_loss"],
         "schedule": config["optim"]["schedule"], "eval_every": config["run"]["eval_every"],
+        "subsample_seed": config["data"]["subsample_seed"],  # which draw of the long-tailed subset
     })
     row.update({f"last_{m}": _number(metrics[f"last_{m}"]) for m in METRICS})
     row.update({f"best_{m}": _number(metrics[f"best_{m}"]) for m in METRICS})

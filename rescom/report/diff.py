@@ -27,7 +27,7 @@ class CellDiff:
 
 def _row_labels(frame: pd.DataFrame) -> list[str]:
     labels = [c for c in frame.columns
-              if not pd.api.types.is_numeric_dtype(frame[c]) or c in ("imbalance", "beta", "queue_size", "num_pos", "num_neg")]
+              if not pd.api.types.is_numeric_dtype(frame[c]) or c in ("imbalance", "beta", "queue_size", "num_pos", "num_neg", "subsample_seed")]
     return [" ".join(f"{c}={row[c]}" for c in labels) for _, row in frame.iterrows()]
 
 

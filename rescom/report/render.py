@@ -15,6 +15,7 @@ import pandas as pd
 from rescom.pipeline.catalogue import Profile, expand_table, load_profile
 from rescom.report.claims import render_claims
 from rescom.report.collect import TABLE_KEYS, aggregate, table_frame
+from rescom.report.draws import render_draws
 from rescom.report.paired import baseline_label, paired_cell, paired_differences
 from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
 
@@ -26,6 +27,7 @@ TITLES = {
     "spm": ("Siamese balanced contrastive mining: Q, Q_p, Q_n", "paper Fig. 4 centre"),
     "siambs": ("SiamBS vs BS across queue sizes", "paper Fig. 4 right"),
     "large": ("Large-scale datasets", "paper Tables 3-4"),
+    "draws": ("Draw of the long-tailed subset: BS and ResCom on other draws of the same counts", "not in the paper"),
 }
 KEYS = TABLE_KEYS
 SHOTS = ("all", "many", "medium", "few")
@@ -148,7 +150,7 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
              "epochs at the top; the headline is the last epoch, the best epoch (chosen on the test set) beside it.", ""]
     summary = {}
     for table in [t for t in TITLES if t in profile.params]:
-        agg = render_table(profile, table, out_dir)
+        agg = render_draws(profile, out_dir) if table == "draws" else render_table(profile, table, out_dir)
         if agg is None:
             index.append(f"- {TITLES[table][0]} ({TITLES[table][1]}): no finished runs yet\n")
             continue
@@ -156,7 +158,8 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
         index.append(f"## {TITLES[table][0]} ({TITLES[table][1]})\n\n"
                      f"[tables/{table}.md](tables/{table}.md) · [tables/{table}.csv](tables/{table}.csv)\n")
         index.extend(f"![{f.stem}](tables/{f.name})\n" for f in figures)
-        summary[table] = {" ".join(str(r[k]) for k in KEYS[table]): round(float(r["last_test_all_mean"]), 4)
+        headline = "last_test_all" if table == "draws" else "last_test_all_mean"  # draws: one run per cell
+        summary[table] = {" ".join(str(r[k]) for k in KEYS[table]): round(float(r[headline]), 4)
                           for _, r in agg.iterrows()}
     if render_claims(profile, out_dir) is not None:
         index.append("## The paper's claims at this scale\n\n[tables/claims.md](tables/claims.md) · "
