@@ -17,7 +17,7 @@ def _frame(values: dict[str, list[float]], **extra) -> pd.DataFrame:
     ([-2.0, -2.5, -3.0], "not reproduced"),   # opposite sign, beyond twice the std
     ([0.5, 4.0, 0.1], "within noise"),        # right sign, but mean 1.53 < 2 x std 2.14
     ([1.0, -1.0, 2.0], "within noise"),       # signs disagree
-    ([5.0], "within noise"),                  # one seed proves nothing
+    ([5.0], "undetermined"),                  # one seed: no std to judge it by
     ([], "not run"),
 ])
 def test_verdict_rule(diffs, expected):
