@@ -4,7 +4,7 @@ Seeds move every method together (same subsample, same initialisation stream, sa
 draws), so the difference of two methods on one seed is far less noisy than either number alone.
 For each row of a table: the mean and sample std over seeds of (row's last-epoch All - baseline's
 last-epoch All on the same seed), and how many seeds were paired. A gap whose mean is within about
-two of its stds (or that rests on one seed) is within noise.
+two of its stds is within noise; one that rests on one seed is undetermined (no std to judge by).
 """
 
 from __future__ import annotations
