@@ -18,7 +18,7 @@ from rescom.cli.common import expected_errors, fail
 report_app = typer.Typer(invoke_without_command=True, help="Render reports from finished runs, or compare two report trees.")
 
 ABLATIONS = {"queue-type": "queue_type", "beta": "beta", "spm": "spm", "siambs": "siambs", "entirety": "main",
-             "main": "main"}
+             "main": "main", "draws": "draws"}
 
 
 def profile_params(profile: str) -> Path:
@@ -92,13 +92,14 @@ def referenced_stages(profile, table: str) -> list[str]:
 
 
 @expected_errors
-def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs or entirety."),
+def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, entirety or draws."),
            profile: str = typer.Option("default", help="smoke, default or paper.")):
     """Run only the missing runs of one ablation (through DVC), then print and write its table."""
     if name not in ABLATIONS:
         fail(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
     from rescom.pipeline.catalogue import load_profile
     from rescom.pipeline.dvcfile import dvc_path
+    from rescom.report.draws import render_draws
     from rescom.report.render import render_table
 
     params = profile_params(profile)
@@ -116,6 +117,6 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs o
     out_dir = Path("reports") / loaded.name / "tables"  # where `rescom report` keeps every table
     out_dir.mkdir(parents=True, exist_ok=True)
     table = "entirety" if name == "entirety" else stage
-    if render_table(loaded, table, out_dir) is None:
+    if (render_draws(loaded, out_dir) if table == "draws" else render_table(loaded, table, out_dir)) is None:
         fail(f"no finished runs for {table}")
     typer.echo((out_dir / f"{table}.md").read_text())
