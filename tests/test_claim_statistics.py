@@ -93,3 +93,22 @@ def test_seeds_to_clear_rule_does_not_depend_on_seeds():
     assert seeds_to_clear_rule(1.70, 0.86) is None     # 1.70 < 1.72
     assert seeds_to_clear_rule(1.73, 0.86) == 2
     assert seeds_to_clear_rule(-3.0, 1.0) == 2         # the opposite direction clears "not reproduced"
+
+
+def test_sign_half_of_the_rule_follows_up_to_five_seeds():
+    """The docstring's bound: a seed lies at most (n - 1) / sqrt(n) sample stds from the mean, so with
+    |mean| > 2 std no seed of 5 or fewer has the other sign; 6 seeds can."""
+    import pandas as pd
+
+    from rescom.report.claims import verdict
+
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    for n in range(2, 6):
+        samples = torch.randn(20000, n, generator=gen, dtype=torch.float64) + 3.0
+        clear = samples.mean(1) > 2 * samples.std(1)  # sample std, ddof 1
+        assert clear.any() and (samples[clear] > 0).all()
+    six = pd.Series([-0.1] + [10.0] * 5)  # mean 8.32 > 2 x std 4.12, one seed negative
+    assert six.mean() > 2 * six.std(ddof=1) and seeds_to_clear_rule(six.mean(), six.std(ddof=1)) == 2
+    assert verdict(six) == "within noise"
