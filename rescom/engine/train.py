@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, differing_keys, flatten, resolve_for_data
+from rescom.config import (RESUME_CHANGEABLE, ConfigError, TrainConfig, adopt_legacy_values, differing_keys, flatten,
+                           resolve_for_data)
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.preparation import run_data
 from rescom.engine import distributed
@@ -179,6 +180,9 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
         return fresh, ""
     checkpoint = load_checkpoint(paths.checkpoint)
     saved = checkpoint["config"]
+    adopted = adopt_legacy_values(config, saved)  # an older run continues its own schedule
+    if adopted:
+        console.log(f"resuming {paths.root} with what its checkpoint was trained with: {', '.join(adopted)}")
     differing = differing_keys(config, saved, allow_change)
     if differing:
         changeable = [k for k in differing if k in RESUME_CHANGEABLE]
