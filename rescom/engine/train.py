@@ -188,6 +188,11 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
         changeable = [k for k in differing if k in RESUME_CHANGEABLE]
         hint = f" (to change them on purpose: --allow-change {' --allow-change '.join(changeable)})" if changeable else ""
         raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}{hint}")
+    old_rule = run_data.checkpoint_subsample_rule(checkpoint)
+    if old_rule != run_data.subsample_rule_of(config.data):
+        raise run_data.DataMismatchError(
+            f"--resume: {paths.checkpoint} was trained on a subset drawn with the {old_rule!r} rule, which rescom "
+            "no longer uses (one rule now, LDAM's, for every source); train the run afresh with --overwrite")
     trained_on = checkpoint.get("data_fingerprint")
     if trained_on and trained_on != data.meta.get("fingerprint"):
         raise run_data.DataMismatchError(
@@ -275,6 +280,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             if main:
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
                                  "data_fingerprint": data.meta.get("fingerprint", ""),
+                                 "subsample_rule": run_data.subsample_rule_of(config.data),
                                  "epoch": state["epoch"], "history": state["history"]}, paths.checkpoint)
                 write_json(paths.run_log, run_log(state["mlflow_run_id"], hardware, state["epoch_seconds"]))
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints

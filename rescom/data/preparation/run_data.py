@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rescom.config import ConfigError, DataConfig
-from rescom.data.preparation.longtail import default_rule
+from rescom.config import ConfigError, DataConfig, flatten
+from rescom.data.preparation.longtail import SUBSAMPLE_RULE
 from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.preparation.prepared import PreparedData, build, load_prepared, longtail_train, write
+from rescom.data.preparation.prepared import (OldSubsampleRuleError, PreparedData, build, load_prepared, longtail_train,
+                                              write)
 from rescom.data.sources.base import BadFileError
 from rescom.data.sources import SOURCES, load_source
 from rescom.engine import distributed
@@ -61,9 +62,30 @@ def data_request(cfg: DataConfig) -> dict:
         "imbalance_factor": float(cfg.imbalance) if longtail and cfg.imbalance is not None else None,
         "max_count": cfg.max_count if longtail else None,
         "seed": int(cfg.subsample_seed),
-        "subsample_rule": default_rule(source) if longtail else None,
+        "subsample_rule": SUBSAMPLE_RULE if longtail else None,
         "test_per_class": cfg.test_per_class,
     }
+
+
+def subsample_rule_of(cfg: DataConfig) -> str | None:
+    """The rule that draws this config's subsets (long tail, test cap); None when nothing is drawn."""
+    _, longtail = parse_dataset(cfg.dataset)
+    drawn = (longtail and cfg.imbalance is not None) or cfg.test_per_class is not None
+    return SUBSAMPLE_RULE if drawn else None
+
+
+def checkpoint_subsample_rule(checkpoint: dict) -> str | None:
+    """The rule a checkpoint's training set was drawn with. Checkpoints from before the one rule do not
+    record it: that code drew CIFAR's long tail with LDAM's rule and every other subset (other
+    sources' long tails, any test cap) with a `default_rng` permutation."""
+    if "subsample_rule" in checkpoint:
+        return checkpoint["subsample_rule"]
+    data = flatten(checkpoint["config"]).get
+    source, longtail = parse_dataset(data("data.dataset"))
+    longtail = longtail and data("data.imbalance") is not None
+    if data("data.test_per_class") is not None or (longtail and source not in ("cifar10", "cifar100")):
+        return "permutation"
+    return SUBSAMPLE_RULE if longtail else None
 
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
@@ -132,6 +154,8 @@ def _cached(directory: Path, request: dict) -> PreparedData | None:
         return None
     try:
         data = load_prepared(directory)
+    except OldSubsampleRuleError:
+        raise  # refused, not silently replaced: runs trained on it would no longer match their data
     except (BadFileError, FileNotFoundError) as err:
         console.log(f"prepared data {directory} is unreadable ({err}); preparing it again")
         return None
