@@ -37,6 +37,9 @@ class DataConfig:
     # fidelity note 11: the released code's own augmentation policies, or torchvision's
     autoaugment: str = "released"       # cifar / fashion-mnist recipes: released PIL CIFAR10Policy | torchvision
     randaugment: str = "released"       # large recipes: released timm rand-n2-m10-mstd0.5 | torchvision RandAugment(2, 10)
+    # folder source: images brought to N x N at preparation (shorter side to N, centre crop).
+    # auto: the recipe's input side (cifar 32, fashion-mnist[-basic] 28; large and none: as stored)
+    image_size: int | str | None = "auto"
 
 
 @dataclass
@@ -311,6 +314,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"method.momentum: must lie in [0, 1), got {m.momentum}")
     if config.data.imbalance is not None and config.data.imbalance < 1:
         raise ConfigError(f"data.imbalance: the imbalance factor must be >= 1, got {config.data.imbalance}")
+    size = config.data.image_size
+    if isinstance(size, str) and size != "auto":
+        raise ConfigError(f"data.image_size: expected a side in pixels, null (as stored) or 'auto', got {size!r}")
+    if isinstance(size, int) and size < 1:
+        raise ConfigError(f"data.image_size: must be >= 1, got {size}")
     if config.data.max_count is not None and config.data.max_count < 1:
         raise ConfigError(f"data.max_count: must be >= 1, got {config.data.max_count}")
     if m.num_pos is not None and m.num_pos < 1:
