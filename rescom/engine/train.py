@@ -29,14 +29,11 @@ from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.hardware import device_description
 from rescom.engine.outputs import (RUN_LOG_NAME, confusion_matrix, plot_run_figures, read_run_log, run_log,
                                    write_config, write_history, write_json, write_per_class)
+from rescom.engine.errors import NonFiniteLossError, RunExistsError  # noqa: F401  (raised here, imported from here)
 from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console, progress_bar
 from rescom.tracking import NullTracker, Tracker, git_commit
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
 
 
 class Terminated(BaseException):
@@ -44,10 +41,6 @@ class Terminated(BaseException):
 
     A BaseException, so no `except Exception` on the way (MLflow, DataLoader) can swallow it.
     """
-
-
-class RunExistsError(RuntimeError):
-    """A run directory already holds a checkpoint and neither resume nor overwrite was asked for."""
 
 
 @dataclass
