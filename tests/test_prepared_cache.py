@@ -160,4 +160,6 @@ def test_a_checkpoint_trained_on_the_old_rule_is_refused_on_resume(workdir, tiny
     save_checkpoint(state, path)
     result = run_cli([*args, "--resume"])
     assert result.exit_code == 2 and "'permutation' rule" in result.output and "--overwrite" in result.output
+    evaluated = run_cli(["evaluate", path])  # nor is it evaluated on a set of other images
+    assert evaluated.exit_code == 2 and "'permutation' rule" in evaluated.output
     assert run_cli([*args, "--overwrite"]).exit_code == 0

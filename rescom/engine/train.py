@@ -181,11 +181,7 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
         changeable = [k for k in differing if k in RESUME_CHANGEABLE]
         hint = f" (to change them on purpose: --allow-change {' --allow-change '.join(changeable)})" if changeable else ""
         raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}{hint}")
-    old_rule = run_data.checkpoint_subsample_rule(checkpoint)
-    if old_rule != run_data.subsample_rule_of(config.data):
-        raise run_data.DataMismatchError(
-            f"--resume: {paths.checkpoint} was trained on a subset drawn with the {old_rule!r} rule, which rescom "
-            "no longer uses (one rule now, LDAM's, for every source); train the run afresh with --overwrite")
+    run_data.check_trained_rule(checkpoint, config.data, f"--resume: {paths.checkpoint}")
     trained_on = checkpoint.get("data_fingerprint")
     if trained_on and trained_on != data.meta.get("fingerprint"):
         raise run_data.DataMismatchError(

@@ -89,6 +89,15 @@ def checkpoint_subsample_rule(checkpoint: dict) -> str | None:
     return SUBSAMPLE_RULE if longtail else None
 
 
+def check_trained_rule(checkpoint: dict, cfg: DataConfig, path) -> None:
+    """Refuse a checkpoint whose training set was drawn with another rule than this config's sets are:
+    its data can no longer be prepared, so it can be neither continued nor evaluated on its own data."""
+    rule = checkpoint_subsample_rule(checkpoint)
+    if rule != subsample_rule_of(cfg):
+        raise DataMismatchError(f"{path} was trained on a subset drawn with the {rule!r} rule, which rescom no longer "
+                                "uses (one rule now, LDAM's, for every source); train the run afresh (--overwrite)")
+
+
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Build the prepared set from the raw source (always rewrites it)."""
     return _build(cfg, data_request(cfg), None, persist=True)
