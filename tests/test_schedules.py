@@ -72,3 +72,16 @@ def test_cosine_settings_are_checked():
         validate(_config(schedule="cosine", cosine_final_ratio=2.0))
     with pytest.raises(ConfigError, match="schedule_version"):
         validate(_config(schedule_version=3))
+
+
+def test_multistep_equals_the_released_cifar_formula_epoch_for_epoch():
+    """The released CIFAR branch (computed, though never applied there: note 7), t = 1..400:
+    lr t / W while t < W, x0.1 once t > 320, x0.01 once t > 360."""
+    def released(t, lr=0.1, warm=10):
+        if t < warm:
+            return lr / warm * t
+        return lr * (0.01 if t > 360 else 0.1 if t > 320 else 1.0)
+
+    config = _config(schedule="multistep", lr=0.1, epochs=400, warmup_epochs=10, milestones=[320, 360])
+    assert [learning_rate(config, e) for e in range(400)] == pytest.approx([released(t) for t in range(1, 401)],
+                                                                          rel=1e-12)
