@@ -37,6 +37,9 @@ class DataConfig:
     # fidelity note 11: the released code's own augmentation policies, or torchvision's
     autoaugment: str = "released"       # cifar / fashion-mnist recipes: released PIL CIFAR10Policy | torchvision
     randaugment: str = "released"       # large recipes: released timm rand-n2-m10-mstd0.5 | torchvision RandAugment(2, 10)
+    # folder source: images brought to N x N at preparation (shorter side to N, centre crop).
+    # auto: the recipe's input side (cifar 32, fashion-mnist[-basic] 28; large and none: as stored)
+    image_size: int | str | None = "auto"
 
 
 @dataclass
@@ -78,6 +81,9 @@ class OptimConfig:
     warmup_epochs: int = 10             # multistep only
     cosine_warmup_epochs: int = 0       # cosine: linear warmup epochs (released large-data code: 10)
     cosine_final_ratio: float = 0.0     # cosine: final lr / lr (paper: 0; released large-data code: 1e-5)
+    # 2: the released code's epoch count (epoch e at cosine position (e + 1 - warmup) / (epochs - warmup));
+    # 1: one epoch behind it, as runs made before issue 20 trained (their checkpoints resume with it)
+    schedule_version: int = 2
     milestones: list[int] = field(default_factory=lambda: [320, 360])
     gamma: float = 0.1
 
@@ -145,10 +151,29 @@ RESUME_CHANGEABLE = ("optim.lr", "optim.epochs", "optim.schedule", "optim.milest
                      "optim.warmup_epochs", "run.eval_every")
 
 
+# Keys added after checkpoints were written, and the value a checkpoint that lacks one was trained
+# with: resuming such a run continues its own schedule (fidelity note 12) instead of being refused.
+LEGACY_VALUES = {"optim.schedule_version": 1}
+
+
+def adopt_legacy_values(config: "TrainConfig", saved: dict) -> list[str]:
+    """Set config's LEGACY_VALUES keys that the checkpoint's saved config tree lacks to the value that
+    checkpoint was trained with; returns them as 'key=value' (empty for a checkpoint that has them all)."""
+    saved_flat = flatten(saved)
+    adopted = []
+    for key, value in LEGACY_VALUES.items():
+        if key not in saved_flat:
+            section, _, name = key.partition(".")
+            setattr(getattr(config, section), name, value)
+            adopted.append(f"{key}={value}")
+    return adopted
+
+
 def differing_keys(config: "TrainConfig", saved: dict, allowed: tuple[str, ...] = ()) -> list[str]:
     """Keys whose value in config differs from a checkpoint's saved config tree (resume check),
-    apart from the neutral keys and the `allowed` ones."""
-    saved_flat = flatten(saved)
+    apart from the neutral keys and the `allowed` ones. A LEGACY_VALUES key the checkpoint lacks
+    counts as its legacy value."""
+    saved_flat = {**LEGACY_VALUES, **flatten(saved)}
     skip = set(RESUME_NEUTRAL) | set(allowed)
     return sorted(k for k, v in config.flat().items() if k not in skip and saved_flat.get(k) != v)
 
@@ -173,6 +198,7 @@ CHOICES = {
     "method.anchors": ("both", "view1"),
     "run.ddp_contrast": ("local", "global"),
     "optim.schedule": ("constant", "multistep", "cosine"),
+    "optim.schedule_version": (1, 2),
     "data.recipe": ("auto", "cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none"),
     "data.pipeline": ("auto", "tensor", "pil"),
     "data.autoaugment": ("released", "torchvision"),
@@ -288,6 +314,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"method.momentum: must lie in [0, 1), got {m.momentum}")
     if config.data.imbalance is not None and config.data.imbalance < 1:
         raise ConfigError(f"data.imbalance: the imbalance factor must be >= 1, got {config.data.imbalance}")
+    size = config.data.image_size
+    if isinstance(size, str) and size != "auto":
+        raise ConfigError(f"data.image_size: expected a side in pixels, null (as stored) or 'auto', got {size!r}")
+    if isinstance(size, int) and size < 1:
+        raise ConfigError(f"data.image_size: must be >= 1, got {size}")
     if config.data.max_count is not None and config.data.max_count < 1:
         raise ConfigError(f"data.max_count: must be >= 1, got {config.data.max_count}")
     if m.num_pos is not None and m.num_pos < 1:

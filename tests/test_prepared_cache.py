@@ -88,3 +88,78 @@ def test_evaluate_refuses_data_other_than_the_checkpoints_and_writes_nothing(wor
     monkeypatch.chdir(workdir)
     resumed = run_cli(tiny_args(root, epochs=1, extra=["--no-track", "--set", "run.run_name=ev", "--resume"]))
     assert resumed.exit_code == 2 and "is not the set" in resumed.output, resumed.output
+
+
+def test_every_source_draws_with_ldams_rule_and_records_it(workdir, tiny_folder):
+    """The folder source (like Fashion-MNIST and CIFAR) keeps LDAM's images for its long tail and test cap."""
+    from rescom.data.preparation.longtail import exponential_counts, longtail_indices
+    from rescom.data.sources import load_source
+
+    data = get_data(_cfg(tiny_folder, test_per_class=3))
+    raw = load_source("folder", str(tiny_folder))
+    keep = longtail_indices(raw.train.labels, exponential_counts(4, 24, 6), seed=0)
+    np.testing.assert_array_equal(data.train.images, raw.train.images[keep])
+    test_keep = longtail_indices(raw.test.labels, [3] * 4, seed=0)
+    np.testing.assert_array_equal(data.test.images, raw.test.images[test_keep])
+    assert data.meta["subsample_rule"] == data.meta["test_subsample_rule"] == "ldam"
+
+
+def _as_made_before_the_one_rule(directory, **meta_changes):
+    meta_path = directory / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(meta_changes)
+    meta.pop("test_subsample_rule", None)  # not recorded before
+    meta_path.write_text(json.dumps(meta))
+
+
+def test_a_prepared_set_of_the_old_rule_is_refused_not_reused(workdir, tiny_folder):
+    from rescom.data.preparation.prepared import OldSubsampleRuleError, load_prepared
+
+    get_data(_cfg(tiny_folder))
+    directory = prepared_dir(_cfg(tiny_folder))
+    _as_made_before_the_one_rule(directory, subsample_rule="permutation")
+    for read in (lambda: get_data(_cfg(tiny_folder)), lambda: load_prepared(directory)):
+        try:
+            read()
+        except OldSubsampleRuleError as err:
+            assert "'permutation' rule" in str(err) and "prepare it again" in str(err) and "\n" not in str(err)
+        else:
+            raise AssertionError("an old-rule prepared set was used")
+    # Through the CLI: exit 2 and one line; `rescom prepare` makes it anew, and then it trains.
+    result = run_cli(tiny_args(tiny_folder, epochs=1))
+    assert result.exit_code == 2 and "before rescom used one rule" in result.output
+    prepared = run_cli(["prepare", "--dataset", "folder-lt", "--imbalance", "6", "--data-root", tiny_folder])
+    assert prepared.exit_code == 0, prepared.output
+    assert run_cli(tiny_args(tiny_folder, epochs=1)).exit_code == 0
+
+
+def test_an_old_test_cap_is_refused(workdir, tiny_folder):
+    from rescom.data.preparation.prepared import OldSubsampleRuleError
+
+    get_data(_cfg(tiny_folder, test_per_class=2))
+    _as_made_before_the_one_rule(prepared_dir(_cfg(tiny_folder)))
+    try:
+        get_data(_cfg(tiny_folder, test_per_class=2))
+    except OldSubsampleRuleError as err:
+        assert "test cap" in str(err)
+    else:
+        raise AssertionError("an old-rule test cap was used")
+
+
+def test_a_checkpoint_trained_on_the_old_rule_is_refused_on_resume(workdir, tiny_folder):
+    import torch
+
+    from rescom.engine.checkpoint import save_checkpoint
+
+    args = tiny_args(tiny_folder, epochs=1, extra=["--set", "run.run_name=old"])
+    assert run_cli(args).exit_code == 0
+    assert run_cli([*args, "--resume"]).exit_code == 0  # its own rule recorded: it resumes (evaluates again)
+    path = workdir / "runs/old/checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    del state["subsample_rule"]  # before the one rule: a folder's long tail was a permutation
+    save_checkpoint(state, path)
+    result = run_cli([*args, "--resume"])
+    assert result.exit_code == 2 and "'permutation' rule" in result.output and "--overwrite" in result.output
+    evaluated = run_cli(["evaluate", path])  # nor is it evaluated on a set of other images
+    assert evaluated.exit_code == 2 and "'permutation' rule" in evaluated.output
+    assert run_cli([*args, "--overwrite"]).exit_code == 0

@@ -1,89 +1,16 @@
-"""The package's import structure, read statically with `ast` (nothing of rescom is imported, so no torch).
+"""The package's import structure, read statically with `ast` by `rescom.pipeline.code_deps` (which
+imports nothing of rescom, so no torch; the DVC stage deps are read with the same rules).
 
 An edge A -> B means: module A imports module B *at module level*, i.e. while A itself is being imported
 (imports inside `if`/`try`/`with` blocks and class bodies count; imports inside a function body do not).
 A function-local import runs only when the function is called, after every module has finished loading,
-so such a lazy import is the allowed way to break a cycle and is not an edge here.
-
-Resolution rules:
-- `import rescom.a.b` and `from rescom.a.b import name` give the edge to rescom.a.b;
-  `from rescom.a import b`, where rescom/a/b.py exists, gives the edge to rescom.a.b (the submodule).
-- Python initialises the parent packages of B first (importing rescom.a.b runs rescom/a/__init__.py),
-  so those are edges too, except the packages that contain A itself: they are already in sys.modules
-  while A loads. Without that exception a package's __init__ that imports its own submodules
-  (rescom.cli assembling its app) would form a cycle with each of them, although Python runs that
-  pattern fine. A submodule that imports a name from its own package (`from rescom.cli import app`)
-  does name the package, and that is an edge.
+so such a lazy import is the allowed way to break a cycle and is not an edge here. Resolution rules:
+see `rescom.pipeline.code_deps`.
 """
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "rescom"
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def all_modules() -> dict[str, Path]:
-    return {module_name(path): path for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
-
-
-def import_statements(tree: ast.Module, lazy: bool = False):
-    """Import statements that run when the module is imported (outside function bodies); with lazy, all."""
-    stack = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if not lazy and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            continue
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-        stack.extend(ast.iter_child_nodes(node))
-
-
-def resolve(node: ast.Import | ast.ImportFrom, importer: str, is_package: bool, modules: set[str]) -> set[str]:
-    """The rescom modules one import statement names (see the module docstring)."""
-    if isinstance(node, ast.Import):
-        named = [alias.name for alias in node.names]
-    else:
-        base = node.module or ""
-        if node.level:  # relative import: rescom has none today, resolve it anyway
-            anchor = importer.split(".") if is_package else importer.split(".")[:-1]
-            anchor = anchor[:len(anchor) - (node.level - 1)]
-            base = ".".join(anchor + ([base] if base else []))
-        named = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
-    own_packages = {".".join(importer.split(".")[:i]) for i in range(1, importer.count(".") + 1)}
-    targets = set()
-    for name in named:
-        # `import rescom.a.b` of a module that does not exist (yet): keep the longest existing prefix.
-        while name and name not in modules:
-            name = name.rpartition(".")[0]
-        if not name.startswith("rescom"):
-            continue
-        targets.add(name)
-        parts = name.split(".")
-        targets |= {".".join(parts[:i]) for i in range(1, len(parts))} - own_packages
-    return targets
-
-
-def import_graph(lazy: bool = False) -> dict[str, set[str]]:
-    """{module: the rescom modules it imports}; module-level imports only unless lazy."""
-    modules = all_modules()
-    graph = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
-        edges = set()
-        for node in import_statements(tree, lazy):
-            edges |= resolve(node, name, path.name == "__init__.py", set(modules))
-        edges.discard(name)
-        graph[name] = edges
-    return graph
+from rescom.pipeline.code_deps import PACKAGE_ROOT, import_graph
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

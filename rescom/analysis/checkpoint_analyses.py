@@ -45,6 +45,7 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
 
     state = load_checkpoint(checkpoint_path)
     config = apply_overrides(TrainConfig(), flatten(state["config"]))
+    run_data.check_trained_rule(state, config.data, checkpoint_path)
     # Read-only: a missing prepared set is built in memory, and one of other content is refused.
     data = run_data.get_data(config.data, persist=False, expected_fingerprint=state.get("data_fingerprint"))
     device = select_device(config.run.device) if device is None else torch.device(device)

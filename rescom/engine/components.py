@@ -162,19 +162,34 @@ def mining_sizes(config: TrainConfig, queue: nn.Module | None) -> tuple[int | No
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Learning rate of 0-based `epoch` (fidelity note 7): constant, warmup + multistep, or cosine."""
+    """Learning rate of 0-based `epoch` (fidelity notes 7 and 12): constant, warmup + multistep, or cosine."""
     o = config.optim
     if o.schedule == "constant":
         return o.lr
     if o.schedule == "cosine":
-        # Paper: cosine from lr to 0. Released large-data code: 10 linear warmup epochs, then cosine
-        # down to lr * 1e-5 (cosine_warmup_epochs, cosine_final_ratio; fidelity note 12).
-        warmup = o.cosine_warmup_epochs
-        if epoch < warmup:
-            return o.lr * (epoch + 1) / warmup
-        floor = o.lr * o.cosine_final_ratio
-        return floor + 0.5 * (o.lr - floor) * (1.0 + math.cos(math.pi * (epoch - warmup) / (o.epochs - warmup)))
+        return cosine_learning_rate(o.lr, epoch, o.epochs, o.cosine_warmup_epochs, o.cosine_final_ratio,
+                                    o.schedule_version)
     if epoch < o.warmup_epochs:
         return o.lr * (epoch + 1) / o.warmup_epochs
     passed = sum(1 for milestone in o.milestones if epoch >= milestone)
     return o.lr * o.gamma ** passed
+
+
+def cosine_learning_rate(lr: float, epoch: int, epochs: int, warmup: int, final_ratio: float,
+                         version: int = 2) -> float:
+    """Warmup + cosine of 0-based `epoch` of `epochs` (fidelity note 12).
+
+    The released large-data code counts epochs t = 1..E: lr t / W while t < W, then
+    floor + (lr - floor)(1 + cos(pi (t - W) / (E - W))) / 2 with floor = lr * final_ratio (released:
+    W 10, final_ratio 1e-5; the paper's "cosine to 0": W 0, final_ratio 0). Our epoch e is its t = e + 1,
+    so the peak comes once (e = W - 1; with W 0 the first epoch is already one step down, as in the
+    released loop) and the last epoch sits at the floor. version 1 is the form runs
+    made before issue 20 trained with, one epoch behind (position (e - W) / (E - W), peak held for
+    two epochs, floor never reached); only their checkpoints resume with it.
+    """
+    position = epoch + 1 if version == 2 else epoch  # the released t, or version 1's t - 1
+    warming = epoch + 1 < warmup if version == 2 else epoch < warmup
+    if warming:
+        return lr * (epoch + 1) / warmup  # the same value in both versions
+    floor = lr * final_ratio
+    return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * (position - warmup) / (epochs - warmup)))

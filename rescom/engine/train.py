@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, differing_keys, flatten, resolve_for_data
+from rescom.config import (RESUME_CHANGEABLE, ConfigError, TrainConfig, adopt_legacy_values, differing_keys, flatten,
+                           resolve_for_data)
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.preparation import run_data
 from rescom.engine import distributed
@@ -28,14 +29,11 @@ from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.hardware import device_description
 from rescom.engine.outputs import (RUN_LOG_NAME, confusion_matrix, plot_run_figures, read_run_log, run_log,
                                    write_config, write_history, write_json, write_per_class)
+from rescom.engine.errors import NonFiniteLossError, RunExistsError  # noqa: F401  (raised here, imported from here)
 from rescom.engine.step import make_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console, progress_bar
 from rescom.tracking import NullTracker, Tracker, git_commit
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
 
 
 class Terminated(BaseException):
@@ -43,10 +41,6 @@ class Terminated(BaseException):
 
     A BaseException, so no `except Exception` on the way (MLflow, DataLoader) can swallow it.
     """
-
-
-class RunExistsError(RuntimeError):
-    """A run directory already holds a checkpoint and neither resume nor overwrite was asked for."""
 
 
 @dataclass
@@ -179,11 +173,15 @@ def _initial_state(config: TrainConfig, paths: RunPaths, parts: Components, resu
         return fresh, ""
     checkpoint = load_checkpoint(paths.checkpoint)
     saved = checkpoint["config"]
+    adopted = adopt_legacy_values(config, saved)  # an older run continues its own schedule
+    if adopted:
+        console.log(f"resuming {paths.root} with what its checkpoint was trained with: {', '.join(adopted)}")
     differing = differing_keys(config, saved, allow_change)
     if differing:
         changeable = [k for k in differing if k in RESUME_CHANGEABLE]
         hint = f" (to change them on purpose: --allow-change {' --allow-change '.join(changeable)})" if changeable else ""
         raise ConfigError(f"--resume: the config differs from the checkpoint's at {', '.join(differing)}{hint}")
+    run_data.check_trained_rule(checkpoint, config.data, f"--resume: {paths.checkpoint}")
     trained_on = checkpoint.get("data_fingerprint")
     if trained_on and trained_on != data.meta.get("fingerprint"):
         raise run_data.DataMismatchError(
@@ -271,6 +269,7 @@ def _run_epochs(config: TrainConfig, data: PreparedData, parts: Components, devi
             if main:
                 save_checkpoint({"config": config.to_dict(), "components": parts.state_dict(), "code": code_fingerprint(),
                                  "data_fingerprint": data.meta.get("fingerprint", ""),
+                                 "subsample_rule": run_data.subsample_rule_of(config.data),
                                  "epoch": state["epoch"], "history": state["history"]}, paths.checkpoint)
                 write_json(paths.run_log, run_log(state["mlflow_run_id"], hardware, state["epoch_seconds"]))
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints

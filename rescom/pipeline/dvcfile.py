@@ -7,6 +7,7 @@ or renaming a table does (`rescom pipeline write-dvc`; a test checks the committ
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -15,11 +16,49 @@ import yaml
 from rescom.pipeline.catalogue import Profile, load_profile
 from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
 
-# Code a training run depends on: a change here reruns every training stage.
-TRAIN_CODE = ["rescom/config.py", "rescom/methods.py", "rescom/losses", "rescom/mining.py", "rescom/queue.py",
-              "rescom/models", "rescom/engine", "rescom/data", "rescom/pipeline/catalogue.py"]
-REPORT_CODE = ["rescom/report", "rescom/pipeline/catalogue.py", "rescom/analysis"]
+# The code deps of each stage are what its command runs (pipeline/code_deps.py), not a hand-kept list.
 RUN_FILES = ["checkpoint.pt", "config.yaml", "per_class.csv", "per_class_accuracy.png", "confusion_matrix.png"]
+
+
+def command_entry(cmd: str) -> tuple[str, str]:
+    """(module, function) of the rescom CLI command a stage's cmd runs, found in the Typer app the
+    way the CLI dispatches it: 'rescom pipeline prepare --key x' -> ('rescom.cli.pipeline', 'prepare')."""
+    import inspect
+    import shlex
+
+    from rescom.cli import app
+
+    def origin(function) -> tuple[str, str]:
+        function = inspect.unwrap(function)  # under @expected_errors
+        return function.__module__, function.__name__
+
+    words = shlex.split(cmd)
+    if words[:1] != ["rescom"]:
+        raise ValueError(f"stage command {cmd!r} does not run rescom")
+    group = app
+    for word in words[1:]:
+        if word.startswith("-"):
+            break
+        sub = next((g.typer_instance for g in group.registered_groups if g.name == word), None)
+        if sub is not None:
+            group = sub
+            continue
+        for command in group.registered_commands:
+            if (command.name or command.callback.__name__.replace("_", "-")) == word:
+                return origin(command.callback)
+        break
+    if group.registered_callback is None or group is app:
+        raise ValueError(f"stage command {cmd!r}: no rescom command found")
+    return origin(group.registered_callback.callback)
+
+
+@functools.cache
+def code_deps(cmd: str) -> list[str]:
+    """The rescom source files (or whole packages) a stage's command runs: the CLI's assembly of its
+    app (every command module's top level) and the command's own function, followed through imports."""
+    from rescom.pipeline.code_deps import code_files
+
+    return code_files([("rescom.cli", "app"), command_entry(cmd)])
 
 
 def dvc_path(profile: Profile) -> Path:
@@ -65,7 +104,7 @@ def build_dvc(profile: Profile) -> dict:
         stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
             **where,
             "cmd": "rescom data download ${item.name} --root data/raw/${item.name}",
-            "deps": ["rescom/cli/data.py"],
+            "deps": [],
             "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
         }}
     stages |= {
@@ -73,7 +112,7 @@ def build_dvc(profile: Profile) -> dict:
             **where,
             "cmd": f"rescom pipeline prepare --params {params_file} --key ${{key}}",
             # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
-            "deps": ["rescom/data", "rescom/pipeline/catalogue.py", *(f"data/raw/{n}/{a}" for n, a in archives)],
+            "deps": [f"data/raw/{n}/{a}" for n, a in archives],
             "params": [{params_file: ["datasets.${key}"]}],
             "outs": [{f"data/prepared/{name}/${{key}}": {"cache": False}}],
         }},
@@ -91,7 +130,7 @@ def build_dvc(profile: Profile) -> dict:
             "matrix": {axis: f"${{{table}.axes.{axis}}}" for axis in axes},
             **where,
             "cmd": f"rescom pipeline train --params {params_file} --table {table} {items}",
-            "deps": [data_dep, *TRAIN_CODE],
+            "deps": [data_dep],
             "params": [{params_file: table_params}],
             "outs": [{f"{run_dir}/{f}": {"cache": False, **({"persist": True} if f == "checkpoint.pt" else {})}}
                      for f in RUN_FILES],
@@ -104,7 +143,7 @@ def build_dvc(profile: Profile) -> dict:
         stages[f"analysis_{analysis}"] = {
             **where,
             "cmd": f"rescom pipeline analysis {analysis} --params {params_file}",
-            "deps": [*(f"runs/{name}/{run}/checkpoint.pt" for run in runs), *REPORT_CODE],
+            "deps": [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
             "params": [{params_file: [f"analysis.{analysis}"]}],
             # A wall-clock analysis declares no output: its times differ every run and would dirty dvc.lock.
             **({} if analysis in WALL_CLOCK_ANALYSES else
@@ -113,12 +152,20 @@ def build_dvc(profile: Profile) -> dict:
     stages["report"] = {
         **where,
         "cmd": f"rescom report --params {params_file}",
-        "deps": [f"runs/{name}", *REPORT_CODE,
-                 *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
+        "deps": [f"runs/{name}", *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
         "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", "claims", *profile.tables())]]}],
         "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}}],
     }
+    for stage in stages.values():  # each stage's code: what its command runs, derived, never listed by hand
+        body = stage.get("do", stage)
+        body["deps"] = [*body["deps"], *code_deps(_command_words(body["cmd"]))]
     return {"stages": stages}
+
+
+def _command_words(cmd: str) -> str:
+    """'rescom pipeline train --params p --table t' -> 'rescom pipeline train' (the part naming the command)."""
+    words = cmd.split()
+    return " ".join(words[:next((i for i, w in enumerate(words) if w.startswith("-") or "$" in w), len(words))])
 
 
 def render(profile: Profile) -> str:

@@ -29,33 +29,22 @@ def exponential_counts(num_classes: int, max_count: int, imbalance_factor: float
     return counts
 
 
-SUBSAMPLE_RULES = ("ldam", "permutation")
-# Sources whose published long-tailed split is LDAM's (LDAM-DRW, PaCo and ResCom share it).
-LDAM_SOURCES = ("cifar10", "cifar100")
+# The one subsampling rule of every source: LDAM-DRW's split, which the released code and PaCo share
+# (docs/design.md, "Long-tailed subsets: one rule"). Prepared sets and checkpoints record it; the rule once used
+# for the other sources ("permutation": one `default_rng` permutation per class) is refused.
+SUBSAMPLE_RULE = "ldam"
 
 
-def default_rule(source: str) -> str:
-    """The subsampling rule of a source: LDAM's for CIFAR (the split papers compare on), else permutation."""
-    return "ldam" if source in LDAM_SOURCES else "permutation"
-
-
-def longtail_indices(
-    labels: np.ndarray, counts: list[int], seed: int, rule: str = "permutation"
-) -> np.ndarray:
-    """Indices of a long-tailed subset: the first counts[c] indices of class c after a seeded shuffle.
+def longtail_indices(labels: np.ndarray, counts: list[int], seed: int) -> np.ndarray:
+    """Indices of a subset: the first counts[c] indices of class c after LDAM's seeded shuffle.
 
     labels: int array [N]; counts: [K]. Returns sorted int64 indices into labels.
-    rule "ldam": the released code's and LDAM-DRW's split, `np.random.seed(seed)` once, then for each
-    class in label order `np.random.shuffle` of its indices (a private RandomState draws the same
-    numbers without touching NumPy's global generator). rule "permutation": `default_rng(seed)`,
-    one permutation per class: the same counts, other images (kept for the Fashion-MNIST profiles
-    whose committed reports were made with it).
+    The released code's and LDAM-DRW's split: `np.random.seed(seed)` once, then for each class in
+    label order `np.random.shuffle` of its indices (a private RandomState draws the same numbers
+    without touching NumPy's global generator).
     """
-    if rule not in SUBSAMPLE_RULES:
-        raise ValueError(f"subsampling rule must be one of {', '.join(SUBSAMPLE_RULES)}, got {rule!r}")
     labels = np.asarray(labels)
-    legacy = np.random.RandomState(seed) if rule == "ldam" else None
-    rng = np.random.default_rng(seed) if rule == "permutation" else None
+    legacy = np.random.RandomState(seed)
     keep = []
     for c, n_c in enumerate(counts):
         idx = np.flatnonzero(labels == c)
@@ -63,9 +52,6 @@ def longtail_indices(
             raise ValueError(f"class {c} has {len(idx)} images, {n_c} requested")
         if n_c < 1:
             raise ValueError(f"class {c} would be empty")
-        if legacy is not None:
-            legacy.shuffle(idx)  # in place, as np.random.shuffle in the released code
-            keep.append(idx[:n_c])
-        else:
-            keep.append(rng.permutation(idx)[:n_c])
+        legacy.shuffle(idx)  # in place, as np.random.shuffle in the released code
+        keep.append(idx[:n_c])
     return np.sort(np.concatenate(keep)).astype(np.int64)

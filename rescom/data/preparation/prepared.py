@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescom.data.preparation.longtail import default_rule, exponential_counts, longtail_indices
+from rescom.data.preparation.longtail import SUBSAMPLE_RULE, exponential_counts, longtail_indices
 from rescom.data.sources.base import BadFileError, RawDataset, Split
 
 FILES = ("train.npz", "test.npz", "meta.json")
@@ -64,12 +64,8 @@ def _write_meta(path: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int,
-                   rule: str | None = None):
-    """(train split, max_count used) after exponential subsampling; unchanged when IF is None.
-
-    rule: longtail_indices' rule; None = the source's default (LDAM's split for CIFAR).
-    """
+def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: int | None, seed: int):
+    """(train split, max_count used) after exponential subsampling (LDAM's rule); unchanged when IF is None."""
     if imbalance_factor is None:
         if max_count is not None:
             raise ValueError("max_count applies only with an imbalance_factor; set imbalance_factor or drop max_count")
@@ -78,8 +74,7 @@ def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: i
     if max_count is None:
         max_count = int(raw_counts.min())
     counts = exponential_counts(len(raw.classes), int(max_count), float(imbalance_factor))
-    rule = rule or default_rule(raw.name)
-    return raw.train.subset(longtail_indices(raw.train.labels, counts, seed, rule)), int(max_count)
+    return raw.train.subset(longtail_indices(raw.train.labels, counts, seed)), int(max_count)
 
 
 def prepare(
@@ -127,7 +122,8 @@ def build(raw: RawDataset, *, imbalance_factor: float | None, max_count: int | N
         "imbalance_factor": None if imbalance_factor is None else float(imbalance_factor),
         "max_count": used_max,
         "seed": int(seed),
-        "subsample_rule": None if imbalance_factor is None else default_rule(raw.name),
+        "subsample_rule": None if imbalance_factor is None else SUBSAMPLE_RULE,
+        "test_subsample_rule": None if test_per_class is None else SUBSAMPLE_RULE,
         "class_counts": class_counts,
         "num_train": len(train),
         "num_test": len(test),
@@ -200,6 +196,27 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
+class OldSubsampleRuleError(BadFileError):
+    """A prepared set drawn with a subsampling rule rescom no longer uses."""
+
+
+def check_subsample_rule(out_dir: Path, meta: dict) -> None:
+    """Refuse a set whose long tail or test cap was drawn with another rule than SUBSAMPLE_RULE.
+
+    Sets made before the one rule record the train rule ("permutation" for every source but CIFAR)
+    and no test rule (their test cap was a permutation for every source).
+    """
+    old = []
+    if meta.get("imbalance_factor") is not None and meta.get("subsample_rule") != SUBSAMPLE_RULE:
+        old.append(f"its long tail with the {meta.get('subsample_rule') or 'unrecorded'!r} rule")
+    if meta.get("test_per_class") is not None and meta.get("test_subsample_rule") != SUBSAMPLE_RULE:
+        old.append(f"its test cap with the {meta.get('test_subsample_rule') or 'permutation'!r} rule")
+    if old:
+        raise OldSubsampleRuleError(
+            f"prepared data {out_dir} was drawn ({' and '.join(old)}) before rescom used one rule, LDAM's, for "
+            "every source; prepare it again (`rescom prepare`, or the profile's prepare stage with dvc repro)")
+
+
 def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
     """Read what `prepare` wrote. verify=True recomputes the fingerprint and rejects a mismatch."""
     out_dir = Path(out_dir)
@@ -210,6 +227,7 @@ def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
     missing = [k for k in ("dataset", "classes", "channels", "class_counts", "fingerprint") if k not in meta]
     if missing:
         raise BadFileError(f"{out_dir / 'meta.json'} lacks keys {missing}")
+    check_subsample_rule(out_dir, meta)
     train = _read_split(out_dir / "train.npz")
     test = _read_split(out_dir / "test.npz")
     if verify and fingerprint(train, test) != meta["fingerprint"]:

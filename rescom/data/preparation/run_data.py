@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rescom.config import ConfigError, DataConfig
-from rescom.data.preparation.longtail import default_rule
+from rescom.config import ConfigError, DataConfig, flatten
+from rescom.data.preparation.longtail import SUBSAMPLE_RULE
 from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.preparation.prepared import PreparedData, build, load_prepared, longtail_train, write
+from rescom.data.preparation.prepared import (OldSubsampleRuleError, PreparedData, build, load_prepared, longtail_train,
+                                              write)
 from rescom.data.sources.base import BadFileError
 from rescom.data.sources import SOURCES, load_source
 from rescom.engine import distributed
@@ -61,9 +62,40 @@ def data_request(cfg: DataConfig) -> dict:
         "imbalance_factor": float(cfg.imbalance) if longtail and cfg.imbalance is not None else None,
         "max_count": cfg.max_count if longtail else None,
         "seed": int(cfg.subsample_seed),
-        "subsample_rule": default_rule(source) if longtail else None,
+        "subsample_rule": SUBSAMPLE_RULE if longtail else None,
         "test_per_class": cfg.test_per_class,
+        "image_size": folder_image_size(cfg),
     }
+
+
+def subsample_rule_of(cfg: DataConfig) -> str | None:
+    """The rule that draws this config's subsets (long tail, test cap); None when nothing is drawn."""
+    _, longtail = parse_dataset(cfg.dataset)
+    drawn = (longtail and cfg.imbalance is not None) or cfg.test_per_class is not None
+    return SUBSAMPLE_RULE if drawn else None
+
+
+def checkpoint_subsample_rule(checkpoint: dict) -> str | None:
+    """The rule a checkpoint's training set was drawn with. Checkpoints from before the one rule do not
+    record it: that code drew CIFAR's long tail with LDAM's rule and every other subset (other
+    sources' long tails, any test cap) with a `default_rng` permutation."""
+    if "subsample_rule" in checkpoint:
+        return checkpoint["subsample_rule"]
+    data = flatten(checkpoint["config"]).get
+    source, longtail = parse_dataset(data("data.dataset"))
+    longtail = longtail and data("data.imbalance") is not None
+    if data("data.test_per_class") is not None or (longtail and source not in ("cifar10", "cifar100")):
+        return "permutation"
+    return SUBSAMPLE_RULE if longtail else None
+
+
+def check_trained_rule(checkpoint: dict, cfg: DataConfig, path) -> None:
+    """Refuse a checkpoint whose training set was drawn with another rule than this config's sets are:
+    its data can no longer be prepared, so it can be neither continued nor evaluated on its own data."""
+    rule = checkpoint_subsample_rule(checkpoint)
+    if rule != subsample_rule_of(cfg):
+        raise DataMismatchError(f"{path} was trained on a subset drawn with the {rule!r} rule, which rescom no longer "
+                                "uses (one rule now, LDAM's, for every source); train the run afresh (--overwrite)")
 
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
@@ -74,13 +106,14 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
 def _build(cfg: DataConfig, request: dict, check_counts, persist: bool) -> PreparedData:
     source, longtail = parse_dataset(cfg.dataset)
     console.log(f"preparing {cfg.dataset} from its raw files ({cfg.root or 'default location'})")
-    raw = load_source(source, cfg.root)
+    raw = load_source(source, cfg.root, image_size=folder_image_size(cfg))
     factor, cap = (cfg.imbalance, cfg.max_count) if longtail else (None, None)
     if check_counts is not None:
         train, _ = longtail_train(raw, factor, cap, cfg.subsample_seed)
         check_counts(np.bincount(train.labels, minlength=len(raw.classes)).tolist())
     data = build(raw, imbalance_factor=factor, max_count=cap, seed=cfg.subsample_seed,
                  test_per_class=cfg.test_per_class, request=request)
+    check_one_size(data, cfg)  # before anything is written
     if persist:
         write(data, prepared_dir(cfg))
         console.log(f"prepared {prepared_dir(cfg)}: {sum(data.class_counts)} training, {len(data.test)} test images")
@@ -101,10 +134,13 @@ def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None
         # An explicit prepared set is used as it is (a DVC prepare stage's output, a synthetic set,
         # one made elsewhere): no raw source is needed, and a checkpoint's fingerprint still guards it.
         data = _explicit(directory)
+        check_one_size(data, cfg)
     else:
         request = data_request(cfg)  # also checks that the source (and a given root) exists
         data = _cached(directory, request)
-        if data is None:
+        if data is not None:
+            check_one_size(data, cfg)
+        else:
             data = _build(cfg, request, check_counts, persist)
             check_counts = None  # _build checked them before writing anything
     if check_counts is not None:
@@ -132,6 +168,8 @@ def _cached(directory: Path, request: dict) -> PreparedData | None:
         return None
     try:
         data = load_prepared(directory)
+    except OldSubsampleRuleError:
+        raise  # refused, not silently replaced: runs trained on it would no longer match their data
     except (BadFileError, FileNotFoundError) as err:
         console.log(f"prepared data {directory} is unreadable ({err}); preparing it again")
         return None
@@ -142,6 +180,52 @@ def _cached(directory: Path, request: dict) -> PreparedData | None:
                     "preparing it again")
         return None
     return data
+
+
+# The side a recipe trains on as given (its crop, and no resize at evaluation); the other recipes
+# take any size (large: random resized crops of 224) or one size as stored (none).
+RECIPE_SIDE = {"cifar": 32, "fashion-mnist": 28, "fashion-mnist-basic": 28}
+ANY_SIZE_RECIPES = ("large", "large-inat")
+
+
+def folder_image_size(cfg: DataConfig) -> int | None:
+    """The side N of the N x N images the folder source is brought to at preparation; None: as stored.
+
+    data.image_size auto chooses the recipe's side (cifar 32, fashion-mnist 28) and keeps the images
+    as stored for large (any size) and none (one size needed, checked by check_one_size). Other
+    sources have fixed sizes: there the key must stay auto.
+    """
+    source, _ = parse_dataset(cfg.dataset)
+    if source != "folder":
+        if cfg.image_size != "auto":
+            raise ConfigError(f"data.image_size: applies to the folder source only ({source} images come at one size)")
+        return None
+    recipe = recipe_for(cfg)
+    side = RECIPE_SIDE.get(recipe)
+    if cfg.image_size == "auto":
+        return side
+    if side is not None and cfg.image_size != side:
+        raise ConfigError(f"data.image_size: recipe {recipe} trains on {side} x {side} images (its crop, no resize at "
+                          f"evaluation); set data.image_size={side} or auto, got {cfg.image_size}")
+    return cfg.image_size
+
+
+def check_one_size(data: PreparedData, cfg: DataConfig) -> None:
+    """Refuse, before training, a set whose images differ in size when the recipe needs one size."""
+    recipe = recipe_for(cfg)
+    if recipe in ANY_SIZE_RECIPES:
+        return
+    paths = [*(data.train.paths or []), *(data.test.paths or [])]
+    if not paths:  # in-memory splits: one array, one size
+        return
+    from rescom.data.sources.folder import image_sizes
+
+    sizes = sorted(image_sizes(paths))
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes[:6]) + (", ..." if len(sizes) > 6 else "")
+        raise ConfigError(f"data.image_size: the images come in {len(sizes)} sizes (W x H: {shown}) and recipe "
+                          f"{recipe} needs one; set data.image_size=<side> (e.g. 32) to bring a folder's images to "
+                          "it when preparing, or data.recipe=large")
 
 
 def recipe_for(cfg: DataConfig) -> str:

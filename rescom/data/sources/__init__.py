@@ -34,6 +34,7 @@ def load_source(
     download: bool = False,
     train_list: str | Path | None = None,
     test_list: str | Path | None = None,
+    image_size: int | None = None,
 ) -> RawDataset:
     """Read dataset `name` from `root`.
 
@@ -42,7 +43,7 @@ def load_source(
         archive with a short network timeout.
     fashion-mnist: the four official gzip IDX files in root, else Debian's
         /usr/share/datasets/fashion-mnist.
-    folder: root/train/<class>/* and root/test/<class>/*.
+    folder: root/train/<class>/* and root/test/<class>/*; image_size N brings every image to N x N.
     imagenet-lt / places-lt / inat2018: txt split lists (`relative/path label` per line), images
         under root; train_list / test_list override the standard list names (absolute, or
         relative to root).
@@ -63,7 +64,7 @@ def load_source(
     if name == "folder":
         from rescom.data.sources.folder import load_folder
 
-        return load_folder(root)
+        return load_folder(root, image_size)
     if name in ("imagenet-lt", "places-lt", "inat2018"):
         from rescom.data.sources.lists import load_split_lists
 

@@ -2,7 +2,9 @@
 
 Classes are the train sub-folder names sorted by name (label = position). Images are loaded into
 memory as uint8 [N,H,W,C] when they all share one size and fit IN_MEMORY_LIMIT_BYTES; otherwise
-the split keeps absolute paths and images are decoded on access.
+the split keeps absolute paths and images are decoded on access. With image_size N every image is
+brought to N x N when read (shorter side to N, then the centre N x N: no stretching), so a folder
+of mixed sizes becomes one in-memory array (config data.image_size).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from rescom.data.sources.base import DataUnavailableError, RawDataset, Split, unreadable_image
 
@@ -70,9 +72,30 @@ def _decode(path: str, mode: str) -> Image.Image:
         raise unreadable_image(path, err) from None
 
 
-def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple[int, int]]) -> Split:
+def image_sizes(paths: list[str]) -> set[tuple[int, int]]:
+    """The distinct sizes (W, H) of the images at paths (headers only)."""
+    return _headers(paths)[0]
+
+
+def _fitted(path: str, mode: str, side: int) -> np.ndarray:
+    """The image in mode, its shorter side scaled to `side` (bicubic, antialiased) and centre-cropped
+    to side x side: uint8 [side, side, C]."""
+    image = ImageOps.fit(_decode(path, mode), (side, side), method=Image.Resampling.BICUBIC)
+    return np.asarray(image).reshape(side, side, 1 if mode == "L" else 3)
+
+
+def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple[int, int]],
+                image_size: int | None = None) -> Split:
     labels_arr = np.asarray(labels, dtype=np.int64)
     channels = 1 if mode == "L" else 3
+    if image_size is not None:
+        if len(paths) * image_size * image_size * channels > IN_MEMORY_LIMIT_BYTES:
+            raise ValueError(f"data.image_size: {len(paths)} images of {image_size} x {image_size} exceed the "
+                             f"{IN_MEMORY_LIMIT_BYTES // 1024**3} GiB held in memory; choose a smaller side")
+        images = np.empty((len(paths), image_size, image_size, channels), dtype=np.uint8)
+        for i, p in enumerate(paths):
+            images[i] = _fitted(p, mode, image_size)
+        return Split(labels=labels_arr, images=images)
     if len(sizes) == 1:
         (w, h), = sizes
         if len(paths) * h * w * channels <= IN_MEMORY_LIMIT_BYTES:
@@ -83,8 +106,11 @@ def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple
     return Split(labels=labels_arr, paths=paths)
 
 
-def load_folder(root: str | Path | None) -> RawDataset:
-    """Read root/train/<class>/* and root/test/<class>/*; RGB unless every image is mode 'L'."""
+def load_folder(root: str | Path | None, image_size: int | None = None) -> RawDataset:
+    """Read root/train/<class>/* and root/test/<class>/*; RGB unless every image is mode 'L'.
+
+    image_size N: every image brought to N x N (see the module docstring); None keeps them as stored.
+    """
     if root is None:
         raise DataUnavailableError("the folder source needs root=<dir with train/<class>/* and test/<class>/*>")
     root = Path(root).expanduser().resolve()
@@ -98,6 +124,6 @@ def load_folder(root: str | Path | None) -> RawDataset:
         name=root.name,
         classes=classes,
         channels=1 if mode == "L" else 3,
-        train=_make_split(train_paths, train_labels, mode, train_sizes),
-        test=_make_split(test_paths, test_labels, mode, test_sizes),
+        train=_make_split(train_paths, train_labels, mode, train_sizes, image_size),
+        test=_make_split(test_paths, test_labels, mode, test_sizes, image_size),
     )
