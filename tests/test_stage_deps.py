@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from rescom.pipeline.catalogue import load_profile
 from rescom.pipeline.code_deps import code_files
 from rescom.pipeline.dvcfile import code_deps, command_entry
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINING = {"main", "queue_type", "beta", "spm", "siambs"}  # the smoke profile's tables
+TRAINING = set(load_profile(REPO / "pipelines/smoke/params.yaml").tables())  # the smoke profile's training tables
 ANALYSES = {"analysis_simulate_pairs", "analysis_gradients", "analysis_similarity", "analysis_inference_cost"}
 
 
