@@ -48,6 +48,7 @@ __all__ = [
     "sample_released_params",
     "released_slot_ops",
     "apply_released_ops",
+    "apply_released_slots",
     "apply_released_autoaugment",
 ]
 
@@ -303,10 +304,18 @@ def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL) -
     return out
 
 
-def apply_released_autoaugment(x: Tensor, params: dict[str, Tensor], fill: int = FILL) -> Tensor:
-    """The drawn sub-policy (see sample_released_params) on x uint8 [B,C,H,W]: its two ops in order."""
-    op, value = released_slot_ops(params)
+def apply_released_slots(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL) -> Tensor:
+    """The two op slots (op, value [B,2] from released_slot_ops) on x uint8 [B,C,H,W], in order.
+
+    A pure function of its tensors (the tables are read when drawing, not here), so it is what the
+    recipe compiles and captures as a graph.
+    """
     for slot in range(2):
         x = apply_released_ops(x, op[:, slot], value[:, slot], fill)
     return x
+
+
+def apply_released_autoaugment(x: Tensor, params: dict[str, Tensor], fill: int = FILL) -> Tensor:
+    """The drawn sub-policies (see sample_released_params) on x uint8 [B,C,H,W]."""
+    return apply_released_slots(x, *released_slot_ops(params), fill)
 
