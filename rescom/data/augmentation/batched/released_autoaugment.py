@@ -6,9 +6,9 @@ table), and each op reproduces what Pillow computes for it, per image:
 
   * shear: Pillow's affine transform with BICUBIC resampling (libImaging/Geometry.c): the source
     point of output pixel (x, y) is A (x + 0.5, y + 0.5); a point outside the image takes the fill;
-    otherwise 4 x 4 taps around (xin - 0.5, yin - 0.5), indices clamped to the border, a cubic of
-    a = -1 (Pillow's transform kernel; its resize uses a = -0.5) along x then along y, in float64,
-    clamped to [0, 255] and truncated;
+    otherwise taps around (xin - 0.5, yin - 0.5), indices clamped to the border, a cubic of a = -1
+    (Pillow's transform kernel; its resize uses a = -0.5), in float64, clamped to [0, 255] and
+    truncated;
   * translate: Pillow's nearest "scale" path, source index floor(x + 0.5 + t) for a shift t of a
     fraction of the side (not rounded to whole pixels);
   * rotate: Pillow's nearest affine in 16.16 fixed point, about the centre, +m degrees only;
@@ -168,31 +168,47 @@ def _nearest(x: Tensor, op: Tensor, coeffs: Tensor, fill: int) -> Tensor:
 
 
 def _cubic(v1: Tensor, v2: Tensor, v3: Tensor, v4: Tensor, d: Tensor) -> Tensor:
-    """Pillow's BICUBIC macro (a = -1), in its own order of operations."""
-    p2 = -v1 + v3
-    p3 = 2 * (v1 - v2) + v3 - v4
-    p4 = -v1 + v2 - v3 + v4
-    return v2 + d * (p2 + d * (p3 + d * p4))
+    """Pillow's BICUBIC macro (a = -1): v2 + d (p2 + d (p3 + d p4)), the polynomial in float64.
+
+    The taps are integers, so p2, p3, p4 are exact in any order and are formed in int16 (cheaper
+    than float64); only the polynomial in d rounds, and it keeps Pillow's order of operations.
+    """
+    p2 = (v3 - v1).double()
+    p3 = (2 * (v1 - v2) + v3 - v4).double()
+    p4 = (v2 - v1 - v3 + v4).double()
+    return v2.double() + d * (p2 + d * (p3 + d * p4))
 
 
-def _bicubic(x: Tensor, coeffs: Tensor, fill: int) -> Tensor:
-    """Pillow's affine transform with BICUBIC resampling (ImagingGenericTransform + bicubic_filter)."""
+def _bicubic_shear(x: Tensor, op: Tensor, coeffs: Tensor, fill: int) -> Tensor:
+    """Pillow's affine transform with BICUBIC resampling (ImagingGenericTransform + bicubic_filter),
+    for the shears: ShearY where op is shearY, ShearX elsewhere.
+
+    Pillow takes 4 x 4 taps: a cubic along x in each of 4 rows, then one along y. A shear moves
+    pixels along one axis only, so the source point's fraction across it is exactly 0 and Pillow's
+    second cubic returns its second input unchanged (v2 + 0 * (...)); the 4 taps along the shear's
+    axis give the same value bit for bit, at a quarter of the reads.
+    """
     b, c, h, w = x.shape
     px, py = _pixel_grid(h, w, x.device)
     a = coeffs.view(b, 6, 1, 1).unbind(1)
-    xin = a[0] * (px + 0.5) + a[1] * (py + 0.5) + a[2]  # [B,H,W]
+    xin = a[0] * (px + 0.5) + a[1] * (py + 0.5) + a[2]  # [B,H,W], Pillow's affine_transform
     yin = a[3] * (px + 0.5) + a[4] * (py + 0.5) + a[5]
     inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
-    xs, ys = xin - 0.5, yin - 0.5
-    x0, y0 = torch.floor(xs), torch.floor(ys)
-    dx, dy = (xs - x0).unsqueeze(1), (ys - y0).unsqueeze(1)  # [B,1,H,W]
-    cols = [(x0.long() + k).clamp(0, w - 1) for k in (-1, 0, 1, 2)]
-    rows = [(y0.long() + k).clamp(0, h - 1) for k in (-1, 0, 1, 2)]
-    xf = x.double()
-    across = [_cubic(*(_gather_pixels(xf, r, col) for col in cols), dx) for r in rows]
-    value = _cubic(*across, dy).clamp(0.0, 255.0).trunc()
-    out = value.to(x.dtype)
-    return torch.where(inside.unsqueeze(1), out, torch.full_like(out, fill))
+    along_y = (op == OP_INDEX["shearY"]).view(b, 1, 1)
+    source = torch.where(along_y, yin, xin) - 0.5
+    start = torch.floor(source)
+    fraction = (source - start).unsqueeze(1)  # [B,1,H,W]
+    last = torch.where(along_y, h - 1, w - 1)
+    row, col = py.long(), px.long()
+    flat = x.reshape(b, c, h * w)
+    taps = []
+    for k in (-1, 0, 1, 2):
+        t = torch.minimum((start.long() + k).clamp(min=0), last)  # XCLIP / YCLIP
+        index = torch.where(along_y, t * w + col, row * w + t).view(b, 1, h * w).expand(b, c, h * w)
+        taps.append(flat.gather(2, index).view(b, c, h, w).to(torch.int16))
+    # clamped to [0, 255], then truncated by the conversion (Pillow: (UINT8) v)
+    value = _cubic(*taps, fraction).clamp(0.0, 255.0).to(x.dtype)
+    return torch.where(inside.unsqueeze(1), value, torch.full_like(value, fill))
 
 
 # --------------------------------------------------------------------------------- colour
@@ -211,7 +227,7 @@ def _pil_grey(x: Tensor) -> Tensor:
     """convert('L') of uint8 [B,C,H,W]: L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16; C = 1 as is."""
     if x.shape[1] == 1:
         return x
-    r, g, b = x.long().unbind(dim=1)
+    r, g, b = x.int().unbind(dim=1)  # at most 255 * 65536 + 0x8000: int32 suffices
     return torch.div(19595 * r + 38470 * g + 7471 * b + 0x8000, 65536, rounding_mode="floor").to(torch.uint8).unsqueeze(1)
 
 
@@ -298,7 +314,7 @@ def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL) -
     sheared = (sel("shearX") | sel("shearY")).unsqueeze(-1)
     moved = (sel("translateX") | sel("translateY") | sel("rotate")).unsqueeze(-1)
     out = torch.where(moved, _nearest(x, op, coeffs, fill), out)
-    out = torch.where(sheared, _bicubic(x, coeffs, fill), out)
+    out = torch.where(sheared, _bicubic_shear(x, op, coeffs, fill), out)
     out = torch.where(sel("color").unsqueeze(-1), _color(x, value), out)
     out = torch.where(sel("sharpness").unsqueeze(-1), _sharpness(x, value), out)
     return out
