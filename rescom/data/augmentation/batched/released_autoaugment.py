@@ -58,6 +58,11 @@ RELEASED_OPS: tuple[str, ...] = (
     "posterize", "solarize", "autocontrast", "equalize", "invert",
 )
 OP_INDEX = {name: i for i, name in enumerate(RELEASED_OPS)}
+# The ops each slot of the 25 sub-policies can hold: the shears and rotate occur in the first slot
+# only, so the second slot's application skips the bicubic (a static fact of the table, not a
+# data-dependent branch: the graph keeps its fixed shape).
+SLOT_OPS: tuple[frozenset[str], frozenset[str]] = tuple(
+    frozenset({"identity"} | {sub[slot][0] for sub in POLICY}) for slot in range(2))
 # ops whose magnitude takes the drawn sign (the port's random_sign() calls); rotate turns by +m only
 SIGNED = ("shearX", "shearY", "translateX", "translateY", "color", "contrast", "sharpness", "brightness")
 
@@ -287,36 +292,43 @@ def _autocontrast_lut(x: Tensor) -> Tensor:
     return torch.where(flat, levels, lut).to(torch.uint8)
 
 
-def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL) -> Tensor:
+def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL,
+                       present: frozenset[str] = frozenset(RELEASED_OPS)) -> Tensor:
     """Apply op[b] (index into RELEASED_OPS) with signed magnitude value[b] to image b of x uint8 [B,C,H,W].
 
     value [B] float64 is what the port's op receives times its sign (shear factor, translate fraction
-    of the side, rotate degrees, enhance m, posterize bits, solarize threshold).
+    of the side, rotate degrees, enhance m, posterize bits, solarize threshold). `present` names the
+    ops op may hold; the kernels of the others are not run (an op outside it would be left as identity).
     """
     ops.check_image_batch(x)
     if op.shape != (x.shape[0],) or value.shape != (x.shape[0],):
         raise ValueError(f"op and value must be [B]=[{x.shape[0]}], got {tuple(op.shape)}, {tuple(value.shape)}")
     b, _, h, w = x.shape
     value = value.double()
-    sel = lambda name: (op == OP_INDEX[name]).view(-1, 1, 1)  # noqa: E731  [B,1,1]
+    sel = lambda *names: functools.reduce(  # noqa: E731  [B,1,1]
+        torch.logical_or, [(op == OP_INDEX[name]).view(-1, 1, 1) for name in names])
+    has = lambda *names: not present.isdisjoint(names)  # noqa: E731
 
     lut = ops.identity_lut(x)
-    lut = torch.where(sel("brightness"), _brightness_lut(x, value), lut)
-    lut = torch.where(sel("contrast"), _contrast_lut(x, value), lut)
-    lut = torch.where(sel("posterize"), ops.posterize_lut(x, value), lut)
-    lut = torch.where(sel("solarize"), _solarize_lut(x, value), lut)
-    lut = torch.where(sel("autocontrast"), _autocontrast_lut(x), lut)
-    lut = torch.where(sel("equalize"), ops.equalize_lut(x), lut)
-    lut = torch.where(sel("invert"), ops.invert_lut(x), lut)
+    for name, table in (("brightness", lambda: _brightness_lut(x, value)), ("contrast", lambda: _contrast_lut(x, value)),
+                        ("posterize", lambda: ops.posterize_lut(x, value)), ("solarize", lambda: _solarize_lut(x, value)),
+                        ("autocontrast", lambda: _autocontrast_lut(x)), ("equalize", lambda: ops.equalize_lut(x)),
+                        ("invert", lambda: ops.invert_lut(x))):
+        if has(name):
+            lut = torch.where(sel(name), table(), lut)
     out = ops.apply_lut(x, lut)
 
     coeffs = _pil_affine(op, value, h, w)
-    sheared = (sel("shearX") | sel("shearY")).unsqueeze(-1)
-    moved = (sel("translateX") | sel("translateY") | sel("rotate")).unsqueeze(-1)
-    out = torch.where(moved, _nearest(x, op, coeffs, fill), out)
-    out = torch.where(sheared, _bicubic_shear(x, op, coeffs, fill), out)
-    out = torch.where(sel("color").unsqueeze(-1), _color(x, value), out)
-    out = torch.where(sel("sharpness").unsqueeze(-1), _sharpness(x, value), out)
+    nearest_ops = [name for name in ("translateX", "translateY", "rotate") if has(name)]
+    if nearest_ops:
+        out = torch.where(sel(*nearest_ops).unsqueeze(-1), _nearest(x, op, coeffs, fill), out)
+    shear_ops = [name for name in ("shearX", "shearY") if has(name)]
+    if shear_ops:
+        out = torch.where(sel(*shear_ops).unsqueeze(-1), _bicubic_shear(x, op, coeffs, fill), out)
+    if has("color"):
+        out = torch.where(sel("color").unsqueeze(-1), _color(x, value), out)
+    if has("sharpness"):
+        out = torch.where(sel("sharpness").unsqueeze(-1), _sharpness(x, value), out)
     return out
 
 
@@ -327,7 +339,7 @@ def apply_released_slots(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL)
     recipe compiles and captures as a graph.
     """
     for slot in range(2):
-        x = apply_released_ops(x, op[:, slot], value[:, slot], fill)
+        x = apply_released_ops(x, op[:, slot], value[:, slot], fill, present=SLOT_OPS[slot])
     return x
 
 
