@@ -209,6 +209,7 @@ def format_epoch(result: dict) -> str:
     """The bench_epoch result as a few labelled lines."""
     e = result["epoch_s"]
     ratio = result["released_over_torchvision"]
+    by_policy = ", ".join(f"{policy} {seconds:.3f} s" for policy, seconds in sorted(result["augment_by_policy_s"].items()))
     launch_lines = [f"  {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                     for mode, counts in result["launches"].items()]
     return "\n".join([
@@ -219,8 +220,7 @@ def format_epoch(result: dict) -> str:
         f"epoch (augment + step + loop): {e:.3f} s  (timed epochs: {', '.join(f'{t:.3f}' for t in result['epoch_times_s'])})",
         f"  augmentation alone: {result['augment_s']:.3f} s ({100 * result['augment_s'] / e:.0f}% of the epoch)",
         f"  steps alone:        {result['step_s']:.3f} s ({100 * result['step_s'] / e:.0f}% of the epoch)",
-        f"autoaugment {result['autoaugment']} (trained); an epoch's augmentation: "
-        + ", ".join(f"{policy} {seconds:.3f} s" for policy, seconds in sorted(result["augment_by_policy_s"].items())),
+        f"autoaugment {result['autoaugment']} (trained); an epoch's augmentation: " + by_policy,
         f"released / torchvision: augmentation {ratio['augmentation']:.2f}x, epoch {ratio['epoch']:.2f}x",
         f"evaluation ({result['test_images']} test images): {result['eval_s']:.3f} s, every {result['eval_every']} epochs",
         f"per epoch incl. evaluation: {result['per_epoch_s']:.3f} s; projected {PAPER_EPOCHS} epochs: "

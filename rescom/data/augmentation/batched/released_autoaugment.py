@@ -233,7 +233,8 @@ def _pil_grey(x: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x
     r, g, b = x.int().unbind(dim=1)  # at most 255 * 65536 + 0x8000: int32 suffices
-    return torch.div(19595 * r + 38470 * g + 7471 * b + 0x8000, 65536, rounding_mode="floor").to(torch.uint8).unsqueeze(1)
+    grey = torch.div(19595 * r + 38470 * g + 7471 * b + 0x8000, 65536, rounding_mode="floor")
+    return grey.to(torch.uint8).unsqueeze(1)
 
 
 def _levels(x: Tensor) -> Tensor:
@@ -309,11 +310,13 @@ def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL,
         torch.logical_or, [(op == OP_INDEX[name]).view(-1, 1, 1) for name in names])
     has = lambda *names: not present.isdisjoint(names)  # noqa: E731
 
+    tables = {  # the point-wise ops: one 256-entry table per sample (and channel), one gather for all
+        "brightness": lambda: _brightness_lut(x, value), "contrast": lambda: _contrast_lut(x, value),
+        "posterize": lambda: ops.posterize_lut(x, value), "solarize": lambda: _solarize_lut(x, value),
+        "autocontrast": lambda: _autocontrast_lut(x), "equalize": lambda: ops.equalize_lut(x),
+        "invert": lambda: ops.invert_lut(x)}
     lut = ops.identity_lut(x)
-    for name, table in (("brightness", lambda: _brightness_lut(x, value)), ("contrast", lambda: _contrast_lut(x, value)),
-                        ("posterize", lambda: ops.posterize_lut(x, value)), ("solarize", lambda: _solarize_lut(x, value)),
-                        ("autocontrast", lambda: _autocontrast_lut(x)), ("equalize", lambda: ops.equalize_lut(x)),
-                        ("invert", lambda: ops.invert_lut(x))):
+    for name, table in tables.items():
         if has(name):
             lut = torch.where(sel(name), table(), lut)
     out = ops.apply_lut(x, lut)

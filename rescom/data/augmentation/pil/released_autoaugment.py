@@ -14,7 +14,9 @@ The sub-policy table, the enhance factors 1 +- m (m up to 0.9) and the posterize
 The 25 sub-policies are data (`POLICY`); each op is a small function of (image, magnitude, fill).
 Every random draw (sub-policy, apply-or-not, sign) comes from torch's global RNG, as in the rest of
 rescom.data.augmentation.pil.transforms, so a run is repeatable given torch.manual_seed (the released code draws
-from Python's `random`; the distribution is the same, the stream is not).
+from Python's `random`; the distribution is the same, the stream is not). `apply_drawn` takes the
+draws as arguments instead; the batched twin (rescom.data.augmentation.batched.released_autoaugment)
+is tested against it image by image.
 """
 
 from __future__ import annotations
