@@ -2,8 +2,9 @@
 # The one command for a machine with a GPU and a torch install, but no network, MLflow or DVC:
 #   bash scripts/gpu-check.sh [DATA_ROOT]
 # 1. the cuda tests (tests/test_cuda.py: every preset trains 2 epochs on the tensor pipeline with
-#    CUDA graphs, evaluate, analyses, resume, tensor augmentation vs the PIL reference, captured vs
-#    eager step); 2. `rescom bench step`, `bench core` and `bench epoch` (fp32 and bf16); 3. a short real
+#    CUDA graphs and the released AutoAugment, evaluate, analyses, resume, tensor augmentation vs
+#    the PIL reference, captured vs eager step); 2. `rescom bench step`, `bench core` and `bench
+#    epoch` (fp32 and bf16; released and torchvision AutoAugment); 3. a short real
 #    training of rescom (10 epochs, evaluation every 5) on synthetic CIFAR-100-LT-shaped data, or
 #    on CIFAR-100-LT from DATA_ROOT (the official archive or its extracted folder) when given.
 # Runs from the source tree (PYTHONPATH), installs nothing, tracks nothing (--no-track). Logs go
@@ -52,6 +53,9 @@ step bench-step $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS"
 step bench-step-bf16 $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS" --bf16
 step bench-core $PY -m rescom bench core --device "$DEVICE" --repeat 5
 step bench-epoch $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 $SHAPE
+# the same epoch trained with torchvision's AutoAugment: with bench-epoch (the released policy) the
+# measured cost of the released policy, epoch against epoch (issue 20's target: <= 1.1x)
+step bench-epoch-torchvision $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --autoaugment torchvision $SHAPE
 step bench-epoch-eager $PY -m rescom bench epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
 step bench-epoch-bf16 $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
 
@@ -74,8 +78,9 @@ step torchrun $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m re
     echo "-- numbers"
     grep -h -E "^(rescom|plain) |rescom / plain" "$dir/bench-step.log" | sed 's/^/bench step fp32: /'
     grep -h -E "^(rescom|plain) |rescom / plain" "$dir/bench-step-bf16.log" | sed 's/^/bench step bf16: /'
-    for f in bench-epoch bench-epoch-eager bench-epoch-bf16; do
-        grep -h -E "^(cuda graphs|epoch|  augmentation|  steps alone|per epoch|  eager|  as run)" "$dir/$f.log" | sed "s/^/$f: /"
+    for f in bench-epoch bench-epoch-torchvision bench-epoch-eager bench-epoch-bf16; do
+        grep -h -E "^(cuda graphs|epoch|  augmentation|  steps alone|autoaugment|released / torchvision|per epoch|  eager|  as run)" \
+            "$dir/$f.log" | sed "s/^/$f: /"
     done
     grep -h -E "epoch $EPOCHS/$EPOCHS" "$dir/train.log" | tail -n 1 | sed 's/^/train: /'
     [ -f "$dir/runs/rescom-check/metrics.json" ] && $PY - "$dir/runs/rescom-check" <<'PY'

@@ -1,5 +1,6 @@
 """Smoke tests of the benchmarks on CPU at tiny sizes: they run and report positive times. No timing asserts."""
 
+import pytest
 import torch
 
 from rescom.bench.core_ops import bench_core_ops, format_rows
@@ -55,3 +56,21 @@ def test_bench_step_quick_on_tiny_batch():
         assert r["median_ms"] > 0 and r["images_per_s"] > 0 and r["peak_mib"] > 0
     assert result["ratio"] > 0 and isinstance(result["target_met"], bool)
     assert "rescom / plain" in format_step(result)
+
+
+@pytest.mark.slow
+def test_bench_epoch_times_both_autoaugment_policies():
+    """bench epoch trains with one policy, times the other's augmentation too and prints the ratio."""
+    from rescom.bench.epoch import bench_epoch, format_epoch
+
+    result = bench_epoch("cpu", method="ce", num_classes=2, max_count=130, imbalance=1.0, test_per_class=4,
+                         autoaugment="torchvision")
+    assert result["autoaugment"] == "torchvision" and result["steps_per_epoch"] == 2
+    by_policy = result["augment_by_policy_s"]
+    assert set(by_policy) == {"released", "torchvision"} and by_policy["torchvision"] == result["augment_s"]
+    assert all(seconds > 0 for seconds in by_policy.values())
+    ratio = result["released_over_torchvision"]
+    assert ratio["augmentation"] == pytest.approx(by_policy["released"] / by_policy["torchvision"])
+    released_epoch = result["epoch_s"] - result["augment_s"] + by_policy["released"]
+    assert ratio["epoch"] == pytest.approx(released_epoch / result["epoch_s"])
+    assert "released / torchvision: augmentation" in format_epoch(result)

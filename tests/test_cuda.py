@@ -2,8 +2,9 @@
 
 Run on a machine with a GPU by scripts/gpu-check.sh (no MLflow or DVC needed: runs use --no-track).
 Covered: a 2-epoch training of every preset on the tensor pipeline with the step and the
-augmentation replayed as CUDA graphs; evaluate; the three analyses; resume; the tensor
-augmentation against the PIL reference on the GPU; a captured step against the eager step.
+augmentation (the released AutoAugment, as the paper profile) replayed as CUDA graphs; evaluate;
+the three analyses; resume; the tensor augmentation (both policies) against its per-image reference
+on the GPU, and as a captured graph; a captured step against the eager step.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def cifar_like(tmp_path_factory):
 def train_args(prepared, method="rescom", epochs=2, name=None, extra=()):
     args = ["train", "--method", method, "--dataset", "cifar10", "--epochs", str(epochs), "--seed", "0", "--no-track",
             "--set", f"data.prepared_dir={prepared}", "--set", "data.pipeline=tensor", "--set", "data.recipe=cifar",
-            "--set", "data.autoaugment=torchvision",
+            "--set", "data.autoaugment=released",
             "--set", "run.device=cuda", "--set", "optim.batch_size=16", "--set", "model.width=8",
             "--set", "method.queue_size=4", "--set", "optim.lr=0.05"]
     if method == "moco_bs":
@@ -134,6 +135,43 @@ def test_tensor_augmentation_on_the_gpu_equals_the_pil_reference():
     differing = (on_gpu - reference).abs().gt(1e-5).float().mean().item()
     # Every op is exact but the geometric ones, whose float coordinates may round a border pixel differently.
     assert differing < 1e-3, f"{differing:.2%} of values differ from torchvision"
+
+
+def test_released_policy_on_the_gpu_equals_the_pil_port():
+    """The batched released AutoAugment on CUDA, fed the PIL port's draws, gives the port's images."""
+    from PIL import Image
+
+    from rescom.data.augmentation.batched import released_autoaugment as rb
+    from rescom.data.augmentation.pil import released_autoaugment as ra
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=g)
+    params = rb.sample_released_params(len(images), g, "cpu")
+    policy = ra.ReleasedCifar10Policy()
+    reference = torch.stack([
+        torch.from_numpy(np.asarray(policy.apply_drawn(Image.fromarray(img.permute(1, 2, 0).numpy(), "RGB"),
+                                                       int(params["policy"][i]), params["apply"][i].tolist(),
+                                                       params["sign"][i].tolist())).copy()).permute(2, 0, 1)
+        for i, img in enumerate(images)])
+    on_gpu = rb.apply_released_autoaugment(images.to(CUDA), {k: v.to(CUDA) for k, v in params.items()}).cpu()
+    diff = (on_gpu.int() - reference.int()).abs()
+    assert (diff <= 1).float().mean().item() >= 0.999, f"{(diff > 1).float().mean().item():.3%} off by more than 1"
+    assert (diff == 0).float().mean().item() >= 0.999, f"{(diff > 0).float().mean().item():.3%} differ"
+
+
+@pytest.mark.parametrize("policy", ["released", "torchvision"])
+def test_captured_augmentation_equals_the_eager_recipe(policy):
+    """GraphedAugment (the application replayed as a CUDA graph) gives the eager recipe's batches."""
+    from rescom.data.loading.tensor_data import GraphedAugment, batched_recipe
+
+    augment = batched_recipe("cifar", 3, policy)
+    graphed = GraphedAugment(augment)
+    x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, device=CUDA,
+                      generator=torch.Generator(device=CUDA).manual_seed(0))
+    eager_gen, graph_gen = (torch.Generator(device=CUDA).manual_seed(3) for _ in range(2))
+    for _ in range(6):  # eager warm-up calls, then the capture, then replays
+        torch.testing.assert_close(graphed(x, graph_gen), augment(x, eager_gen), rtol=0, atol=1e-6)
+    assert graphed.captured.captured, graphed.captured.disabled_reason
 
 
 def test_training_with_cuda_graphs_learns_the_banded_task(in_tmp, cifar_like):

@@ -76,9 +76,10 @@ def test_training_step_compiles_fullgraph_and_equals_eager(method):
         assert torch.equal(twin.queue.labels, parts.queue.labels)
 
 
-def test_augmentation_apply_compiles_fullgraph_and_equals_eager():
+@pytest.mark.parametrize("policy", ["released", "torchvision"])
+def test_augmentation_apply_compiles_fullgraph_and_equals_eager(policy):
     torch._dynamo.reset()
-    augment = batched_recipe("cifar", 3)
+    augment = batched_recipe("cifar", 3, policy)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
     params = augment.sample_params(x.shape, g, x.device)
@@ -87,9 +88,10 @@ def test_augmentation_apply_compiles_fullgraph_and_equals_eager():
     torch.testing.assert_close(compiled(x, params), augment.apply(x, params), rtol=1e-6, atol=1e-6)
 
 
-def test_sampled_then_applied_equals_the_recipe_call():
+@pytest.mark.parametrize("policy", ["released", "torchvision"])
+def test_sampled_then_applied_equals_the_recipe_call(policy):
     """The split into draws (eager) and application (graph) keeps the recipe's random stream."""
-    augment = batched_recipe("cifar", 3)
+    augment = batched_recipe("cifar", 3, policy)
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     whole = augment(x, torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)

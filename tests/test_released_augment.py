@@ -248,18 +248,21 @@ def _resolve(**data_keys):
     return resolve_pipeline(DataConfig(**data_keys), in_memory)
 
 
-def test_pipeline_auto_keeps_the_released_policy_on_pil():
-    assert _resolve(dataset="cifar10-lt", recipe="auto") == "pil"
-    assert _resolve(dataset="fashion-mnist-lt", recipe="fashion-mnist") == "pil"
-    assert _resolve(dataset="cifar10-lt", autoaugment="torchvision") == "tensor"
-    # recipes without AutoAugment keep the tensor path whatever the switch says
+def test_pipeline_auto_runs_either_policy_batched():
+    """Both policies have a batched form: the policy no longer decides the pipeline (issue 20)."""
+    for autoaugment in ("released", "torchvision"):
+        assert _resolve(dataset="cifar10-lt", recipe="auto", autoaugment=autoaugment) == "tensor"
+        assert _resolve(dataset="fashion-mnist-lt", recipe="fashion-mnist", autoaugment=autoaugment) == "tensor"
+        assert _resolve(dataset="cifar10-lt", pipeline="pil", autoaugment=autoaugment) == "pil"
     assert _resolve(dataset="fashion-mnist-lt", recipe="fashion-mnist-basic") == "tensor"
     assert _resolve(dataset="fashion-mnist-lt", recipe="none") == "tensor"
-    assert _resolve(dataset="cifar10-lt", pipeline="pil", autoaugment="torchvision") == "pil"
 
 
-def test_pipeline_tensor_with_the_released_policy_is_refused():
-    with pytest.raises(ConfigError, match="data.pipeline=tensor with data.autoaugment=released"):
-        _resolve(dataset="cifar10-lt", recipe="cifar", pipeline="tensor")
-    assert _resolve(dataset="cifar10-lt", recipe="cifar", pipeline="tensor", autoaugment="torchvision") == "tensor"
-    assert _resolve(dataset="fashion-mnist-lt", recipe="fashion-mnist-basic", pipeline="tensor") == "tensor"
+def test_pipeline_tensor_with_the_released_policy_uses_the_released_batched_policy():
+    from rescom.data.loading.tensor_data import batched_recipe
+
+    assert _resolve(dataset="cifar10-lt", recipe="cifar", pipeline="tensor") == "tensor"
+    assert batched_recipe("cifar", 3).policy == "released"  # data.autoaugment's default
+    assert batched_recipe("cifar", 3, "torchvision").policy == "torchvision"
+    with pytest.raises(ConfigError, match="data.pipeline: tensor needs"):
+        _resolve(dataset="cifar10-lt", recipe="large", pipeline="tensor")

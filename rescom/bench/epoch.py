@@ -6,8 +6,13 @@ as a CUDA graph on a GPU (run.cuda_graphs), the loop's periodic host syncs, and 
 10,000 test images amortised over `eval_every` epochs. Printed: seconds per epoch, the projected
 400-epoch time, the shares of augmentation and step, and the launches (aten ops on the CPU, CUDA
 kernel and graph launches on a GPU) per step, so launch overhead is visible on any device.
+The epoch trains with one AutoAugment policy (--autoaugment, default the released one, as the paper
+profile); the augmentation of an epoch is then also timed under the other policy, and the ratio
+released / torchvision is printed for the augmentation alone and for the epoch (the epoch with the
+other policy's augmentation time in place of its own; issue 20's target: <= 1.1x on a GPU).
 
     rescom bench epoch [--device cuda] [--epochs 2] [--eval-every 10] [--bf16] [--no-graphs]
+                       [--autoaugment released|torchvision]
 """
 
 from __future__ import annotations
@@ -59,11 +64,11 @@ def write_synthetic(out_dir, **shape) -> PreparedData:
 
 
 def bench_config(method: str, device: torch.device, *, bf16: bool, compile: bool, graphs: bool,
-                 eval_every: int, counts: list[int]) -> TrainConfig:
+                 eval_every: int, counts: list[int], autoaugment: str = "released") -> TrainConfig:
     """The released recipe of `method` (CIFAR recipe, batch 128) on the tensor pipeline, untracked."""
     config = apply_overrides(preset_config(method), {
         "data.dataset": "cifar100-lt", "data.recipe": "cifar", "data.pipeline": "tensor",
-        "data.autoaugment": "torchvision",  # the tensor pipeline implements torchvision's policy
+        "data.autoaugment": autoaugment,
         "run.device": device.type, "run.bf16": bf16, "run.compile": compile, "run.cuda_graphs": graphs,
         "run.eval_every": eval_every, "run.track": False})
     return resolve_for_data(config, counts)
@@ -103,18 +108,19 @@ def count_launches(fn, device: torch.device) -> dict[str, int]:
 def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", epochs: int = 1,
                 eval_every: int = 10, bf16: bool = False, compile: bool = False, graphs: bool = True,
                 num_classes: int = 100, max_count: int = 500, imbalance: float = 100.0,
-                test_per_class: int = 100) -> dict:
+                test_per_class: int = 100, autoaugment: str = "released") -> dict:
     """Seconds per real epoch of `method` after one warm-up epoch; see the module docstring.
 
     Returns {"env", options, "steps_per_epoch", "epoch_s" (median of the timed epochs), "augment_s"
     (the epoch's batches alone), "step_s" (steps alone, on one fixed batch), "eval_s" (one
     evaluation), "per_epoch_s" (epoch + eval / eval_every), "projected_400_min", "launches" (per
-    step: eager and as run), "graphs" (captured or why not)}.
+    step: eager and as run), "graphs" (captured or why not), "augment_by_policy_s" (an epoch's
+    augmentation under each AutoAugment policy), "released_over_torchvision" (augmentation and epoch)}.
     """
     device = torch.device(device)
     data = synthetic_longtail(num_classes, max_count, imbalance, test_per_class=test_per_class)
     config = bench_config(method, device, bf16=bf16, compile=compile, graphs=graphs, eval_every=eval_every,
-                          counts=data.class_counts)
+                          counts=data.class_counts, autoaugment=autoaugment)
     parts = build_components(config, data.class_counts, data.channels, device)
     if compile:
         parts.forward_model = torch.compile(parts.model)
@@ -149,6 +155,10 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
     step_s = _timed(lambda: [step(views, target) for _ in range(steps)], device)[0]
     eval_s = _timed(evaluate, device)[0]
     per_epoch = epoch_s + eval_s / eval_every
+    augment_by_policy = {autoaugment: augment_s,
+                         **other_policy_augment_s(data, config, batch, two_views, device, graphed, epochs)}
+    # the epoch under the other policy: this epoch with its augmentation time swapped for the other's
+    epoch_by_policy = {policy: epoch_s - augment_s + seconds for policy, seconds in augment_by_policy.items()}
     eager_step = make_step(apply_overrides(config, {"run.cuda_graphs": False}), parts, device)
     launches = {"eager": count_launches(lambda: eager_step(views, target), device)}
     if graphed:
@@ -165,8 +175,30 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
         "images": sum(data.class_counts), "test_images": len(data.test), "batch_size": batch, "steps_per_epoch": steps,
         "epoch_times_s": epoch_times, "epoch_s": epoch_s, "augment_s": augment_s, "step_s": step_s,
         "eval_s": eval_s, "per_epoch_s": per_epoch, "projected_400_min": per_epoch * PAPER_EPOCHS / 60.0,
-        "launches": launches, "graphs": graph_state,
+        "launches": launches, "graphs": graph_state, "autoaugment": autoaugment,
+        "augment_by_policy_s": augment_by_policy,
+        "released_over_torchvision": {
+            "augmentation": augment_by_policy["released"] / augment_by_policy["torchvision"],
+            "epoch": epoch_by_policy["released"] / epoch_by_policy["torchvision"]},
     }
+
+
+def other_policy_augment_s(data: PreparedData, config: TrainConfig, batch: int, two_views: bool,
+                           device: torch.device, graphed: bool, epochs: int) -> dict[str, float]:
+    """{other policy: seconds of one epoch's augmentation}, built and warmed up (graph capture) as
+    the trained policy was: one untimed pass over the epoch's batches, then a timed one."""
+    from rescom.data.augmentation.batched.recipes import POLICIES
+
+    (other,) = (p for p in POLICIES if p != config.data.autoaugment)
+    other_cfg = apply_overrides(config, {"data.autoaugment": other}).data
+    resident: dict = {}
+
+    def one_epoch(epoch: int):
+        return [None for _ in run_data.epoch_batches(data, other_cfg, batch, two_views, epoch_seed(0, epoch),
+                                                     device, resident, graphs=graphed)]
+
+    one_epoch(0)  # warm-up: the other policy's graph capture and allocator growth
+    return {other: _timed(lambda: one_epoch(epochs + 1), device)[0]}
 
 
 def steps_label(data: PreparedData, batch: int) -> str:
@@ -176,6 +208,8 @@ def steps_label(data: PreparedData, batch: int) -> str:
 def format_epoch(result: dict) -> str:
     """The bench_epoch result as a few labelled lines."""
     e = result["epoch_s"]
+    ratio = result["released_over_torchvision"]
+    by_policy = ", ".join(f"{policy} {seconds:.3f} s" for policy, seconds in sorted(result["augment_by_policy_s"].items()))
     launch_lines = [f"  {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                     for mode, counts in result["launches"].items()]
     return "\n".join([
@@ -186,6 +220,8 @@ def format_epoch(result: dict) -> str:
         f"epoch (augment + step + loop): {e:.3f} s  (timed epochs: {', '.join(f'{t:.3f}' for t in result['epoch_times_s'])})",
         f"  augmentation alone: {result['augment_s']:.3f} s ({100 * result['augment_s'] / e:.0f}% of the epoch)",
         f"  steps alone:        {result['step_s']:.3f} s ({100 * result['step_s'] / e:.0f}% of the epoch)",
+        f"autoaugment {result['autoaugment']} (trained); an epoch's augmentation: " + by_policy,
+        f"released / torchvision: augmentation {ratio['augmentation']:.2f}x, epoch {ratio['epoch']:.2f}x",
         f"evaluation ({result['test_images']} test images): {result['eval_s']:.3f} s, every {result['eval_every']} epochs",
         f"per epoch incl. evaluation: {result['per_epoch_s']:.3f} s; projected {PAPER_EPOCHS} epochs: "
         f"{result['projected_400_min']:.1f} min",

@@ -42,15 +42,22 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
           classes: int = typer.Option(100, help="K of the synthetic set (100: CIFAR-100-LT shapes)."),
           max_count: int = typer.Option(500, help="n_max of the synthetic set (500: CIFAR-100-LT)."),
           imbalance: float = typer.Option(100.0, help="IF of the synthetic set."),
-          test_per_class: int = typer.Option(100)):
+          test_per_class: int = typer.Option(100),
+          autoaugment: str = typer.Option("released", help="AutoAugment policy trained: released or torchvision "
+                                          "(the other one's augmentation is timed too, for the ratio).")):
     """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
     from rescom.bench.epoch import bench_epoch, format_epoch
+    from rescom.cli.common import fail
+    from rescom.data.augmentation.batched.recipes import POLICIES
     from rescom.engine.train import select_device
+
+    if autoaugment not in POLICIES:
+        fail(f"--autoaugment: one of {', '.join(POLICIES)}, not {autoaugment!r}")
 
     resolved = select_device(device)
     typer.echo(format_epoch(bench_epoch(resolved, method=method, epochs=epochs, eval_every=eval_every, bf16=bf16,
                                         compile=compile, graphs=graphs, num_classes=classes, max_count=max_count,
-                                        imbalance=imbalance, test_per_class=test_per_class)))
+                                        imbalance=imbalance, test_per_class=test_per_class, autoaugment=autoaugment)))
 
 
 @bench_app.command("synthetic-data")

@@ -17,22 +17,23 @@ from rescom.data.augmentation.stats import normalize_stats
 _RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True),
             "fashion-mnist-basic": (0, 4, False, True), "none": (0, 0, False, False)}
 TENSOR_RECIPES = tuple(_RECIPES)
-# Recipes whose tensor form includes AutoAugment: torchvision's policy only (data.autoaugment=torchvision).
+# Recipes whose tensor form includes AutoAugment (either policy, data.autoaugment).
 AUTOAUGMENT_RECIPES = tuple(r for r, (_, _, autoaugment, _) in _RECIPES.items() if autoaugment)
 
 
-def batched_recipe(recipe: str, channels: int) -> CifarGpuAugment:
+def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") -> CifarGpuAugment:
     """The tensor form of a PIL recipe; 'large' (RandomResizedCrop on files) has none.
 
-    Its AutoAugment is torchvision's CIFAR10 policy (data.autoaugment=torchvision); the released
-    code's PIL policy has no tensor form, and resolve_pipeline keeps it on the PIL path.
+    autoaugment is data.autoaugment: "released" (the released code's CIFAR10Policy, as the PIL path's
+    ReleasedCifar10Policy computes it) or "torchvision" (torchvision's CIFAR10 policy).
     """
     if recipe not in _RECIPES:
         raise ValueError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
                          "use data.pipeline=pil")
-    cutout, padding, autoaugment, flip = _RECIPES[recipe]
+    cutout, padding, use_autoaugment, flip = _RECIPES[recipe]
     mean, std = normalize_stats(recipe, channels)
-    return CifarGpuAugment(mean, std, cutout=cutout, padding=padding, autoaugment=autoaugment, flip=flip)
+    return CifarGpuAugment(mean, std, cutout=cutout, padding=padding, autoaugment=use_autoaugment, flip=flip,
+                           policy=autoaugment)
 
 
 def images_as_tensor(split: Split, device: torch.device) -> torch.Tensor:

@@ -265,24 +265,18 @@ def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoa
 def resolve_pipeline(cfg: DataConfig, data: PreparedData) -> str:
     """data.pipeline=auto -> 'tensor' for in-memory sets with a batched recipe, else 'pil'.
 
-    The batched recipes implement torchvision's AutoAugment only, so a recipe with AutoAugment
-    under data.autoaugment=released (the default) resolves to 'pil', and an explicit
-    data.pipeline=tensor with it is refused.
+    Both AutoAugment policies (data.autoaugment) have a batched form, so the policy does not
+    decide the pipeline.
     """
-    from rescom.data.loading.tensor_data import AUTOAUGMENT_RECIPES, TENSOR_RECIPES
+    from rescom.data.loading.tensor_data import TENSOR_RECIPES
 
     recipe = recipe_for(cfg)
-    released_policy = recipe in AUTOAUGMENT_RECIPES and cfg.autoaugment == "released"
     tensor_ok = data.train.images is not None and data.test.images is not None and recipe in TENSOR_RECIPES
     if cfg.pipeline == "auto":
-        return "tensor" if tensor_ok and not released_policy else "pil"
+        return "tensor" if tensor_ok else "pil"
     if cfg.pipeline == "tensor" and not tensor_ok:
         raise ConfigError(f"data.pipeline: tensor needs in-memory images and a recipe in {', '.join(TENSOR_RECIPES)}; "
                           f"this dataset/recipe ({recipe}) needs data.pipeline=pil")
-    if cfg.pipeline == "tensor" and released_policy:
-        raise ConfigError(f"data.pipeline=tensor with data.autoaugment=released: the tensor pipeline implements "
-                          f"torchvision's AutoAugment only (recipe {recipe}); set data.autoaugment=torchvision "
-                          "or data.pipeline=pil (or auto)")
     return cfg.pipeline
 
 
@@ -300,7 +294,7 @@ def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_view
     if "images" not in resident:
         resident["images"] = images_as_tensor(data.train, device)
         resident["labels"] = torch.as_tensor(data.train.labels, device=device)
-        resident["augment"] = batched_recipe(recipe_for(cfg), data.channels)
+        resident["augment"] = batched_recipe(recipe_for(cfg), data.channels, cfg.autoaugment)
         if graphs:
             resident["augment"] = GraphedAugment(resident["augment"])
     w = distributed.world()

@@ -11,8 +11,10 @@ The released main_rescom.py puts Cutout between ToTensor and Normalize, so the h
 (0 in [0,1], i.e. -mean/std after normalising); `cutout_after_normalize=True` zeroes after
 Normalize instead (the hole then has the dataset mean colour).
 
-The released code uses its own PIL AutoAugment (augment/autoaugment.py); this module follows
-torchvision's AutoAugment(CIFAR10) tensor semantics, op by op (tests/test_batched_augment.py).
+AutoAugment is either policy: `policy="released"`, the released code's own CIFAR10Policy
+(augment/autoaugment.py) as Pillow computes it (batched/released_autoaugment.py), or
+`policy="torchvision"`, torchvision's AutoAugment(CIFAR10) tensor semantics (batched/autoaugment.py);
+each is tested op by op against its per-image reference (tests/test_batched_augment.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from rescom.data.augmentation.batched.autoaugment import (  # noqa: F401  (re-ex
     magnitude_bins,
     sample_autoaugment_params,
 )
+from rescom.data.augmentation.batched.released_autoaugment import (
+    apply_released_slots,
+    released_slot_ops,
+    sample_released_params,
+)
 from rescom.data.augmentation.batched.ops import (  # noqa: F401  (re-exported)
     batched_crop,
     batched_cutout,
@@ -42,7 +49,10 @@ from rescom.data.augmentation.batched.ops import (  # noqa: F401  (re-exported)
     sample_flip_params,
 )
 
+POLICIES = ("released", "torchvision")  # the values of data.autoaugment
+
 __all__ = [
+    "POLICIES",
     "CifarGpuAugment",
     "bench_augment",
     "sample_crop_params",
@@ -67,7 +77,9 @@ class CifarGpuAugment:
         mean, std: per-channel Normalize statistics (length C).
         cutout: side of the Cutout square in pixels; 0 disables it.
         padding: RandomCrop zero padding; 0 disables the crop.
-        autoaugment: apply AutoAugment (torchvision CIFAR10 policy).
+        autoaugment: apply AutoAugment.
+        policy: which AutoAugment: "released" (the released code's PIL policy, Pillow's arithmetic)
+            or "torchvision" (torchvision's CIFAR10 policy).
         flip: apply RandomHorizontalFlip(0.5).
         cutout_after_normalize: False (released code) zeroes the square in [0,1] space before
             Normalize; True zeroes it after Normalize.
@@ -84,6 +96,7 @@ class CifarGpuAugment:
         autoaugment: bool = True,
         flip: bool = True,
         cutout_after_normalize: bool = False,
+        policy: str = "torchvision",
     ) -> None:
         if len(mean) != len(std) or len(mean) not in (1, 3):
             raise ValueError(f"mean and std must both have 1 or 3 entries, got {len(mean)} and {len(std)}")
@@ -93,14 +106,17 @@ class CifarGpuAugment:
         self.std = tuple(float(s) for s in std)
         self.cutout = int(cutout)
         self.padding = int(padding)
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.autoaugment = bool(autoaugment)
+        self.policy = policy
         self.flip = bool(flip)
         self.cutout_after_normalize = bool(cutout_after_normalize)
         self._stats_cache: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(mean={self.mean}, std={self.std}, cutout={self.cutout}, "
-                f"padding={self.padding}, autoaugment={self.autoaugment}, flip={self.flip}, "
+                f"padding={self.padding}, autoaugment={self.autoaugment}, policy={self.policy!r}, flip={self.flip}, "
                 f"cutout_after_normalize={self.cutout_after_normalize})")
 
     def _stats(self, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -118,7 +134,9 @@ class CifarGpuAugment:
                       device: torch.device | str) -> dict[str, Tensor]:
         """Every random draw of one batch of shape [B, C, H, W], as fixed-shape tensors on `device`.
 
-        Keys: crop_dy, crop_dx, flip [B]; aa_op [B, 2], aa_apply [B, 2], aa_magnitude [B, 2];
+        Keys: crop_dy, crop_dx, flip [B]; AutoAugment: aa_op, aa_apply, aa_magnitude [B, 2]
+        (torchvision's policy) or aa_policy [B], aa_apply, aa_sign [B, 2] and what they select,
+        aa_op, aa_value [B, 2] (the released policy);
         cutout_cy, cutout_cx [B] (each only when its op is on). The draw order is the one the
         recipe applies its ops in, so a batch is the same whether sampled here or op by op.
         """
@@ -130,7 +148,12 @@ class CifarGpuAugment:
             params["crop_dy"], params["crop_dx"] = sample_crop_params(b, generator, device, self.padding)
         if self.flip:
             params["flip"] = sample_flip_params(b, generator, device)
-        if self.autoaugment:
+        if self.autoaugment and self.policy == "released":
+            drawn = sample_released_params(b, generator, device)
+            op, value = released_slot_ops(drawn)  # table look-ups stay out of the captured application
+            params |= {"aa_policy": drawn["policy"], "aa_apply": drawn["apply"], "aa_sign": drawn["sign"],
+                       "aa_op": op, "aa_value": value}
+        elif self.autoaugment:
             drawn = sample_autoaugment_params(b, generator, device, image_size=(h, w))
             params |= {"aa_op": drawn["op"], "aa_apply": drawn["apply"], "aa_magnitude": drawn["magnitude"]}
         if self.cutout:
@@ -149,7 +172,9 @@ class CifarGpuAugment:
             x = batched_crop(x, params["crop_dy"], params["crop_dx"], self.padding)
         if self.flip:
             x = batched_hflip(x, params["flip"])
-        if self.autoaugment:
+        if self.autoaugment and self.policy == "released":
+            x = apply_released_slots(x, params["aa_op"], params["aa_value"])
+        elif self.autoaugment:
             x = apply_autoaugment(x, {"op": params["aa_op"], "apply": params["aa_apply"],
                                       "magnitude": params["aa_magnitude"]})
         out = x.float().div_(255.0)
@@ -169,8 +194,9 @@ def bench_augment(
     iters: int = 20,
     warmup: int = 3,
     image_size: tuple[int, int, int] = (3, 32, 32),
+    policy: str = "torchvision",
 ) -> float:
-    """Milliseconds per batch of CifarGpuAugment (CIFAR recipe) on random uint8 images.
+    """Milliseconds per batch of CifarGpuAugment (CIFAR recipe, AutoAugment `policy`) on random uint8 images.
 
     CUDA: mean over `iters` batches timed with CUDA events. CPU: median of per-batch perf_counter
     times.
@@ -179,7 +205,7 @@ def bench_augment(
     gen = torch.Generator(device=device).manual_seed(0)
     c = image_size[0]
     x = torch.randint(0, 256, (batch, *image_size), generator=gen, device=device, dtype=torch.uint8)
-    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c])
+    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c], policy=policy)
     for _ in range(warmup):
         aug(x, gen)
     if device.type == "cuda":

@@ -14,7 +14,9 @@ The sub-policy table, the enhance factors 1 +- m (m up to 0.9) and the posterize
 The 25 sub-policies are data (`POLICY`); each op is a small function of (image, magnitude, fill).
 Every random draw (sub-policy, apply-or-not, sign) comes from torch's global RNG, as in the rest of
 rescom.data.augmentation.pil.transforms, so a run is repeatable given torch.manual_seed (the released code draws
-from Python's `random`; the distribution is the same, the stream is not).
+from Python's `random`; the distribution is the same, the stream is not). `apply_drawn` takes the
+draws as arguments instead; the batched twin (rescom.data.augmentation.batched.released_autoaugment)
+is tested against it image by image.
 """
 
 from __future__ import annotations
@@ -95,60 +97,66 @@ def _affine(img: Image.Image, coeffs: tuple, resample: int, fill: int) -> Image.
     return img.transform(img.size, Image.AFFINE, coeffs, resample, fillcolor=fill_for(img, fill))
 
 
-def shear_x(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
+def _sign(sign: int | None) -> int:
+    # a supplied sign (the batched twin's draw, in tests) or the port's own draw
+    return random_sign() if sign is None else int(sign)
+
+
+def shear_x(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
     # bicubic, as released (torchvision's AutoAugment shears with nearest)
-    return _affine(img, (1, magnitude * random_sign(), 0, 0, 1, 0), Image.BICUBIC, fill)
+    return _affine(img, (1, magnitude * _sign(sign), 0, 0, 1, 0), Image.BICUBIC, fill)
 
 
-def shear_y(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
-    return _affine(img, (1, 0, 0, magnitude * random_sign(), 1, 0), Image.BICUBIC, fill)
+def shear_y(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
+    return _affine(img, (1, 0, 0, magnitude * _sign(sign), 1, 0), Image.BICUBIC, fill)
 
 
-def translate_x(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
+def translate_x(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
     # magnitude is a fraction of the width; PIL's default (nearest) resampling, as released
-    return _affine(img, (1, 0, magnitude * img.size[0] * random_sign(), 0, 1, 0), Image.NEAREST, fill)
+    return _affine(img, (1, 0, magnitude * img.size[0] * _sign(sign), 0, 1, 0), Image.NEAREST, fill)
 
 
-def translate_y(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
-    return _affine(img, (1, 0, 0, 0, 1, magnitude * img.size[1] * random_sign()), Image.NEAREST, fill)
+def translate_y(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
+    return _affine(img, (1, 0, 0, 0, 1, magnitude * img.size[1] * _sign(sign)), Image.NEAREST, fill)
 
 
-def rotate(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
+def rotate(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
     # +magnitude degrees only (the released op has no random sign). The released code rotates an
     # RGBA copy and composites it over grey; with nearest resampling that is exactly this call
     # (tests/test_released_autoaugment.py checks the two agree).
     return img.rotate(magnitude, resample=Image.NEAREST, fillcolor=fill_for(img, fill))
 
 
-def _enhance(kind: type) -> Callable[[Image.Image, float, int], Image.Image]:
-    def op(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
-        return kind(img).enhance(1 + magnitude * random_sign())
+def _enhance(kind: type) -> Callable[..., Image.Image]:
+    def op(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
+        return kind(img).enhance(1 + magnitude * _sign(sign))
     op.__name__ = kind.__name__.lower()
     return op
 
 
-def posterize(img: Image.Image, magnitude: int, fill: int = FILL) -> Image.Image:
+def posterize(img: Image.Image, magnitude: int, fill: int = FILL, sign: int | None = None) -> Image.Image:
     return ImageOps.posterize(img, int(magnitude))
 
 
-def solarize(img: Image.Image, magnitude: float, fill: int = FILL) -> Image.Image:
+def solarize(img: Image.Image, magnitude: float, fill: int = FILL, sign: int | None = None) -> Image.Image:
     # pixels >= threshold are inverted; threshold 256 (level 0) leaves the image as it is
     return ImageOps.solarize(img, magnitude)
 
 
-def autocontrast(img: Image.Image, magnitude: float = 0, fill: int = FILL) -> Image.Image:
+def autocontrast(img: Image.Image, magnitude: float = 0, fill: int = FILL, sign: int | None = None) -> Image.Image:
     return ImageOps.autocontrast(img)
 
 
-def equalize(img: Image.Image, magnitude: float = 0, fill: int = FILL) -> Image.Image:
+def equalize(img: Image.Image, magnitude: float = 0, fill: int = FILL, sign: int | None = None) -> Image.Image:
     return ImageOps.equalize(img)
 
 
-def invert(img: Image.Image, magnitude: float = 0, fill: int = FILL) -> Image.Image:
+def invert(img: Image.Image, magnitude: float = 0, fill: int = FILL, sign: int | None = None) -> Image.Image:
     return ImageOps.invert(img)
 
 
-OPS: dict[str, Callable[[Image.Image, float, int], Image.Image]] = {
+# Each op is (image, magnitude, fill, sign=None); unsigned ops ignore the sign, signed ones draw it when None.
+OPS: dict[str, Callable[..., Image.Image]] = {
     "shearX": shear_x, "shearY": shear_y, "translateX": translate_x, "translateY": translate_y,
     "rotate": rotate, "color": _enhance(ImageEnhance.Color), "posterize": posterize, "solarize": solarize,
     "contrast": _enhance(ImageEnhance.Contrast), "sharpness": _enhance(ImageEnhance.Sharpness),
@@ -173,6 +181,15 @@ class ReleasedCifar10Policy:
         for name, probability, level in POLICY[index]:
             if torch.rand(()).item() < probability:
                 img = OPS[name](img, MAGNITUDES[name][level], self.fill)
+        return img
+
+    def apply_drawn(self, img: Image.Image, index: int, applied: tuple[bool, bool],
+                    signs: tuple[int, int]) -> Image.Image:
+        """Sub-policy `index` with supplied draws: applied[k] says whether its op k runs, signs[k] (+-1)
+        its sign. What __call__ does with its own draws; the batched twin is tested against this."""
+        for (name, _, level), on, sign in zip(POLICY[index], applied, signs):
+            if on:
+                img = OPS[name](img, MAGNITUDES[name][level], self.fill, sign=sign)
         return img
 
     def __repr__(self) -> str:
