@@ -102,17 +102,17 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
 
     import rescom.engine.train as engine
 
-    original = engine.train_epoch
+    original = engine.epoch_steps
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
     killed = runner.invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed"))
     assert killed.exit_code != 0
-    monkeypatch.setattr(engine, "train_epoch", original)
+    monkeypatch.setattr(engine, "epoch_steps", original)
     invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed", extra=["--resume"]))
     history = (in_tmp / "runs/resumed/history.csv").read_text().splitlines()
     assert len(history) == 4  # header + epochs 1-3, two before the kill and one after the resume
