@@ -318,11 +318,12 @@ def _shared_data(config: TrainConfig, cache: dict | None) -> PreparedData:
     return data
 
 
-def run_pack(runs: list[Run]) -> list[Outcome]:
+def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
     """Train the runs to their last epoch, interleaved step by step in this process; their outcomes.
 
     A run that fails (NaN, an error while evaluating or writing) is closed as FAILED and the others
     go on; Ctrl-C or SIGTERM closes every unfinished run (FAILED / KILLED) and propagates.
+    on_outcome(run, outcome) is called as each run finishes or fails (a pack's results file).
     """
     outcomes = {id(run): Outcome(run.paths.root) for run in runs}
 
@@ -334,6 +335,8 @@ def run_pack(runs: list[Run]) -> list[Outcome]:
             outcomes[id(run)].error = error
             if len(runs) > 1:
                 console.log(f"{run.paths.root}: stopped, {type(error).__name__}: {error}")
+            if on_outcome is not None:
+                on_outcome(run, outcomes[id(run)])
             return None
 
     def alive() -> list[Run]:
@@ -353,6 +356,8 @@ def run_pack(runs: list[Run]) -> list[Outcome]:
                     guarded(run, run.end_epoch)
             for run in alive():
                 outcomes[id(run)].summary = guarded(run, run.finish)
+                if on_outcome is not None and outcomes[id(run)].summary is not None:
+                    on_outcome(run, outcomes[id(run)])
     except Terminated:
         for run in alive():
             run.close("KILLED")
