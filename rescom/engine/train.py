@@ -306,6 +306,23 @@ class Run:
             self.tracker.finish(status)
 
 
+def interleaved_epoch(runs: list[Run], guarded=None, failed=lambda run: False) -> None:
+    """One epoch of every run, their steps interleaved round robin (one step of each run in turn).
+
+    guarded(run, action) runs a run's action and returns None if it failed (run_pack records the
+    failure); failed(run) says whether a run has failed, so it takes no further part.
+    """
+    guarded = guarded or (lambda run, action: action())
+    for run in runs:
+        guarded(run, run.begin_epoch)
+    stepping = [run for run in runs if not failed(run)]
+    while stepping:
+        stepping = [run for run in stepping if guarded(run, run.step) and not failed(run)]
+    for run in runs:
+        if not failed(run):
+            guarded(run, run.end_epoch)
+
+
 def _shared_data(config: TrainConfig, cache: dict | None) -> PreparedData:
     """The run's prepared set, read once per data config in a pack (runs only read it)."""
     key = repr(sorted(config.data.__dict__.items()))
@@ -347,13 +364,7 @@ def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
             for run in runs:
                 guarded(run, lambda: run.open(bar, len(runs)))
             while training := [run for run in alive() if not run.done]:
-                for run in training:
-                    guarded(run, run.begin_epoch)
-                stepping = [run for run in training if run in alive()]
-                while stepping:  # round robin: one step of each run in turn
-                    stepping = [run for run in stepping if guarded(run, run.step)]
-                for run in [run for run in training if run in alive()]:
-                    guarded(run, run.end_epoch)
+                interleaved_epoch(training, guarded, failed=lambda run: outcomes[id(run)].error is not None)
             for run in alive():
                 outcomes[id(run)].summary = guarded(run, run.finish)
                 if on_outcome is not None and outcomes[id(run)].summary is not None:
