@@ -220,3 +220,71 @@ def test_seeds_refuses_a_run_name_and_repeated_seeds(tmp_path, tiny_folder, monk
     both = run_cli([*base, "--seeds", "0,1", "--seed", "1"])
     assert both.exit_code == 2 and "--seed and --seeds" in both.output
     assert not (tmp_path / "runs").exists()
+
+
+SMOKE = Path(__file__).resolve().parents[1] / "pipelines/smoke/params.yaml"
+BETA_CMD = ("rescom pipeline train --params pipelines/smoke/params.yaml --table beta "
+            "--item beta={beta} --item seed=0")
+
+
+def test_pack_key_groups_training_stages_of_one_params_file_only(monkeypatch):
+    from rescom.pipeline.packing import pack_command, pack_key, parse_train_command
+
+    monkeypatch.chdir(SMOKE.parents[2])
+    keys = {pack_key(BETA_CMD.format(beta=b)) for b in ("0.0", "0.999")}
+    main = pack_key("rescom pipeline train --params pipelines/smoke/params.yaml --table main "
+                    "--item method=bs --item imbalance=10 --item seed=0")
+    assert len(keys) == 1 and None not in keys and main in keys  # runs of other tables and methods pack too
+    assert pack_key("rescom pipeline prepare --params pipelines/smoke/params.yaml --key fmnist-if10") is None
+    assert pack_key("rescom report --params pipelines/smoke/params.yaml") is None
+    assert pack_key("rescom pipeline analysis gradients --params pipelines/smoke/params.yaml") is None
+    assert pack_key(BETA_CMD.format(beta="0.5")) is None  # no such run: it runs alone and reports its own error
+    assert pack_key("rescom pipeline train --params params.yaml --table main --item method=bs --item imbalance=100 "
+                    "--item seed=0") not in keys  # another profile
+    cmds = [BETA_CMD.format(beta=b) for b in ("0.0", "0.999")]
+    argv = pack_command(cmds, "out/results.json")
+    assert argv[:7] == ["rescom", "pipeline", "train-pack", "--params", "pipelines/smoke/params.yaml",
+                        "--results", "out/results.json"]
+    assert argv[7:] == ["--stage", cmds[0], "--stage", cmds[1]]
+    assert parse_train_command(cmds[1]).item == {"beta": "0.999", "seed": "0"}
+    with pytest.raises(ValueError):
+        pack_command(["rescom report --params pipelines/smoke/params.yaml"], "r.json")
+
+
+@pytest.mark.slow
+def test_train_pack_trains_each_stage_as_alone_and_records_a_failed_one(tmp_path, monkeypatch):
+    import shutil
+
+    from test_train_cli import runner
+
+    from rescom.cli import app
+
+    def workspace(name: str) -> Path:
+        root = in_dir(monkeypatch, tmp_path / name)
+        (root / "pipelines/smoke").mkdir(parents=True)
+        shutil.copy(SMOKE, root / "pipelines/smoke/params.yaml")
+        prepared = runner.invoke(app, ["pipeline", "prepare", "--params", "pipelines/smoke/params.yaml",
+                                       "--key", "fmnist-if10"])
+        assert prepared.exit_code == 0, prepared.output
+        return root
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    alone = workspace("alone")
+    result = runner.invoke(app, BETA_CMD.format(beta="0.0").split()[1:])
+    assert result.exit_code == 0, result.output
+
+    packed = workspace("packed")
+    cmds = [BETA_CMD.format(beta="0.0"), BETA_CMD.format(beta="0.999"), BETA_CMD.format(beta="0.5")]
+    from rescom.pipeline.packing import pack_command
+
+    argv = pack_command(cmds, str(packed / "results.json"))
+    result = runner.invoke(app, argv[1:])
+    assert result.exit_code == 1, result.output  # one stage failed
+    results = json.loads((packed / "results.json").read_text())
+    assert set(results) == set(cmds)
+    assert results[cmds[0]] == {"ok": True, "error": ""} and results[cmds[1]]["ok"]
+    assert not results[cmds[2]]["ok"] and "no run with" in results[cmds[2]]["error"]
+    run = "runs/smoke/beta/beta0.0-s0"
+    for name in ("metrics.json", "history.csv", "checkpoint.pt", "per_class.csv"):
+        assert (alone / run / name).read_bytes() == (packed / run / name).read_bytes(), name
+    assert (packed / "runs/smoke/beta/beta0.999-s0/metrics.json").is_file()
