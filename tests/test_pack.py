@@ -288,3 +288,29 @@ def test_train_pack_trains_each_stage_as_alone_and_records_a_failed_one(tmp_path
     for name in ("metrics.json", "history.csv", "checkpoint.pt", "per_class.csv"):
         assert (alone / run / name).read_bytes() == (packed / run / name).read_bytes(), name
     assert (packed / "runs/smoke/beta/beta0.999-s0/metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_gpu_pack_script_dry_run_on_cpu_without_mlflow_dvc_or_dask(tmp_path):
+    """scripts/gpu-pack.sh, tiny and on the CPU, where MLflow, DVC and Dask cannot be imported (as on
+    the GPU machine): it prints the bench table and every packed run finishes."""
+    import os
+    import subprocess
+
+    blocked = tmp_path / "blocked"
+    for name in ("mlflow", "dvc", "dask", "distributed"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(blocked), "GPU_PACK_DIR": str(tmp_path / "out"), "DEVICE": "cpu",
+           "RUNS": "2", "EPOCHS": "1", "EPOCHS_TRAIN": "1", "PACK_TRAIN": "2",
+           "SHAPE": "--classes 4 --max-count 64 --imbalance 2 --test-per-class 4"}
+    done = subprocess.run(["bash", str(repo / "scripts/gpu-pack.sh")], env=env, capture_output=True, text=True,
+                          timeout=1500)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = (tmp_path / "out/summary.txt").read_text()
+    assert "bench-pack: pass" in summary and "train-pack: pass" in summary, summary
+    assert "2 of 2 runs finished" in summary, summary
+    rows = [line.split() for line in summary.splitlines() if line.startswith(" ") and line.split()[0].isdigit()]
+    assert [row[0] for row in rows] == ["1", "2"], summary
+    assert float(rows[0][3]) == 1.0 and float(rows[1][3]) > 0, summary  # the ratio column
