@@ -112,6 +112,9 @@ def format_pack(result: dict) -> str:
         graphs = f"  {row['graphs_captured']}/{row['graphs']}" if result["device"] == "cuda" else ""
         lines.append(f"{row['runs']:>5} {row['epoch_s']:>15.3f} {row['epochs_per_s']:>20.3f} {row['ratio']:>10.2f} "
                      f"{row['memory_per_run_gib']:>15.3f}{graphs}")
+    if result["device"] != "cuda":
+        lines.append("memory on the CPU: growth of the process's peak RSS per run (the first row includes the "
+                     "process's first allocations; a GPU row is the allocator's peak)")
     for size, target in TARGETS.items():
         row = next((r for r in result["rows"] if r["runs"] == size), None)
         if row is not None:
