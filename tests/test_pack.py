@@ -202,7 +202,10 @@ def test_a_pack_that_would_not_fit_says_so_before_training(tmp_path, tiny_folder
     result = run_cli([*args[:seed_at], *args[seed_at + 2:], "--seeds", "0,1,2,3"])
     assert result.exit_code == 2, result.output
     output = " ".join(result.output.split())
-    assert "a pack of 4 runs needs about" in output and "pack at most 0 runs" in output
+    import re
+
+    fits = re.search(r"a pack of 4 runs needs about .* pack at most (\d+) runs", output)
+    assert fits and int(fits.group(1)) < 4, output
     assert not (tmp_path / "runs").exists()  # refused before any run directory was written
 
 
