@@ -155,8 +155,8 @@ class Run:
     """One training run in this process: its own config, data, components (model, queue, optimizer),
     step (a CUDA graph on a GPU), RNG state, CUDA stream, tracker and run directory.
 
-    Construction only reads (prepared data, checkpoint) and validates; `open` writes config.yaml,
-    starts or continues the MLflow run and announces the run. Then, per epoch, `begin_epoch`,
+    Construction reads (or prepares) the data, loads a checkpoint and validates, writing no run file;
+    `open` writes config.yaml, starts or continues the MLflow run and announces the run. Then, per epoch, `begin_epoch`,
     `step` until it returns False, `end_epoch` (evaluation, checkpoint, run log, metrics); at the
     end `finish` (metrics.json, figures, MLflow FINISHED) or `close(status)` after a failure.
 
