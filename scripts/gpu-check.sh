@@ -3,8 +3,9 @@
 #   bash scripts/gpu-check.sh [DATA_ROOT]
 # 1. the cuda tests (tests/test_cuda.py: every preset trains 2 epochs on the tensor pipeline with
 #    CUDA graphs and the released AutoAugment, evaluate, analyses, resume, tensor augmentation vs
-#    the PIL reference, captured vs eager step); 2. `rescom bench step`, `bench core` and `bench
-#    epoch` (fp32 and bf16; released and torchvision AutoAugment); 3. a short real
+#    the PIL reference, captured vs eager step, packed runs); 2. `rescom bench step`, `bench core`,
+#    `bench epoch` (fp32 and bf16; released and torchvision AutoAugment) and `bench pack` (8 packed
+#    runs against one; scripts/gpu-pack.sh measures 2-16); 3. a short real
 #    training of rescom (10 epochs, evaluation every 5) on synthetic CIFAR-100-LT-shaped data, or
 #    on CIFAR-100-LT from DATA_ROOT (the official archive or its extracted folder) when given.
 # Runs from the source tree (PYTHONPATH), installs nothing, tracks nothing (--no-track). Logs go
@@ -37,8 +38,8 @@ step() {  # step NAME COMMAND...: run, log to $dir/NAME.log, record pass/FAIL an
 
 {
     echo "# gpu-check $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    $PY -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda {torch.version.cuda}, "
-              f"device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"}")'
+    $PY -c 'import sys, torch; name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda {torch.version.cuda}, device: {name}")'
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 } >"$summary"
 cat "$summary"
@@ -58,6 +59,7 @@ step bench-epoch $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 $SHAPE
 step bench-epoch-torchvision $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --autoaugment torchvision $SHAPE
 step bench-epoch-eager $PY -m rescom bench epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
 step bench-epoch-bf16 $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
+step bench-pack $PY -m rescom bench pack --device "$DEVICE" --runs "${PACK_RUNS:-8}" --epochs 2 $SHAPE
 
 data_args=(--dataset cifar100-lt --imbalance 100)
 if [ $# -ge 1 ]; then
@@ -82,6 +84,7 @@ step torchrun $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m re
         grep -h -E "^(cuda graphs|epoch|  augmentation|  steps alone|autoaugment|released / torchvision|per epoch|  eager|  as run)" \
             "$dir/$f.log" | sed "s/^/$f: /"
     done
+    grep -h -E "^ +[0-9]+ +[0-9.]+ |^target " "$dir/bench-pack.log" | sed 's/^/bench pack (runs, s\/epoch, epochs\/s, x one run, GiB\/run): /'
     grep -h -E "epoch $EPOCHS/$EPOCHS" "$dir/train.log" | tail -n 1 | sed 's/^/train: /'
     [ -f "$dir/runs/rescom-check/metrics.json" ] && $PY - "$dir/runs/rescom-check" <<'PY'
 import json, sys

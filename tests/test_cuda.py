@@ -103,17 +103,17 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
 
     import rescom.engine.train as engine
 
-    original = engine.train_epoch
+    original = engine.epoch_steps
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
     killed = runner.invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed"))
     assert killed.exit_code != 0
-    monkeypatch.setattr(engine, "train_epoch", original)
+    monkeypatch.setattr(engine, "epoch_steps", original)
     invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed", extra=["--resume"]))
     history = (in_tmp / "runs/resumed/history.csv").read_text().splitlines()
     assert len(history) == 4  # header + epochs 1-3, two before the kill and one after the resume
@@ -208,3 +208,83 @@ def test_captured_step_equals_the_eager_step(monkeypatch):
                                        msg=lambda text, key=key: f"{key}: {text}")
     assert captured.captured, captured.disabled_reason
     torch.testing.assert_close(twin.queue.keys, parts.queue.keys, rtol=1e-5, atol=1e-6)
+
+
+def test_pack_graphs_replayed_on_their_own_streams_equal_their_eager_steps(monkeypatch):
+    """Two runs' steps, each captured as a CUDA graph and replayed on its own stream, interleaved (as
+    rescom train --seeds runs them), equal the same steps run eagerly one run after the other."""
+    from rescom.config import apply_overrides, resolve_for_data
+    from rescom.engine.components import build_components
+    from rescom.engine.cuda_graph import CapturedCall
+    from rescom.engine.step import train_step
+    from rescom.methods import preset_config
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    counts = [64, 32, 16, 8]
+    runs = []
+    for seed in (0, 1):
+        config = resolve_for_data(apply_overrides(preset_config("rescom"), {"optim.batch_size": 16,
+                                                                            "method.queue_size": 4, "run.seed": seed}), counts)
+        eager_parts = build_components(config, counts, 3, CUDA)
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            packed_parts = copy.deepcopy(eager_parts)
+        captured = CapturedCall(lambda v, t, c=config, p=packed_parts: train_step(c, p, v, t), warmup=2)
+        runs.append((config, eager_parts, packed_parts, stream, captured))
+    torch.cuda.synchronize()
+    g = torch.Generator(device=CUDA).manual_seed(0)
+    batches = [[([torch.randn(16, 3, 32, 32, device=CUDA, generator=g) for _ in range(2)],
+                 torch.randint(0, 4, (16,), device=CUDA, generator=g)) for _ in range(6)] for _ in runs]
+    torch.cuda.synchronize()
+    replayed = [[] for _ in runs]
+    for step in range(6):  # interleaved: one step of each run in turn, each on its own stream
+        for r, (_, _, _, stream, captured) in enumerate(runs):
+            with torch.cuda.stream(stream):
+                views, target = batches[r][step]
+                replayed[r].append({k: v.clone() for k, v in captured(views, target).items()})
+    torch.cuda.synchronize()
+    for r, (config, eager_parts, packed_parts, _, captured) in enumerate(runs):
+        assert captured.captured, captured.disabled_reason
+        for step in range(6):
+            eager = train_step(config, eager_parts, *batches[r][step])
+            for key in eager:
+                torch.testing.assert_close(replayed[r][step][key].float(), eager[key].float(), rtol=1e-5, atol=1e-6,
+                                           msg=lambda text, key=key: f"run {r}, step {step}, {key}: {text}")
+        torch.testing.assert_close(packed_parts.queue.keys, eager_parts.queue.keys, rtol=1e-5, atol=1e-6)
+
+
+def without_seed(args):
+    at = args.index("--seed")
+    return [*args[:at], *args[at + 2:]]
+
+
+def test_pack_trains_on_the_gpu_each_run_named_and_resumable_as_its_solo_run(in_tmp, cifar_like):
+    packed = runner.invoke(app, [*without_seed(train_args(cifar_like, "rescom", epochs=2)), "--seeds", "0,1,2"])
+    assert packed.exit_code == 0, packed.output + repr(packed.exception)
+    assert "one run's measured peak" in " ".join(packed.output.split())  # the memory check ran first
+    solo = invoke(app, train_args(cifar_like, "rescom", epochs=2, extra=["--set", "run.runs_dir=solo"]))
+    for seed in (0, 1, 2):
+        run_dir = in_tmp / f"runs/rescom-cifar10-if100-s{seed}"
+        history = (run_dir / "history.csv").read_text().splitlines()
+        assert len(history) == 3 and all("nan" not in row.lower() for row in history[1:])
+        assert "packed with 2 other run(s)" in json.loads((run_dir / "run_log.json").read_text())["hardware"]
+    # The same function on CUDA, not the same bits: cuDNN autotuning picks kernels by timing, which
+    # the other runs' kernels change. Seed 0 packed against seed 0 alone: close, not equal.
+    import pandas as pd
+
+    packed_loss = pd.read_csv(in_tmp / "runs/rescom-cifar10-if100-s0/history.csv")["loss"][0]
+    solo_loss = pd.read_csv(in_tmp / "solo/rescom-cifar10-if100-s0/history.csv")["loss"][0]
+    assert abs(packed_loss - solo_loss) <= 1e-2 * abs(solo_loss), (packed_loss, solo_loss, solo.output)
+    resumed = invoke(app, [*without_seed(train_args(cifar_like, "rescom", epochs=3)), "--seed", "1", "--resume",
+                           "--allow-change", "optim.epochs"])
+    assert "epoch 3/3" in resumed.output
+
+
+def test_pack_too_large_for_the_gpu_is_refused_before_training(in_tmp, cifar_like, monkeypatch):
+    free, total = torch.cuda.mem_get_info()
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**20, total))  # 1 MiB free
+    result = runner.invoke(app, [*without_seed(train_args(cifar_like, "rescom", epochs=2)), "--seeds", "0,1"])
+    assert result.exit_code == 2, result.output
+    assert "pack at most 0 runs" in " ".join(result.output.split())
+    assert not (in_tmp / "runs").exists()

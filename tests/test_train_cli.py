@@ -92,18 +92,18 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     full = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=full"]))
     assert full.exit_code == 0, full.output
 
-    original = engine.train_epoch
+    original = engine.epoch_steps
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-epoch: epoch 2's checkpoint is the last
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
     assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(engine, "train_epoch", original)
+    monkeypatch.setattr(engine, "epoch_steps", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
@@ -132,16 +132,16 @@ def test_a_checkpoint_from_before_the_schedule_fix_resumes_with_its_own_schedule
     from rescom.engine.checkpoint import save_checkpoint
 
     cosine = ["--set", "run.run_name=old", "--set", "optim.schedule=cosine", "--set", "optim.cosine_warmup_epochs=1"]
-    original = engine.train_epoch
+    original = engine.epoch_steps
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "train_epoch", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
     assert run_cli(tiny_args(tiny_folder, epochs=3, extra=cosine)).exit_code != 0
-    monkeypatch.setattr(engine, "train_epoch", original)
+    monkeypatch.setattr(engine, "epoch_steps", original)
     path = workdir / "runs/old/checkpoint.pt"
     state = torch.load(path, weights_only=True)
     del state["config"]["optim"]["schedule_version"]  # as written before the key existed
@@ -201,7 +201,7 @@ def _nan_from_epoch(monkeypatch, first_bad_epoch):
     import rescom.engine.step as step_module
     import rescom.engine.train as engine
 
-    real_step, real_epoch = step_module.train_step, engine.train_epoch
+    real_step, real_epoch = step_module.train_step, engine.epoch_steps
     current = {"epoch": 0}
 
     def maybe_exploding_step(*args, **kwargs):
@@ -215,7 +215,7 @@ def _nan_from_epoch(monkeypatch, first_bad_epoch):
         return real_epoch(config, parts, step_fn, loader, device, bar, epoch)
 
     monkeypatch.setattr(step_module, "train_step", maybe_exploding_step)
-    monkeypatch.setattr(engine, "train_epoch", tracking_epoch)
+    monkeypatch.setattr(engine, "epoch_steps", tracking_epoch)
 
 
 def test_nan_in_the_first_epoch_does_not_claim_a_checkpoint(workdir, tiny_folder, monkeypatch):

@@ -60,6 +60,32 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
                                         imbalance=imbalance, test_per_class=test_per_class, autoaugment=autoaugment)))
 
 
+@bench_app.command("pack")
+def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (one run is always measured too)."),
+         device: str = typer.Option("auto", help="auto, cpu or cuda."),
+         method: str = typer.Option("rescom", help="Preset every run trains."),
+         epochs: int = typer.Option(2, help="Timed epochs after one warm-up epoch."),
+         eval_every: int = typer.Option(10, help="Evaluation interval the time per epoch includes."),
+         graphs: bool = typer.Option(True, help="Replay step and augmentation as CUDA graphs (GPU only)."),
+         classes: int = typer.Option(100), max_count: int = typer.Option(500), imbalance: float = typer.Option(100.0),
+         test_per_class: int = typer.Option(100)):
+    """K runs packed in one process against one run on synthetic CIFAR-100-LT IF=100 shapes: aggregate epochs/s, ratio, memory per run."""
+    from rescom.bench.pack import bench_pack, format_pack
+    from rescom.cli.common import fail
+    from rescom.engine.train import select_device
+
+    try:
+        sizes = [int(k) for k in runs.split(",") if k.strip()]
+    except ValueError:
+        fail(f"--runs: expected a number or comma-separated numbers, got {runs!r}")
+    if not sizes or min(sizes) < 1:
+        fail(f"--runs: pack sizes must be at least 1, got {runs!r}")
+    resolved = select_device(device)
+    typer.echo(format_pack(bench_pack(resolved, runs=sizes, method=method, epochs=epochs, eval_every=eval_every,
+                                      graphs=graphs, num_classes=classes, max_count=max_count, imbalance=imbalance,
+                                      test_per_class=test_per_class)))
+
+
 @bench_app.command("synthetic-data")
 def synthetic_data(out: str = typer.Argument(..., help="Output directory of the prepared set."),
                    classes: int = typer.Option(100), max_count: int = typer.Option(500),

@@ -46,6 +46,22 @@ def train(params: Path = typer.Option(Path("params.yaml")), table: str = typer.O
                f"(epoch {m['best_epoch']})")
 
 
+@pipeline_app.command("train-pack")
+@expected_errors
+def train_pack(params: Path = typer.Option(Path("params.yaml")),
+               results: Path = typer.Option(..., help="Where to write {stage cmd: {ok, error}} as JSON."),
+               stages: list[str] = typer.Option(..., "--stage", help="A `rescom pipeline train ...` stage command "
+                                                "of this params file (repeatable).")):
+    """Train several stages' runs in one process (rescom.pipeline.packing); exit 1 if any failed."""
+    from rescom.pipeline.packing import train_stages
+
+    outcome = train_stages(str(params), stages, results)
+    for cmd, result in outcome.items():
+        typer.echo(f"{'ok' if result['ok'] else 'FAILED'}: {cmd}" + ("" if result["ok"] else f" ({result['error']})"))
+    if not all(result["ok"] for result in outcome.values()):
+        raise typer.Exit(1)
+
+
 @pipeline_app.command("analysis")
 @expected_errors
 def analysis(name: str = typer.Argument(..., help="simulate_pairs, gradients, similarity or inference_cost."),

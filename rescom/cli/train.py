@@ -27,6 +27,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set optim.epochs=N (default: 400, the "
                                                     "released recipe: set a smaller number on a CPU)."),
     seed: Optional[int] = typer.Option(None, help="Shortcut for --set run.seed=N (default: 0)."),
+    seeds: Optional[str] = typer.Option(None, help="Train one run per seed, e.g. 0,1,2, packed in this process on "
+                                                   "one device; each run is the solo run of its seed."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file {section: {key: value}}."),
     sets: list[str] = typer.Option([], "--set", help="Override any key: --set method.num_neg=400 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run from its last checkpoint (same MLflow run)."),
@@ -44,8 +46,29 @@ def train(
     config = build_config(method, dataset, imbalance, config_file, sets,
                           {"data.root": data_root, "optim.epochs": epochs, "run.seed": seed,
                            **({} if track else {"run.track": False})})
-    summary = run_training(config, resume=resume, overwrite=overwrite, allow_change=allowed)
-    _print_metrics(summary)
+    if seeds is None:
+        _print_metrics(run_training(config, resume=resume, overwrite=overwrite, allow_change=allowed))
+        return
+    _train_seeds(config, seeds, seed, resume, overwrite, allowed)
+
+
+def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowed: tuple[str, ...]) -> None:
+    """--seeds: the runs of every seed as one pack; the others finish when one fails, then exit 2 naming it."""
+    from rescom.cli.common import fail
+    from rescom.config import ConfigError
+    from rescom.engine.pack import parse_seeds, seed_configs, train_pack
+    from rescom.engine.train import RunStart
+
+    if seed is not None:
+        raise ConfigError("--seed and --seeds: give one of them")
+    configs = seed_configs(config, parse_seeds(seeds))
+    outcomes = train_pack(configs, [RunStart(resume, overwrite, allowed)] * len(configs))
+    for outcome in outcomes:
+        if outcome.summary is not None:
+            _print_metrics(outcome.summary)
+    failed = [f"{o.run_dir}: {o.error}" for o in outcomes if o.error is not None]
+    if failed:
+        fail("; ".join(failed))
 
 
 def _print_metrics(summary: dict) -> None:

@@ -32,12 +32,21 @@ def train_table_run(params_path: str, table: str, item: dict[str, str]) -> dict:
     """Train one run; continue it if an interrupted checkpoint of the same config is there."""
     from rescom.engine.train import train
 
+    config, start = table_run_start(params_path, table, item)
+    return train(config, resume=start.resume, overwrite=start.overwrite)
+
+
+def table_run_start(params_path: str, table: str, item: dict[str, str]):
+    """(config, RunStart) of one run of a table: resume an interrupted checkpoint of the same config
+    and code, else start over (a stage always rewrites its outputs)."""
+    from rescom.engine.train import RunStart
+
     profile = load_profile(params_path)
     spec = find_run(profile, table, item)
     config = run_config(profile, spec)
     checkpoint = spec.run_dir(profile.name) / "checkpoint.pt"
     resume = checkpoint.is_file() and _continuable(config, load_checkpoint(checkpoint))
-    return train(config, resume=resume, overwrite=not resume)
+    return config, RunStart(resume=resume, overwrite=not resume)
 
 
 def _continuable(config: TrainConfig, state: dict) -> bool:
