@@ -139,9 +139,11 @@ def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):
     assert len(run.data.tags["dataset_fingerprint"]) == 64
     assert run.data.tags["git_commit"]
     for key in ("loss_cls", "loss_con", "lr", "train_acc", "test_all", "test_medium", "test_few",
-                "test_ece", "last_test_all", "best_test_all", "last_test_ece"):
+                "test_ece", "summary/last_test_all", "summary/best_test_all", "summary/last_test_ece"):
         assert key in run.data.metrics, key
-    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    from rescom.tracking import artifact_repository
+
+    artifacts = {a.path for a in artifact_repository(MlflowClient(), run_id).list_artifacts()}
     assert {"config.yaml", "per_class.csv", "confusion_matrix.png", "per_class_accuracy.png"} <= artifacts
 
 

@@ -134,7 +134,7 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
         from mlflow.tracking import MlflowClient
     except ImportError:
         return "skipped: mlflow is not installed"
-    from rescom.tracking import default_tracking_uri
+    from rescom.tracking import artifact_repository, default_tracking_uri
 
     uri = default_tracking_uri()
     client = MlflowClient(uri)
@@ -143,8 +143,9 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
     except MlflowException as err:
         raise ValueError(f"MLflow run {run_id} is not in the store {uri} (set MLFLOW_TRACKING_URI to the "
                          f"store the run was trained with); the analysis files are written") from err
+    repository = artifact_repository(client, run_id)
     for path in paths:
-        client.log_artifact(run_id, str(path), "analysis")
+        repository.log_artifact(str(path), "analysis")
     return f"logged to MLflow run {run_id} under analysis/"
 
 
