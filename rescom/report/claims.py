@@ -21,6 +21,7 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile
 from rescom.report.collect import table_frame
+from rescom.report.numbers import difference_label
 from rescom.report.paired import BASELINES, matches  # BASELINES: each table's context columns
 
 FIELDS = ("claim", "table", "column", "better", "worse")
@@ -108,7 +109,7 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
     for _, row in frame.iterrows():
         spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.2f}"
         mean = "n/a" if math.isnan(row["mean"]) else f"{row['mean']:+.2f}{spread}"
-        lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {row['better']} − {row['worse']} | "
+        lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {difference_label(row['better'], row['worse'])} | "
                      f"{row['per_seed'] or 'n/a'} (seeds {row['seeds'] or '-'}) | {mean} | **{row['verdict']}** |")
     (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
     return frame
