@@ -5,8 +5,10 @@ reports/<profile>/summary.json   {table: {row: {"all": last-epoch top-1, "few": 
                                  per row of each table (main also Few), mean over seeds, so
                                  `dvc exp show` / `dvc metrics diff` compare profiles across commits
                                  and experiments in a few columns.
-reports/<profile>/curves/<table>.csv   epoch, then one column per row of the table: test top-1 at
-                                 each evaluated epoch, mean over seeds (the top-level plots overlay them).
+reports/<profile>/curves/<table>.csv   epoch, then one column per variant of the table (its axis
+                                 values but the seed): test top-1 at each evaluated epoch, mean over
+                                 seeds; the top-level plots of dvc.yaml overlay them, and <table>.png
+                                 draws the same for reading offline (DVC's HTML loads Vega from a CDN).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def write_curves(profile: Profile, root: Path) -> list[Path]:
     for table in profile.tables():
         curves = table_curves(profile, table) if table in CURVE_TABLES else None
         if curves is not None:
+            from rescom.report.figures import plot_curves
+            from rescom.report.render import TITLES
+
             paths.append(directory / f"{table}.csv")
             curves.to_csv(paths[-1], index=False, float_format="%.4f")
+            title, reference = TITLES[table]
+            paths.append(plot_curves(curves, f"{title} ({reference})\nprofile {profile.name}: test top-1 over epochs",
+                                     directory / f"{table}.png"))
     return paths
