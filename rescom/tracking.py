@@ -6,8 +6,8 @@ The default store is an absolute sqlite URI in the working directory; MLFLOW_TRA
 How a run looks in the MLflow UI is decided here:
 - experiments are tagged as model training (`mlflow.experimentKind`), and `ui_url` opens the
   experiment page in the model-training view (`?workflowType=machine_learning`), not the GenAI one;
-- per-epoch values are the curves (step = epoch); one-off values (best/last accuracy, epochs) go
-  under `summary/`, which the UI draws as a section of its own after the curves;
+- per-epoch values are the curves (`curves/<key>`, step = epoch); one-off values (best/last
+  accuracy, epochs) go under `summary/`, a chart section of its own after the curves;
 - values are rounded to 6 significant digits (accuracy 14.000000000000002 shows as 14);
 - the prepared set is a dataset input (name, digest = its fingerprint, source, profile);
 - artifacts of a sqlite store are proxied (`mlflow-artifacts:/<experiment>`): the database holds
@@ -32,6 +32,9 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
+# MLflow 3's UI draws one chart section per key prefix, prefixed sections sorted by name before the
+# unprefixed "Model metrics": `curves/` < `summary/` puts the per-epoch curves first.
+CURVES_PREFIX = "curves/"
 SUMMARY_PREFIX = "summary/"
 PROXY_SCHEME = "mlflow-artifacts:/"
 # The tag MLflow 3's UI reads to show an experiment as model training rather than GenAI development.
@@ -179,17 +182,22 @@ class Tracker:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Per-epoch values (step = epoch) as `curves/<key>`: the UI's first chart section."""
+        self._log(CURVES_PREFIX, metrics, step)
+
+    def log_summary(self, summary: dict[str, float], step: int) -> None:
+        """One-off values of the run (best/last accuracy, epochs) as `summary/<key>`: a section of
+        their own in the UI, after the curves, instead of single-dot charts among them."""
+        self._log(SUMMARY_PREFIX, summary, step)
+
+    def _log(self, prefix: str, metrics: dict[str, float], step: int) -> None:
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, display_value(v), now, step) for k, v in metrics.items()])
-
-    def log_summary(self, summary: dict[str, float], step: int) -> None:
-        """One-off values of the run (best/last accuracy, epochs) as `summary/<key>`: a section of
-        their own in the UI, after the per-epoch curves, instead of single-dot charts among them."""
-        self.log_metrics({SUMMARY_PREFIX + k: v for k, v in summary.items()}, step)
+        self.client.log_batch(self.run_id, metrics=[Metric(prefix + k, display_value(v), now, step)
+                                                    for k, v in metrics.items()])
 
     def log_dataset(self, name: str, digest: str, source: str, profile: str, context: str = "training") -> None:
         """The prepared set as the run's dataset input: name, digest, source, profile.

@@ -76,11 +76,14 @@ def test_ui_shows_curves_summary_dataset_and_artifacts_after_the_store_moved(mov
         run = _get(api, "/runs/get", run_id=run_id)["run"]
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
         # Curves: one point per epoch, step = epoch.
-        history = _get(api, "/metrics/get-history", run_id=run_id, metric_key="test_all")["metrics"]
+        history = _get(api, "/metrics/get-history", run_id=run_id, metric_key="curves/test_all")["metrics"]
         assert sorted(m["step"] for m in history) == [1, 2]
-        # Summary values in their own section, none of them among the curves.
+        # Two chart sections, curves/ before summary/ (the UI sorts prefixed sections by name), and no
+        # unprefixed key that would open a third.
+        sections = {key.split("/", 1)[0] for key in metrics}
+        assert sections == {"curves", "summary"}, sorted(metrics)
+        assert {"curves/test_all", "curves/loss", "curves/lr"} <= set(metrics)
         assert {"summary/best_test_all", "summary/last_test_all", "summary/last_test_few", "summary/epochs"} <= set(metrics)
-        assert not {"best_test_all", "last_test_all", "epochs"} & set(metrics)
         assert all(float(f"{v:.6g}") == v for v in metrics.values())  # rounded for display
         # The prepared set as a dataset input whose digest is its fingerprint.
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
