@@ -32,7 +32,7 @@ def _get(base: str, path: str, **query) -> dict:
     return json.loads(body) if body else {}
 
 
-def _wait_for(base: str, server: subprocess.Popen, seconds: float = 90.0) -> None:
+def _wait_for(base: str, server: subprocess.Popen, seconds: float = 300.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:

@@ -36,6 +36,8 @@ def headline_summary(aggregates: dict[str, pd.DataFrame]) -> dict:
     """One entry per row of each table: last-epoch All (main: also Few), mean over seeds, 2 decimals."""
     summary = {}
     for table, agg in aggregates.items():
+        if table not in CURVE_TABLES:
+            continue  # entirety repeats main's rows
         labels = row_labels(agg, TABLE_KEYS[table])
         summary[table] = {label: {"all": _number(row["last_test_all_mean"]),
                                   **({"few": _number(row["last_test_few_mean"])} if table == "main" else {})}
