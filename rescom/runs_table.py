@@ -1,31 +1,63 @@
-"""The MLflow runs of the project's store as a pandas table (for `rescom runs` and reports)."""
+"""The MLflow runs of the project's store as a pandas table (for `rescom runs` and reports).
+
+One row per run: its experiment (profile/table), variant (the run name without its seed), seed,
+epochs and the headline numbers. Summary values are read from `summary/<key>` and, for runs logged
+before that section existed, from the bare key.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pandas as pd
 
-from rescom.tracking import default_tracking_uri
+from rescom.tracking import SUMMARY_PREFIX, default_tracking_uri, sqlite_path
 
-COLUMNS = {
-    "tags.mlflow.runName": "run", "tags.method": "method", "tags.dataset": "dataset", "tags.profile": "profile",
-    "status": "status", "metrics.last_test_all": "last all", "metrics.best_test_all": "best all",
-    "metrics.last_test_few": "last few", "metrics.last_test_ece": "last ECE",
-}
+HEADLINE = {"last_test_all": "last All", "best_test_all": "best All", "last_test_few": "last Few",
+            "last_test_ece": "last ECE"}
+NUMERIC = ("seed", "epochs", *HEADLINE.values())
+
+
+def _variant(run_name: str, seed) -> str:
+    """'supcon_siambs-q32-s0' with seed 0 -> 'supcon_siambs-q32' (the table's run names end in -s<seed>)."""
+    return re.sub(rf"-s{re.escape(str(seed))}$", "", run_name) if seed not in (None, "") else run_name
+
+
+def _metric(frame: pd.DataFrame, key: str) -> pd.Series:
+    summary, bare = f"metrics.{SUMMARY_PREFIX}{key}", f"metrics.{key}"
+    values = frame[summary] if summary in frame.columns else pd.Series(float("nan"), index=frame.index)
+    return values.combine_first(frame[bare]) if bare in frame.columns else values
 
 
 def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
-    import mlflow
+    """The newest runs first; an experiment the store does not have is a ValueError naming it."""
+    from mlflow.tracking import MlflowClient
 
     uri = default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        if experiment:
+            raise ValueError(f"no MLflow experiment '{experiment}': the store {database} does not exist yet")
         return pd.DataFrame()  # no store yet: a read-only command must not create one
-    mlflow.set_tracking_uri(uri)
-    names = [experiment] if experiment else None
-    frame = mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
-                               max_results=limit, order_by=["attributes.start_time DESC"])
-    if frame.empty:
-        return frame
-    present = [c for c in COLUMNS if c in frame.columns]
-    return frame[present].rename(columns=COLUMNS)
+    client = MlflowClient(uri)
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            known = sorted(e.name for e in client.search_experiments())
+            raise ValueError(f"no MLflow experiment '{experiment}' in {uri} (known: {', '.join(known) or 'none'})")
+        ids = [found.experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    runs = client.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"]) if ids else []
+    rows = []
+    for run in runs:
+        params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+        seed = params.get("run.seed", "")
+        row = {"experiment": names.get(run.info.experiment_id, run.info.experiment_id),
+               "variant": _variant(tags.get("mlflow.runName", run.info.run_name or ""), seed),
+               "seed": seed, "epochs": params.get("optim.epochs", ""), "status": run.info.status}
+        for key, column in HEADLINE.items():
+            row[column] = metrics.get(SUMMARY_PREFIX + key, metrics.get(key, float("nan")))
+        rows.append(row)
+    return pd.DataFrame(rows)

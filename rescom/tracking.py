@@ -2,6 +2,17 @@
 
 mlflow is imported lazily so the training path runs where it is not installed (`run.track=false`).
 The default store is an absolute sqlite URI in the working directory; MLFLOW_TRACKING_URI overrides.
+
+How a run looks in the MLflow UI is decided here:
+- experiments are tagged as model training (`mlflow.experimentKind`), and `ui_url` opens the
+  experiment page in the model-training view (`?workflowType=machine_learning`), not the GenAI one;
+- per-epoch values are the curves (`curves/<key>`, step = epoch); one-off values (best/last
+  accuracy, epochs) go under `summary/`, a chart section of its own after the curves;
+- values are rounded to 6 significant digits (accuracy 14.000000000000002 shows as 14);
+- the prepared set is a dataset input (name, digest = its fingerprint, source, profile);
+- artifacts of a sqlite store are proxied (`mlflow-artifacts:/<experiment>`): the database holds
+  no absolute path, the files sit in mlartifacts/ beside it, and `rescom ui` serves them from
+  there, so a moved checkout keeps its previews.
 """
 
 from __future__ import annotations
@@ -21,11 +32,84 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
-def _artifact_root(uri: str) -> str | None:
-    """Artifacts beside a sqlite store (mlartifacts/), so nothing lands relative to the cwd of a later call."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    return None
+# MLflow 3's UI draws one chart section per key prefix, prefixed sections sorted by name before the
+# unprefixed "Model metrics": `curves/` < `summary/` puts the per-epoch curves first.
+CURVES_PREFIX = "curves/"
+SUMMARY_PREFIX = "summary/"
+PROXY_SCHEME = "mlflow-artifacts:/"
+# The tag MLflow 3's UI reads to show an experiment as model training rather than GenAI development.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI, else None."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def local_artifacts_root(uri: str) -> Path | None:
+    """mlartifacts/ beside a sqlite store: where its proxied artifacts are written and served from."""
+    database = sqlite_path(uri)
+    return database.parent / "mlartifacts" if database is not None else None
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    """A proxied location for a sqlite store's experiment (no absolute path in the database)."""
+    if sqlite_path(uri) is None:
+        return None  # a tracking server or other store keeps its own default
+    return PROXY_SCHEME + "/".join(part for part in experiment.replace("\\", "/").split("/") if part not in ("", ".", ".."))
+
+
+def display_value(value: float) -> float:
+    """value at 6 significant digits: what the UI shows without float noise (0.1 + 0.2 -> 0.3)."""
+    return float(f"{float(value):.6g}")
+
+
+def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
+    """The UI's address; with an experiment, its page in the model-training view."""
+    base = f"http://{host}:{port}/"
+    if experiment_id is None:
+        return base
+    return f"{base}#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
+def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[str]]:
+    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
+    store's mlartifacts/ wherever the store now lies."""
+    import sys
+
+    uri = uri or default_tracking_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    root = local_artifacts_root(uri)
+    if root is not None:
+        command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
+    return uri, command
+
+
+def ui_landing(uri: str, host: str, port: int) -> str:
+    """The address to open: the newest experiment's runs in the model-training view when the store
+    has experiments, else the UI's home page. Reading never creates a store."""
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        return ui_url(host, port)
+    from mlflow.tracking import MlflowClient
+
+    experiments = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
+                   if e.name != "Default"]
+    return ui_url(host, port, experiments[0].experiment_id if experiments else None)
+
+
+def artifact_repository(client, run_id: str):
+    """Where a run's artifacts are written: the local mlartifacts/ folder for a proxied run of a
+    sqlite store (there is no server to proxy through while training), else MLflow's own repository."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    artifact_uri = client.get_run(run_id).info.artifact_uri
+    root = local_artifacts_root(client.tracking_uri)
+    if artifact_uri.startswith(PROXY_SCHEME) and root is not None:
+        return LocalArtifactRepository(str(root / artifact_uri[len(PROXY_SCHEME):]))
+    return get_artifact_repository(artifact_uri)
 
 
 @contextlib.contextmanager
@@ -67,8 +151,14 @@ class Tracker:
         with store_setup_lock(self.uri):
             self.client = MlflowClient(self.uri)
             found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = (found.experiment_id if found is not None else
-                                  self.client.create_experiment(experiment, artifact_location=_artifact_root(self.uri)))
+            if found is None:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=_artifact_location(self.uri, experiment), tags=EXPERIMENT_KIND)
+            else:
+                self.experiment_id = found.experiment_id
+                for key, value in EXPERIMENT_KIND.items():
+                    if found.tags.get(key) != value:  # a store made before the tag existed
+                        self.client.set_experiment_tag(self.experiment_id, key, value)
         self.run_id: str | None = None
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
@@ -92,16 +182,41 @@ class Tracker:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Per-epoch values (step = epoch) as `curves/<key>`: the UI's first chart section."""
+        self._log(CURVES_PREFIX, metrics, step)
+
+    def log_summary(self, summary: dict[str, float], step: int) -> None:
+        """One-off values of the run (best/last accuracy, epochs) as `summary/<key>`: a section of
+        their own in the UI, after the curves, instead of single-dot charts among them."""
+        self._log(SUMMARY_PREFIX, summary, step)
+
+    def _log(self, prefix: str, metrics: dict[str, float], step: int) -> None:
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(prefix + k, display_value(v), now, step)
+                                                    for k, v in metrics.items()])
 
-    def log_artifacts(self, paths: list[Path]) -> None:
+    def log_dataset(self, name: str, digest: str, source: str, profile: str, context: str = "training") -> None:
+        """The prepared set as the run's dataset input: name, digest, source, profile.
+
+        MLflow caps a digest at 36 characters: the digest is the fingerprint's first 36 hex digits
+        and the profile field holds the whole fingerprint.
+        """
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                          profile=json.dumps({"profile": profile, "fingerprint": digest}))
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str | None = None) -> None:
+        repository = artifact_repository(self.client, self.run_id)
         for path in paths:
-            self.client.log_artifact(self.run_id, str(path))
+            repository.log_artifact(str(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
@@ -123,6 +238,12 @@ class NullTracker:
         return None
 
     def log_metrics(self, *args, **kwargs) -> None:
+        return None
+
+    def log_summary(self, *args, **kwargs) -> None:
+        return None
+
+    def log_dataset(self, *args, **kwargs) -> None:
         return None
 
     def log_artifacts(self, *args, **kwargs) -> None:

@@ -73,8 +73,10 @@ def read_csv(path):
 def analysis_artifacts(root, checkpoint_path):
     from mlflow.tracking import MlflowClient
 
+    from rescom.tracking import artifact_repository
+
     run_id = json.loads((root / checkpoint_path).with_name("run_log.json").read_text())["mlflow_run_id"]
-    return {a.path for a in MlflowClient().list_artifacts(run_id, "analysis")}
+    return {a.path for a in artifact_repository(MlflowClient(), run_id).list_artifacts("analysis")}
 
 
 def is_png(path):

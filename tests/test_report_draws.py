@@ -81,7 +81,7 @@ def test_draws_table_rendered(tiny, tmp_path):
     assert render_draws(tiny, out) is not None
     text = (out / "draws.md").read_text()
     assert "| bs | 70.00 / 74.00 / 68.00 | 70.67 ± 3.06 | 6.00 |" in text
-    assert "| rescom − bs | +2.00 / +1.00 / +3.00 | +2.00 ± 1.00 |" in text
+    assert "| rescom - bs | +2.00 / +1.00 / +3.00 | +2.00 ± 1.00 |" in text
     assert "draw spread (the largest std over draws of one method's All): 3.06" in text
     csv = pd.read_csv(out / "draws.csv")
     assert list(csv.columns) == ["method", "subsample_seed", "last_test_all", "last_test_few", "gap_all"]

@@ -61,4 +61,4 @@ def test_three_trainings_at_once_in_a_fresh_directory_all_finish(tmp_path, tiny_
         run_id = json.loads((tmp_path / f"runs/r{i}/run_log.json").read_text())["mlflow_run_id"]
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert {"test_all", "last_test_all", "best_test_all", "loss"} <= set(run.data.metrics)
+        assert {"curves/test_all", "summary/last_test_all", "summary/best_test_all", "curves/loss"} <= set(run.data.metrics)

@@ -120,7 +120,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
 
     run_id = json.loads((workdir / "runs/resumed/run_log.json").read_text())["mlflow_run_id"]
     client = MlflowClient()
-    history = client.get_metric_history(run_id, "test_all")
+    history = client.get_metric_history(run_id, "curves/test_all")
     assert sorted(m.step for m in history) == [1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
 
@@ -168,10 +168,13 @@ def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):
     assert run.data.tags["class_counts"] == "24,13,7,4"
     assert len(run.data.tags["dataset_fingerprint"]) == 64
     assert run.data.tags["git_commit"]
-    for key in ("loss_cls", "loss_con", "lr", "train_acc", "test_all", "test_medium", "test_few",
-                "test_ece", "last_test_all", "best_test_all", "last_test_ece"):
+    for key in ("curves/loss_cls", "curves/loss_con", "curves/lr", "curves/train_acc", "curves/test_all",
+                "curves/test_medium", "curves/test_few", "curves/test_ece", "summary/last_test_all",
+                "summary/best_test_all", "summary/last_test_ece"):
         assert key in run.data.metrics, key
-    artifacts = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    from rescom.tracking import artifact_repository
+
+    artifacts = {a.path for a in artifact_repository(MlflowClient(), run_id).list_artifacts()}
     assert {"config.yaml", "per_class.csv", "confusion_matrix.png", "per_class_accuracy.png"} <= artifacts
 
 

@@ -135,7 +135,7 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
         from mlflow.tracking import MlflowClient
     except ImportError:
         return "skipped: mlflow is not installed"
-    from rescom.tracking import default_tracking_uri
+    from rescom.tracking import artifact_repository, default_tracking_uri
 
     uri = default_tracking_uri()
     client = MlflowClient(uri)
@@ -144,8 +144,9 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
     except MlflowException as err:
         raise ValueError(f"MLflow run {run_id} is not in the store {uri} (set MLFLOW_TRACKING_URI to the "
                          f"store the run was trained with); the analysis files are written") from err
+    repository = artifact_repository(client, run_id)
     for path in paths:
-        client.log_artifact(run_id, str(path), "analysis")
+        repository.log_artifact(str(path), "analysis")
     return f"logged to MLflow run {run_id} under analysis/"
 
 
@@ -242,10 +243,10 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
         num_keys = (batches - 1) * b
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent / "analysis"
     out.mkdir(parents=True, exist_ok=True)
-    from rescom.analysis.figures import plot_gradient_by_rank
+    from rescom.analysis.figures import plot_gradient_by_rank, run_context
 
     keys_text = "the run's queue" if source == "queue" else "other training images"
-    title = (f"{config.method_name}: |dL/ds| by similarity rank (tau {tau:g}, {z.shape[0]} queries, "
+    title = (f"{config.method_name} ({run_context(config)}): |dL/ds| by similarity rank\n(tau {tau:g}, {z.shape[0]} queries, "
              f"{num_keys} keys from {keys_text}, {'z' if embedding == PROJECTION else 'f/|f|'})")
     paths = [_write_gradient_csv(out / "gradient_by_rank.csv", result, embedding, source),
              plot_gradient_by_rank(result, out / "gradient_by_rank.png", title=title)]
@@ -302,10 +303,10 @@ def similarity_analysis(checkpoints: Mapping[str, str | Path], out_dir, *, many:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    from rescom.analysis.figures import plot_similarity_histograms
+    from rescom.analysis.figures import plot_similarity_histograms, run_context
 
     encoder_runs = [label for label, kind in embeddings.items() if kind != PROJECTION]
-    title = "Positive-pair cosine similarity on the test set (projection z"
+    title = f"Positive-pair cosine similarity on the test set, {run_context(config)} (projection z"
     title += f"; f/|f| for {', '.join(encoder_runs)})" if encoder_runs else ")"
     present = {label: {g: v for g, v in per.items() if v.size} for label, per in groups.items()}
     paths = [csv_path, plot_similarity_histograms(present, out / "similarity_hist.png", title=title)]

@@ -15,6 +15,12 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 
+def run_context(config) -> str:
+    """'fashion-mnist-lt IF 100, 25 epochs': what a figure's title names about the run it reads."""
+    imbalance = f" IF {config.data.imbalance:g}" if config.data.imbalance is not None else ""
+    return f"{config.data.dataset}{imbalance}, {config.optim.epochs} epochs"
+
+
 def _save(fig: Figure, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

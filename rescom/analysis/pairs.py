@@ -361,7 +361,8 @@ def simulate_report(
         histograms[queue] = sim.queue_histogram
         figures.plot_pair_heatmap(
             freq, out / f"pairs_{queue}.png",
-            title=f"Contrastive pair frequency, {queue} queue (Q={queue_size}, B={batch_size})",
+            title=(f"Contrastive pair frequency, {queue} queue (K={len(class_counts)}, "
+                   f"IF {max(class_counts) / max(min(class_counts), 1):.0f}, {epochs} epochs, Q={queue_size}, B={batch_size})"),
         )
         for i in range(freq.shape[0]):
             for j in range(freq.shape[1]):

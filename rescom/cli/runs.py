@@ -17,31 +17,37 @@ from rescom.cli.common import expected_errors
 @expected_errors
 def runs(experiment: Optional[str] = typer.Option(None, help="Only this MLflow experiment."),
          limit: int = typer.Option(50)):
-    """A table of MLflow runs: method, dataset, profile, last and best accuracy, ECE."""
+    """A table of MLflow runs: experiment (profile/table), variant, seed, epochs, last and best All, Few, ECE."""
     from rich.table import Table
 
     from rescom.progress import console
-    from rescom.runs_table import runs_frame
+    from rescom.runs_table import NUMERIC, runs_frame
 
     frame = runs_frame(experiment, limit)
     if frame.empty:
         typer.echo("no runs yet")
         return
-    table = Table()
+    table = Table(box=None, pad_edge=False)
     for column in frame.columns:
-        table.add_column(str(column))
+        numeric = column in NUMERIC
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=numeric,
+                         overflow="fold")
     for _, row in frame.iterrows():
-        table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     console.print(table)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.2f}"  # NaN: never logged (e.g. a run that failed)
+    return str(value)
 
 
 def ui(host: str = typer.Option("127.0.0.1", help="Interface to bind (default loopback only)."),
        port: int = typer.Option(5000)):
-    """Start the MLflow UI on the project's store (one worker)."""
-    from rescom.tracking import default_tracking_uri
+    """Start the MLflow UI on the project's store (one worker); prints the address of the training runs."""
+    from rescom.tracking import ui_command, ui_landing
 
-    uri = default_tracking_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", "1"]
-    typer.echo(f"MLflow UI for {uri} on http://{host}:{port}")
+    uri, command = ui_command(host, port)
+    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port)}")
     os.execv(sys.executable, command)

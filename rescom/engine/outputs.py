@@ -76,14 +76,20 @@ def confusion_matrix(probs: torch.Tensor, targets: torch.Tensor, num_classes: in
 
 def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int], accuracy: list[float],
                      confusion: torch.Tensor, title: str) -> list[Path]:
-    """Per-class accuracy against training count, and the row-normalised confusion matrix (PNG)."""
+    """Per-class accuracy against training count, and the row-normalised confusion matrix (PNG).
+
+    Classes are named on the axes (up to 40 of them; more would be unreadable, so indices are kept).
+    """
     from matplotlib.figure import Figure
 
+    named = len(classes) <= 40
     paths = []
-    fig = Figure(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5 + (0.8 if named else 0)))
     ax = fig.add_subplot(111)
     ax.bar(range(len(classes)), accuracy, color="tab:blue", label="test accuracy (%)")
     ax.set_xlabel("class (sorted by training count, head first)")
+    if named:
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax2 = ax.twinx()
     ax2.plot(range(len(classes)), class_counts, color="tab:red", marker=".", label="train images")
@@ -94,12 +100,15 @@ def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int],
     paths.append(run_dir / "per_class_accuracy.png")
     fig.savefig(paths[-1], dpi=100)
 
-    fig = Figure(figsize=(5, 4.5))
+    fig = Figure(figsize=(5.5, 5) if named else (5, 4.5))
     ax = fig.add_subplot(111)
     norm = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
     image = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
+    if named:
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_title(f"confusion (row-normalised)\n{title}", fontsize=9)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()

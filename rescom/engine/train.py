@@ -445,6 +445,8 @@ def _open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, stat
             "dvc_stage": _dvc_stage(),
         }
         state["mlflow_run_id"] = tracker.start(paths.root.name, config.flat(), tags)
+        prepared = run_data.prepared_dir(config.data)
+        tracker.log_dataset(prepared.name, data.meta.get("fingerprint", ""), str(prepared), config.run.profile)
     return tracker
 
 
@@ -541,7 +543,7 @@ def _finish(config: TrainConfig, data: PreparedData, paths: RunPaths, state: dic
     figures = plot_run_figures(paths.root, data.classes, data.class_counts, per_class,
                                confusion_matrix(probs, targets, len(data.class_counts)), title)
     seconds = {"mean_epoch_seconds": log["mean_epoch_seconds"]} if log["mean_epoch_seconds"] is not None else {}
-    tracker.log_metrics({k: v for k, v in metrics.items() if not _nan(v)} | seconds, step=config.optim.epochs)
+    tracker.log_summary({k: v for k, v in metrics.items() if not _nan(v)} | seconds, step=config.optim.epochs)
     tracker.log_artifacts([paths.root / "config.yaml", paths.root / "per_class.csv", paths.root / "history.csv",
                            paths.metrics, *([paths.run_log] if paths.run_log.is_file() else []), *figures])
     return summary | {"run_log": log}

@@ -74,7 +74,19 @@ def load_profile(path: str | Path) -> Profile:
     for key in ("profile", "datasets", "train"):
         if key not in params:
             raise ConfigError(f"{path}: missing the {key!r} section")
+    claims = claims_path(path)
+    if "claims" not in params and claims.is_file():
+        params = {**params, "claims": read_yaml_mapping(claims, "claims file", ConfigError).get("claims")}
     return Profile(path, params)
+
+
+CLAIMS_FILE = "claims.yaml"
+
+
+def claims_path(params_path: str | Path) -> Path:
+    """The claims beside a params file (claims.yaml): read with the profile, no DVC params, so
+    `dvc exp show` and `dvc params diff` do not print the list as one very wide value."""
+    return Path(params_path).parent / CLAIMS_FILE
 
 
 def format_value(value: Any) -> str:

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import yaml
 
-from rescom.pipeline.catalogue import Profile, load_profile
+from rescom.pipeline.catalogue import Profile, claims_path, load_profile
 from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
+from rescom.report.summary import CURVES_DIR, SUMMARY_NAME, curve_runs, curves_path
 
 # The code deps of each stage are what its command runs (pipeline/code_deps.py), not a hand-kept list.
-RUN_FILES = ["checkpoint.pt", "config.yaml", "per_class.csv", "per_class_accuracy.png", "confusion_matrix.png"]
+RUN_FILES = ["checkpoint.pt", "config.yaml", "metrics.json", "history.csv", "per_class.csv", "per_class_accuracy.png",
+             "confusion_matrix.png"]
 
 
 def command_entry(cmd: str) -> tuple[str, str]:
@@ -132,10 +134,11 @@ def build_dvc(profile: Profile) -> dict:
             "cmd": f"rescom pipeline train --params {params_file} --table {table} {items}",
             "deps": [data_dep],
             "params": [{params_file: table_params}],
+            # metrics.json and history.csv are plain outputs: declared as metrics / plots of every run they
+            # filled `dvc exp show` and `dvc plots show` with every profile's runs; the report's summary
+            # and curves stand for them (report_views).
             "outs": [{f"{run_dir}/{f}": {"cache": False, **({"persist": True} if f == "checkpoint.pt" else {})}}
                      for f in RUN_FILES],
-            "metrics": [{f"{run_dir}/metrics.json": {"cache": False}}],
-            "plots": [{f"{run_dir}/history.csv": {"cache": False, "x": "epoch", "y": "test_all"}}],
         }
     analyses = profile.params.get("analysis") or {}
     for analysis, settings in analyses.items():
@@ -152,14 +155,46 @@ def build_dvc(profile: Profile) -> dict:
     stages["report"] = {
         **where,
         "cmd": f"rescom report --params {params_file}",
-        "deps": [f"runs/{name}", *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
-        "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", "claims", *profile.tables())]]}],
-        "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}}],
+        "deps": [f"runs/{name}", *([claims_path(profile.path).as_posix()] if claims_path(profile.path).is_file() else []),
+                 *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
+        "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", *profile.tables())]]}],
+        **report_views(profile),
     }
     for stage in stages.values():  # each stage's code: what its command runs, derived, never listed by hand
         body = stage.get("do", stage)
         body["deps"] = [*body["deps"], *code_deps(_command_words(body["cmd"]))]
-    return {"stages": stages}
+    return {"stages": stages, "plots": top_level_plots(profile)}
+
+
+def report_views(profile: Profile) -> dict:
+    """The report stage's outputs: tables and README, the curves the plots draw, and the summary that
+    is the profile's one DVC metrics file (git-tracked: cache false), so `dvc exp show` shows a few
+    headline columns for the committed baseline and every experiment."""
+    name = profile.name
+    return {
+        "outs": [{f"reports/{name}/tables": {"cache": False}}, {f"reports/{name}/README.md": {"cache": False}},
+                 {f"reports/{name}/{CURVES_DIR}": {"cache": False}}],
+        "metrics": [{f"reports/{name}/{SUMMARY_NAME}": {"cache": False}}],
+    }
+
+
+def top_level_plots(profile: Profile) -> list[dict]:
+    """One plot per table: test top-1 over epochs, one line per variant (mean over seeds)."""
+    from rescom.report.render import TITLES
+
+    # Top-level plot paths are relative to the dvc.yaml, not to a stage's wdir.
+    up = "../" * (len(dvc_path(profile).parts) - 1)
+    plots = []
+    for table in profile.tables():
+        labels = list(curve_runs(profile, table))
+        title, reference = TITLES[table]
+        plots.append({f"{profile.name} {table}: test top-1 over epochs": {
+            "template": "linear", "x": "epoch",
+            "y": {up + curves_path(profile.name, table).as_posix(): labels},
+            "title": f"{title} ({reference}), profile {profile.name}: test top-1 over epochs, mean over seeds",
+            "x_label": "epoch", "y_label": "test top-1 (%)",
+        }})
+    return plots
 
 
 def _command_words(cmd: str) -> str:

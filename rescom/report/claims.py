@@ -26,6 +26,7 @@ from rescom.pipeline.catalogue import Profile
 from rescom.report.claim_statistics import mean_interval, seeds_for_interval, seeds_to_clear_rule
 from rescom.report.collect import table_frame
 from rescom.report.draws import profile_draw_spread
+from rescom.report.numbers import difference_label
 from rescom.report.paired import BASELINES, matches  # BASELINES: each table's context columns
 
 FIELDS = ("claim", "table", "column", "better", "worse")
@@ -122,7 +123,7 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
              "- reproduced: every seed has the paper's sign and the mean exceeds twice the std; not reproduced: "
              "every seed has the opposite sign, beyond twice the std; otherwise within noise; one seed: undetermined "
              "(no std to judge it by)",
-             "- 95% interval: mean ± t(0.975, n − 1) · std / √n over the n paired seeds (Student t)",
+             "- 95% interval: mean ± t(0.975, n - 1) · std / √n over the n paired seeds (Student t)",
              "- seeds needed at the observed mean and std: *rule* — the rule compares the mean with twice the std of "
              "one seed's difference, which more seeds do not shrink, so it is cleared at 2 seeds or at none "
              "(\"never\"); *interval* — the fewest seeds at which the 95% interval would exclude 0",
@@ -130,7 +131,7 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
              "| claim | paper | comparison | per seed | mean ± std | 95% interval | seeds needed (rule · interval) "
              "| vs draw spread | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for _, row in frame.iterrows():
-        lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {row['better']} − {row['worse']} | "
+        lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {difference_label(row['better'], row['worse'])} | "
                      f"{row['per_seed'] or 'n/a'} (seeds {row['seeds'] or '-'}) | {_mean_cell(row)} | "
                      f"{_interval_cell(row)} | {_seeds_cell(row)} | {_spread_cell(row)} | **{row['verdict']}** |")
     (out_dir / "claims.md").write_text("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile
 from rescom.report.collect import table_frame
+from rescom.report.numbers import difference_label
 
 BASELINE = "bs"  # the draws table's gaps are to Balanced Softmax, as the main table's
 
@@ -95,7 +96,7 @@ def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) 
             cells = " / ".join("n/a" if math.isnan(v) else f"{v:+.2f}" for v in group)
             present = group.dropna()
             over = f"{present.mean():+.2f}" + (f" ± {present.std(ddof=1):.2f}" if len(present) > 1 else "")
-            lines.append(f"| {method} − {BASELINE} | {cells} | {over} |")
+            lines.append(f"| {difference_label(method, BASELINE)} | {cells} | {over} |")
     if missing:
         lines.append(f"\n- **not yet trained**: {', '.join(missing)}")
     return "\n".join(lines) + "\n"

@@ -18,37 +18,79 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _bars(agg: pd.DataFrame, label_column: str, title: str, path: Path) -> Path:
-    """Many / Medium / Few / All bars per row (last epoch, mean over seeds, std as error bars)."""
-    fig = Figure(figsize=(max(5, 1.2 * len(agg)), 3.5))
-    ax = fig.add_subplot(111)
-    width = 0.2
-    for j, shot in enumerate(("all", "many", "medium", "few")):
-        means = agg[f"last_test_{shot}_mean"].fillna(0)
-        stds = agg[f"last_test_{shot}_std"].fillna(0)
-        ax.bar([i + (j - 1.5) * width for i in range(len(agg))], means, width, yerr=stds, label=shot.capitalize())
-    ax.set_xticks(range(len(agg)))
-    ax.set_xticklabels([str(v) for v in agg[label_column]], rotation=20, fontsize=8)
-    ax.set_ylabel("last-epoch top-1 (%)")
-    ax.set_ylim(0, 112)  # headroom so the legend sits above the bars
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncols=4, loc="upper center")
-    return _save(fig, path)
+def error_caption(agg: pd.DataFrame) -> str:
+    """What the error bars are: the sample std over the seeds each point has (none for one seed)."""
+    seeds = sorted({int(n) for n in agg["n_seeds"]}) if "n_seeds" in agg else []
+    if not seeds or seeds == [1]:
+        return "one seed per point: no error bars"
+    return f"error bars: sample std over {'/'.join(map(str, seeds))} seeds"
 
 
-def _curve(agg: pd.DataFrame, x: str, series: str | None, title: str, path: Path, xlabel: str) -> Path:
-    fig = Figure(figsize=(5, 3.5))
+def _zoom(ax, lows, highs) -> None:
+    """y limits around the data (points and their error bars) with 15% margins, not 0-100:
+    the gaps the claims are about are 1-2 points."""
+    low, high = min(lows), max(highs)
+    pad = max(0.15 * (high - low), 0.5)
+    ax.set_ylim(low - pad, high + pad)
+
+
+def _points(agg: pd.DataFrame, label_column: str, title: str, caption: str, path: Path) -> Path:
+    """Left: All per row; right: Many / Medium / Few per row (last epoch, mean over seeds, std bars).
+    Points, not bars, so each axis can be zoomed to its data without a bar starting mid-air."""
+    fig = Figure(figsize=(max(7, 1.5 * len(agg) + 3), 4))
+    labels = [str(v) for v in agg[label_column]]
+    xs = list(range(len(agg)))
+    panels = ((fig.add_subplot(1, 2, 1), ("all",)), (fig.add_subplot(1, 2, 2), ("many", "medium", "few")))
+    for ax, shots in panels:
+        lows, highs = [], []
+        for j, shot in enumerate(shots):
+            means = agg[f"last_test_{shot}_mean"]
+            stds = agg[f"last_test_{shot}_std"].fillna(0)
+            offset = (j - (len(shots) - 1) / 2) * 0.15
+            ax.errorbar([x + offset for x in xs], means, yerr=stds, fmt="o", capsize=3, label=shot.capitalize())
+            finite = means.notna()
+            lows += list((means - stds)[finite])
+            highs += list((means + stds)[finite])
+        if lows:
+            _zoom(ax, lows, highs)
+        ax.set_xticks(xs, labels, rotation=20, ha="right", fontsize=9)
+        ax.set_xlim(-0.5, len(agg) - 0.5)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylabel("last-epoch top-1 (%)")
+        ax.set_title("All" if shots == ("all",) else "by shot group", fontsize=10)
+        if len(shots) > 1:
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.5, 0.01, caption, ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _curve(agg: pd.DataFrame, x: str, series: str | None, title: str, caption: str, path: Path,
+           xlabel: str) -> Path:
+    """All against an ablation value, one line per series; a series of one value is a point."""
+    fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot(111)
     groups = agg.groupby(series, sort=False) if series else [("ResCom", agg)]
+    lows, highs = [], []
     for name, group in groups:
         xs = [str(v) for v in group[x]]
-        ax.errorbar(xs, group["last_test_all_mean"], yerr=group["last_test_all_std"].fillna(0), marker="o",
-                    capsize=3, label=str(name))
+        means, stds = group["last_test_all_mean"], group["last_test_all_std"].fillna(0)
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=str(name),
+                    linestyle="-" if len(group) > 1 else "none")
+        lows += list(means - stds)
+        highs += list(means + stds)
+    _zoom(ax, lows, highs)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("last-epoch top-1 (%)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.text(0.5, 0.01, caption, ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def queue_histograms(profile: Profile) -> dict[str, list[int]]:
@@ -72,17 +114,19 @@ def queue_histograms(profile: Profile) -> dict[str, list[int]]:
             for name, labels in labels_by_queue.items()}
 
 
-def table_figures(profile: Profile, table: str, agg: pd.DataFrame, out_dir: Path) -> list[Path]:
-    tag = f"profile {profile.name}"
+def table_figures(profile: Profile, table: str, agg: pd.DataFrame, out_dir: Path, context: str = "") -> list[Path]:
+    """The table's figures; `context` (dataset, IF, epochs of its runs) goes into every title."""
+    tag = f"profile {profile.name}" + (f", {context}" if context else "")
+    caption = error_caption(agg)
     if table == "main":
         agg = agg.assign(label=[f"{m} IF{i:g}" for m, i in zip(agg["method"], agg["imbalance"])])
-        return [_bars(agg, "label", f"Main comparison by shot group ({tag})", out_dir / "main.png")]
+        return [_points(agg, "label", f"Main comparison ({tag})", caption, out_dir / "main.png")]
     if table == "entirety":
-        return [_bars(agg, "method", f"Entirety ({tag})", out_dir / "entirety.png")]
+        return [_points(agg, "method", f"Entirety ({tag})", caption, out_dir / "entirety.png")]
     if table == "queue_type":
         from rescom.analysis.figures import plot_queue_histograms
 
-        paths = [_bars(agg, "queue", f"Queue type ({tag})", out_dir / "queue_type.png")]
+        paths = [_points(agg, "queue", f"Queue type ({tag})", caption, out_dir / "queue_type.png")]
         histograms = queue_histograms(profile)
         if histograms:
             path = out_dir / "queue_histograms.png"
@@ -92,10 +136,28 @@ def table_figures(profile: Profile, table: str, agg: pd.DataFrame, out_dir: Path
             paths.append(path)
         return paths
     if table == "beta":
-        return [_curve(agg, "beta", None, f"Top-1 vs beta ({tag})", out_dir / "beta.png", "beta")]
+        return [_curve(agg, "beta", None, f"Top-1 vs beta ({tag})", caption, out_dir / "beta.png", "beta")]
     if table == "spm":
-        return [_bars(agg, "grid", f"Hard pair mining grid ({tag})", out_dir / "spm.png")]
+        return [_points(agg, "grid", f"Hard pair mining grid ({tag})", caption, out_dir / "spm.png")]
     if table == "siambs":
-        return [_curve(agg, "queue_size", "variant", f"Top-1 vs queue size ({tag})", out_dir / "siambs.png",
+        return [_curve(agg, "queue_size", "variant", f"Top-1 vs queue size ({tag})", caption, out_dir / "siambs.png",
                        "queue size (keys)")]
     return []
+
+
+def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> Path:
+    """Test top-1 over epochs, one line per variant (the same data as the DVC top-level plot, so the
+    curves can be seen without a browser or the internet). A variant evaluated once is a point."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(111)
+    for column in curves.columns[1:]:
+        points = curves[["epoch", column]].dropna()
+        ax.plot(points["epoch"], points[column], marker="o", label=str(column),
+                linestyle="-" if len(points) > 1 else "none")
+    ax.set_xticks(sorted(curves["epoch"].dropna().astype(int).unique()))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test top-1 (%), mean over seeds")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -14,6 +14,8 @@ from pathlib import Path
 TIMINGS = "timings"
 # Analyses whose results are wall-clock times: their folder is under timings/, not analysis/.
 WALL_CLOCK_ANALYSES = ("inference_cost",)
+# Profiles whose timings/ is git-ignored (.gitignore): their README names the files without linking them.
+UNCOMMITTED_TIMINGS = ("smoke",)
 
 
 def analysis_dir(profile_name: str, analysis: str) -> Path:

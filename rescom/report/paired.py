@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rescom.report.numbers import signed
+
 # table -> (column naming the baseline, its value, columns a pair must also share besides the seed)
 BASELINES: dict[str, tuple[str, object, list[str]]] = {
     "main": ("method", "bs", ["dataset", "imbalance"]),
@@ -78,4 +80,4 @@ def paired_cell(row: pd.Series, metric: str = "all") -> str:
         return "(baseline)"
     std = row.get(f"paired_{metric}_std")
     spread = "" if std is None or pd.isna(std) else f" ± {std:.2f}"
-    return f"{mean:+.2f}{spread} ({int(n)})"
+    return f"{signed(mean)}{spread} ({int(n)})"

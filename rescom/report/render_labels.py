@@ -1,0 +1,21 @@
+"""Short row labels of a report table: only the key columns whose value changes between rows."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _text(key: str, value) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "all"  # a mining count of None: every key of that kind
+    if isinstance(value, float) and value.is_integer() and key != "beta":  # beta 0.0 stays as written
+        return str(int(value))
+    return str(value)
+
+
+def row_labels(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    """'bs', 'rescom' for main on one dataset and IF; 'cifar10-lt rescom 100' when both vary."""
+    varying = [k for k in keys if k in frame and frame[k].astype(str).nunique() > 1] or keys[:1]
+    return [" ".join(_text(k, row[k]) for k in varying) for _, row in frame.iterrows()]
