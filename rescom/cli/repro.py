@@ -10,6 +10,14 @@ import typer
 from rescom.cli.common import expected_errors, fail
 
 
+def _on_this_machine(address: str) -> bool:
+    from urllib.parse import urlparse
+
+    from rescom.executor.tracking_server import is_loopback
+
+    return is_loopback(urlparse(address if "://" in address else f"tcp://{address}").hostname or "")
+
+
 def profile_dvcfile(profile: str) -> Path:
     return Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
 
@@ -32,6 +40,9 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (stage nam
             fail(f"{name} must be at least 1, got {value}")
     if tracking_uri and tracking_server:
         fail("give --tracking-uri or --tracking-server, not both")
+    if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
+        fail(f"--scheduler {scheduler}: workers on other machines need --tracking-uri URI or --tracking-server HOST "
+             "(the sqlite store is unsafe on a shared filesystem)")
     if not targets:
         dvcfile = profile_dvcfile(profile)
         if not dvcfile.is_file():

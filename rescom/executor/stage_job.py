@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,9 @@ def _die_with_parent() -> None:
 def run_job(job: Job) -> JobResult:
     """Run the job's commands in order, stopping at the first that fails."""
     start = time.monotonic()
-    env = {**os.environ, **job.env, "RESCOM_WORKER_PID": str(os.getpid())}
+    env = {**os.environ, **job.env, "RESCOM_WORKER_PID": str(os.getpid()),
+           # `rescom` and `dvc` of the worker's own environment first, as if it were activated.
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
     returncode = 0
     with open(job.log_path, "a") as log:
@@ -106,6 +109,6 @@ def _worker_name() -> str:
     try:
         from distributed import get_worker
 
-        return get_worker().name
+        return str(get_worker().name)
     except (ImportError, ValueError):
         return ""

@@ -40,13 +40,14 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
-def server_argv(store: Path, host: str, port: int, workers: int = 1) -> list[str]:
-    """`mlflow server` over the sqlite store `store`; with the basic-auth app when not on loopback."""
+def server_argv(store: Path, host: str, port: int, workers: int = 1, auth: bool | None = None) -> list[str]:
+    """`mlflow server` over the sqlite store `store`; with the basic-auth app when `auth`, which is
+    forced on when the server is bound beyond loopback."""
     store = store.resolve()
     argv = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
             "--backend-store-uri", f"sqlite:///{store}",
             "--artifacts-destination", (store.parent / "mlartifacts").as_uri(), "--workers", str(workers)]
-    if not is_loopback(host):
+    if auth or not is_loopback(host):
         argv += ["--app-name", "basic-auth"]
     return argv
 
@@ -85,17 +86,19 @@ class TrackingServer:
 
 
 def start_server(store: Path = Path("mlflow.db"), host: str = LOOPBACK, port: int | None = None,
-                 advertise: str | None = None, workers: int = 1, timeout: float = 120.0) -> TrackingServer:
+                 advertise: str | None = None, workers: int = 1, timeout: float = 120.0,
+                 auth: bool | None = None) -> TrackingServer:
     """Start `mlflow server` and wait until it answers /health. `advertise`: the host name workers
     reach it by (default: `host`, or this machine's name when bound to all interfaces)."""
     port = port or free_port(host if host != "0.0.0.0" else LOOPBACK)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    if not is_loopback(host):
+    auth = auth or not is_loopback(host)
+    if auth:
         env.update(auth_environment(store))
     log_path = store.resolve().parent / "logs" / "mlflow-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(server_argv(store, host, port, workers), env=env, stdout=log,
+        process = subprocess.Popen(server_argv(store, host, port, workers, auth), env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     reach = advertise or (socket.gethostname() if host == "0.0.0.0" else host)
     server = TrackingServer(f"http://{reach}:{port}", process, log_path)
