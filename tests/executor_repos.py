@@ -16,8 +16,11 @@ def write_stage_script(root: Path) -> None:
     name. --resumable N writes N progress lines to OUT.progress, one per 0.3 s, continuing from the
     lines already there (the toy's 'last checkpoint'), and records the worker pid that ran it."""
     (root / "step.py").write_text('''
-import argparse, os, sys, time
+import argparse, os, signal, sys, time
 from pathlib import Path
+def terminated(signum, frame):
+    print("terminated by SIGTERM", flush=True); sys.exit(143)
+signal.signal(signal.SIGTERM, terminated)
 p = argparse.ArgumentParser()
 p.add_argument("out"); p.add_argument("inputs", nargs="*")
 p.add_argument("--sleep", type=float, default=0.0); p.add_argument("--fail", action="store_true")
