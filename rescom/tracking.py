@@ -66,10 +66,23 @@ class Tracker:
         # started at once in a fresh directory crashed in alembic. One process at a time does it.
         with store_setup_lock(self.uri):
             self.client = MlflowClient(self.uri)
-            found = self.client.get_experiment_by_name(experiment)
-            self.experiment_id = (found.experiment_id if found is not None else
-                                  self.client.create_experiment(experiment, artifact_location=_artifact_root(self.uri)))
+            self.experiment_id = self._experiment_id(experiment)
         self.run_id: str | None = None
+
+    def _experiment_id(self, name: str) -> str:
+        """The experiment's id, created if missing. A tracking server has no setup lock, so runs
+        started at once on several workers may race to create it: the loser takes the winner's."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=_artifact_root(self.uri))
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
         from mlflow.entities import Param, RunTag
