@@ -103,3 +103,23 @@ def test_two_dask_workers_log_into_a_server(server, tmp_path):
         client.gather(futures)
         assert len(client.nthreads()) == 2
     assert_complete(server.uri, names, epochs=3)
+
+
+def test_server_with_basic_auth_refuses_requests_without_credentials(tmp_path, monkeypatch):
+    """What a server bound beyond 127.0.0.1 runs (here on 127.0.0.1 with auth forced on)."""
+    import urllib.error
+    import urllib.request
+
+    from rescom.executor.tracking_server import start_server
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "rescom-admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-test-password")
+    server = start_server(tmp_path / "mlflow.db", host="127.0.0.1", auth=True)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+        assert refused.value.code == 401
+        log_like_training(server.uri, "authenticated", epochs=2, epoch_s=0.1)  # the workers' credentials
+        assert_complete(server.uri, ["authenticated"], epochs=2)
+    finally:
+        server.stop()

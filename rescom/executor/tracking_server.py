@@ -58,13 +58,19 @@ def auth_environment(store: Path) -> dict[str, str]:
     if not user or not password:
         raise TrackingServerError("a tracking server bound beyond 127.0.0.1 needs MLFLOW_TRACKING_USERNAME "
                                   "and MLFLOW_TRACKING_PASSWORD (MLflow basic auth)")
+    if len(password) < 12:
+        raise TrackingServerError("MLFLOW_TRACKING_PASSWORD: MLflow's basic auth needs at least 12 characters")
     config = store.resolve().parent / "mlflow-auth.ini"
     config.write_text("[mlflow]\ndefault_permission = READ\n"
                       f"database_uri = sqlite:///{store.resolve().parent / 'mlflow-auth.db'}\n"
                       f"admin_username = {user}\nadmin_password = {password}\n"
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     config.chmod(0o600)
-    return {"MLFLOW_AUTH_CONFIG_PATH": str(config)}
+    import secrets
+
+    # The auth app's forms need a CSRF key; one server process, so a fresh random one per start.
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32)}
 
 
 @dataclass
