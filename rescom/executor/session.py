@@ -55,19 +55,14 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     repo = open_repo()
     root = Path(repo.root_dir)
     settings = ReproSettings(threads=threads or sequential_threads(), pack=pack, log_dir=root / log_dir)
-    with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
-        settings.tracking_uri = uri
-        workers = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) else client.scheduler_info()["workers"]
-        console.log(f"Dask scheduler {client.scheduler.address}, {len(workers)} worker(s); "
-                    f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
-                    f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
-        summary = Controller(repo, client, settings).reproduce(targets)
-    repo.close()
+    try:
+        with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
+            settings.tracking_uri = uri
+            console.log(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
+                        f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
+                        f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
+            summary = Controller(repo, client, settings).reproduce(targets)
+    finally:
+        repo.close()
     print_summary(summary)
     return summary
-
-
-def _takes_n_workers(client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
