@@ -97,7 +97,9 @@ def start_server(store: Path = Path("mlflow.db"), host: str = LOOPBACK, port: in
     """Start `mlflow server` and wait until it answers /health. `advertise`: the host name workers
     reach it by (default: `host`, or this machine's name when bound to all interfaces)."""
     port = port or free_port(host if host != "0.0.0.0" else LOOPBACK)
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # Job execution (a job runner and a dozen huey consumers for MLflow's GenAI jobs) is not needed
+    # to track runs, and those processes slow the server's start on a busy machine.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     auth = auth or not is_loopback(host)
     if auth:
         env.update(auth_environment(store))
