@@ -112,6 +112,7 @@ class Controller:
                 else:
                     self.summary.skipped.append(name)
                     self.resolved.add(name)
+                    console.log(f"skipped  {name}  (unchanged)")
         free = self._slots() - len(self.running)
         if free <= 0 or not self.runnable:
             return
