@@ -150,16 +150,28 @@ class Tracker:
         # started at once in a fresh directory crashed in alembic. One process at a time does it.
         with store_setup_lock(self.uri):
             self.client = MlflowClient(self.uri)
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=_artifact_location(self.uri, experiment), tags=EXPERIMENT_KIND)
-            else:
-                self.experiment_id = found.experiment_id
-                for key, value in EXPERIMENT_KIND.items():
-                    if found.tags.get(key) != value:  # a store made before the tag existed
-                        self.client.set_experiment_tag(self.experiment_id, key, value)
+            self.experiment_id = self._experiment_id(experiment)
         self.run_id: str | None = None
+
+    def _experiment_id(self, name: str) -> str:
+        """The experiment's id, created if missing and marked as model training. A tracking server has
+        no setup lock, so runs started at once on several workers may race to create it: the loser
+        takes the winner's."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return self.client.create_experiment(
+                    name, artifact_location=_artifact_location(self.uri, name), tags=EXPERIMENT_KIND)
+            except MlflowException as err:
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                found = self.client.get_experiment_by_name(name)
+        for key, value in EXPERIMENT_KIND.items():
+            if found.tags.get(key) != value:  # a store made before the tag existed
+                self.client.set_experiment_tag(found.experiment_id, key, value)
+        return found.experiment_id
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
         from mlflow.entities import Param, RunTag

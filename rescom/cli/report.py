@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import math
-
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -93,8 +88,11 @@ def referenced_stages(profile, table: str) -> list[str]:
 
 @expected_errors
 def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, entirety or draws."),
-           profile: str = typer.Option("default", help="smoke, default or paper.")):
-    """Run only the missing runs of one ablation (through DVC), then print and write its table."""
+           profile: str = typer.Option("default", help="smoke, default or paper."),
+           jobs: int = typer.Option(1, "--jobs", "-j", help="Stages at once (local Dask workers; one per GPU on a GPU machine)."),
+           scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler instead of local workers.")):
+    """Run only the missing runs of one ablation (what `dvc repro` would run, through `rescom repro`'s
+    executor), then print and write its table."""
     if name not in ABLATIONS:
         fail(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
     from rescom.pipeline.catalogue import load_profile
@@ -108,12 +106,12 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, 
     dvcfile = dvc_path(loaded)
     targets = [f"{dvcfile}:{stage}", *(f"{dvcfile}:{s}" for s in referenced_stages(loaded, stage))]
     target = " ".join(targets)
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
-    typer.echo(f"$ dvc repro {target}  (finished runs are skipped)")
-    completed = subprocess.run([dvc, "repro", *targets], env=env)
-    if completed.returncode != 0:
-        fail(f"dvc repro {target} failed (exit {completed.returncode})")
+    typer.echo(f"$ rescom repro {target}  (finished runs are skipped)")
+    from rescom.executor.session import repro
+
+    summary = repro(targets, jobs=None if scheduler else jobs, scheduler=scheduler)
+    if not summary.ok:
+        fail(f"rescom repro {target}: {len(summary.failed)} stage(s) failed, {len(summary.not_run)} not run")
     out_dir = Path("reports") / loaded.name / "tables"  # where `rescom report` keeps every table
     out_dir.mkdir(parents=True, exist_ok=True)
     table = "entirety" if name == "entirety" else stage

@@ -1,0 +1,56 @@
+"""`rescom repro`: the profile's pipeline with independent stages in parallel on Dask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rescom.cli.common import expected_errors, fail
+
+
+def _on_this_machine(address: str) -> bool:
+    from urllib.parse import urlparse
+
+    from rescom.executor.tracking_server import is_loopback
+
+    return is_loopback(urlparse(address if "://" in address else f"tcp://{address}").hostname or "")
+
+
+def profile_dvcfile(profile: str) -> Path:
+    return Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
+
+
+@expected_errors
+def repro(targets: list[str] = typer.Argument(None, help="DVC targets (stage names, dvc.yaml:stage); default: the profile's dvc.yaml."),
+          profile: str = typer.Option("default", help="smoke, default or paper (its dvc.yaml when no TARGETS)."),
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local workers: N on a CPU; one per GPU (at most N) on a GPU machine."),
+          scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler (tcp://host:8786), e.g. a SLURMCluster's."),
+          pack: int = typer.Option(1, help="Up to K ready training stages that can share one process run as one job."),
+          threads: Optional[int] = typer.Option(None, help="Torch/OpenMP threads per stage (default: what a sequential `dvc repro` stage gets here; CPU results depend on it)."),
+          tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI for the stages (a running server)."),
+          tracking_server: Optional[str] = typer.Option(None, help="Start an MLflow server bound to this host (127.0.0.1; beyond it, basic auth) over the workspace's mlflow.db."),
+          log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root.")):
+    """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock."""
+    if jobs is not None and scheduler is not None:
+        fail("give --jobs or --scheduler, not both")
+    for name, value in (("--jobs", jobs), ("--pack", pack), ("--threads", threads)):
+        if value is not None and value < 1:
+            fail(f"{name} must be at least 1, got {value}")
+    if tracking_uri and tracking_server:
+        fail("give --tracking-uri or --tracking-server, not both")
+    if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
+        fail(f"--scheduler {scheduler}: workers on other machines need --tracking-uri URI or --tracking-server HOST "
+             "(the sqlite store is unsafe on a shared filesystem)")
+    if not targets:
+        dvcfile = profile_dvcfile(profile)
+        if not dvcfile.is_file():
+            fail(f"{dvcfile} not found (unknown profile {profile!r}?)")
+        targets = [str(dvcfile)]
+    from rescom.executor.session import repro as run_repro
+
+    summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
+                        threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir)
+    if not summary.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,66 @@
+"""The Dask cluster a `rescom repro` runs on: local workers (one per GPU, or N on a CPU), an existing
+scheduler, or SLURM jobs through dask-jobqueue (the optional extra `rescom[cluster]`).
+
+Every worker runs one job at a time (nthreads=1): a job is a whole training process, and its own
+threads are set by the job's environment (controller.job_environment), never by the worker count.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this machine offers: CUDA_VISIBLE_DEVICES if set, else every CUDA device torch sees."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def worker_specs(jobs: int | None, gpus: list[str]) -> dict:
+    """SpecCluster worker specs: one worker per GPU with CUDA_VISIBLE_DEVICES set in its process's
+    environment (so a stage on it sees only its GPU, as device 0); without GPUs, `jobs` workers.
+    With GPUs, `jobs` (if given) caps how many of them are used."""
+    from distributed import Nanny
+
+    def spec(env: dict[str, str]) -> dict:
+        return {"cls": Nanny, "options": {"nthreads": 1, "env": env, "host": "127.0.0.1", "silence_logs": 30,
+                                          "preload": ["rescom.executor.worker_setup"]}}
+
+    if gpus:
+        used = gpus[:jobs] if jobs else gpus
+        return {f"gpu{g}": spec({"CUDA_VISIBLE_DEVICES": g}) for g in used}
+    return {f"cpu{i}": spec({}) for i in range(max(1, jobs or 1))}
+
+
+def start_local_cluster(jobs: int | None, gpus: list[str] | None = None, dashboard_address: str = "127.0.0.1:0"):
+    """A cluster of worker processes on this machine, its scheduler and dashboard on 127.0.0.1."""
+    from distributed import Scheduler, SpecCluster
+
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": dashboard_address}}
+    return SpecCluster(workers=worker_specs(jobs, visible_gpus() if gpus is None else gpus),
+                       scheduler=scheduler, silence_logs=40, name="rescom-repro")
+
+
+def slurm_cluster(jobs: int = 1, gpus_per_job: int = 1, cores: int = 8, memory: str = "32GB",
+                  walltime: str = "04:00:00", **options):
+    """A dask-jobqueue SLURMCluster whose every SLURM job is one single-threaded worker holding
+    `gpus_per_job` GPUs; `jobs` such jobs are requested. Extra keyword options go to SLURMCluster
+    (queue=, account=, job_extra_directives=, python=, ...). Needs `pip install rescom[cluster]`."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as err:
+        raise ImportError("SLURM needs dask-jobqueue: pip install 'rescom[cluster]'") from err
+    directives = list(options.pop("job_extra_directives", []))
+    if gpus_per_job:
+        directives.append(f"--gres=gpu:{gpus_per_job}")
+    cluster = SLURMCluster(cores=cores, processes=1, memory=memory, walltime=walltime,
+                           job_extra_directives=directives,
+                           worker_extra_args=["--nthreads", "1", "--preload", "rescom.executor.worker_setup"],
+                           **options)
+    if jobs:
+        cluster.scale(jobs=jobs)
+    return cluster

@@ -1,0 +1,128 @@
+"""Which stages `dvc repro TARGETS` would run, in what order, and recording one that finished.
+
+Everything here goes through DVC's Python API (dvc.repo.Repo, its index graph and Stage methods),
+the way dvc/repo/reproduce.py does it: stages are collected from the targets, the plan is the
+post-order of the active graph (frozen stages cut from their upstream), a stage runs when
+`Stage.changed()` says so at the moment its upstream stages are done, and a stage that ran is saved,
+committed and dumped to dvc.lock right away. Only the controller calls these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class StagePlan:
+    """The stages to consider, each with the names of its upstream stages within the plan.
+
+    order: stage names in DVC's own repro order (a post-order: upstream before downstream).
+    stages: name -> dvc Stage. upstream: name -> names of the stages it depends on.
+    """
+
+    order: list[str]
+    stages: dict = field(repr=False)
+    upstream: dict[str, set[str]]
+    locked_before: dict[str, list[str]] = field(default_factory=dict)  # lockfile -> its entries at the start
+
+    def downstream_of(self, name: str) -> set[str]:
+        """Every stage that depends on `name`, directly or through others."""
+        found, frontier = set(), {name}
+        while frontier:
+            frontier = {n for n in self.order if self.upstream[n] & frontier} - found
+            found |= frontier
+        return found
+
+
+def open_repo(root: str | Path | None = None):
+    from dvc.repo import Repo
+
+    return Repo(str(root) if root is not None else None)
+
+
+def plan_stages(repo, targets: list[str]) -> StagePlan:
+    """DVC's plan for `dvc repro TARGETS`: the targets and all their upstream stages."""
+    from dvc.repo import lock_repo
+    from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
+
+    with lock_repo(repo):
+        stages = collect_stages(repo, targets)
+        graph = get_active_graph(repo.index.graph)
+        steps = plan_repro(graph, stages)
+        names = {stage: stage.addressing for stage in steps}
+        # The graph's edges point from a stage to the stages it depends on.
+        upstream = {names[s]: {names[u] for u in graph.successors(s) if u in names} for s in steps}
+        locked_before = {path: _lock_entries(repo, path) for path in {_lockfile(s) for s in steps}}
+    return StagePlan(order=[names[s] for s in steps], stages={names[s]: s for s in steps}, upstream=upstream,
+                     locked_before=locked_before)
+
+
+def _lockfile(stage) -> str:
+    return stage.dvcfile._lockfile.path
+
+
+def _lock_entries(repo, path: str) -> list[str]:
+    from dvc.utils.serialize import load_yaml
+
+    if not repo.fs.exists(path):
+        return []
+    return list((load_yaml(path, fs=repo.fs) or {}).get("stages", {}))
+
+
+def needs_run(repo, plan: StagePlan, name: str) -> bool:
+    """`Stage.changed()` as `dvc repro` asks it once the upstream stages are done (no run cache:
+    the pipeline's outputs are `cache: false`, so DVC has no run cache to restore from either)."""
+    from dvc.repo import lock_repo
+
+    stage = plan.stages[name]
+    upstream = [plan.stages[u] for u in plan.upstream[name]]
+    with lock_repo(repo):
+        return bool(stage.frozen is False and stage.cmd and stage.changed(False, upstream))
+
+
+def prepare_to_run(repo, plan: StagePlan, name: str) -> None:
+    """What `Stage.run` does before the command: remove the outputs that are not `persist`
+    (a persisted checkpoint stays, so an interrupted run continues from it)."""
+    from dvc.repo import lock_repo
+
+    with lock_repo(repo):
+        plan.stages[name].remove_outs(ignore_remove=False, force=False)
+
+
+def record(repo, plan: StagePlan, name: str) -> None:
+    """What `Stage.run` and `dvc repro` do after a command succeeded: hash deps and outs, commit,
+    write the stage's dvc.lock entry. The controller calls this for one stage at a time."""
+    from dvc.repo import lock_repo
+
+    stage = plan.stages[name]
+    with lock_repo(repo):
+        stage.save(allow_missing=False, run_cache=False)
+        stage.commit(allow_missing=False)
+        stage.dump(update_pipeline=False)
+        _keep_sequential_order(repo, plan, _lockfile(stage))
+
+
+def _keep_sequential_order(repo, plan: StagePlan, path: str) -> None:
+    """dvc.lock lists entries in the order they were first written. `dvc repro` writes new ones in
+    plan order; here they finish in any order, so they are put back in plan order (entries that were
+    there before keep their places), which makes the file equal to a sequential run's byte for byte."""
+    from dvc.utils.serialize import modify_yaml
+
+    before = plan.locked_before.get(path, [])
+    new_in_plan_order = [plan.stages[n].name for n in plan.order
+                         if _lockfile(plan.stages[n]) == path and plan.stages[n].name not in before]
+    with modify_yaml(path, fs=repo.fs) as data:
+        entries = data["stages"]
+        for name in [n for n in before if n in entries] + [n for n in new_in_plan_order if n in entries]:
+            entries[name] = entries.pop(name)
+
+
+def stage_commands(plan: StagePlan, name: str) -> list[str]:
+    """The stage's cmd from dvc.yaml, interpolated by DVC, as a list (a cmd may be several lines)."""
+    cmd = plan.stages[name].cmd
+    return list(cmd) if isinstance(cmd, list) else cmd.splitlines()
+
+
+def stage_workdir(plan: StagePlan, name: str) -> str:
+    return plan.stages[name].wdir

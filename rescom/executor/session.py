@@ -1,0 +1,68 @@
+"""One `rescom repro`: cluster and tracking up, the controller's loop, everything closed after."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from rescom.executor.controller import Controller, ReproSettings, Summary, print_summary
+from rescom.progress import console
+
+
+def sequential_threads() -> int:
+    """The torch thread count a stage of a sequential `dvc repro` gets in this environment."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def dask_client(jobs: int | None, scheduler: str | None):
+    from distributed import Client
+
+    from rescom.executor.cluster import start_local_cluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with start_local_cluster(jobs) as cluster, Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def tracking(uri: str | None, serve: str | None, root: Path):
+    """uri: use it. serve: start an MLflow server bound to that host over the workspace's store.
+    Neither: the stages use the sqlite store a sequential run uses (rescom.tracking)."""
+    if uri or not serve:
+        yield uri
+        return
+    from rescom.executor.tracking_server import start_server
+
+    server = start_server(root / "mlflow.db", host=serve)
+    console.log(f"MLflow tracking server {server.uri} (log {server.log_path})")
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = None, pack: int = 1,
+          threads: int | None = None, tracking_uri: str | None = None, serve_tracking: str | None = None,
+          log_dir: Path = Path("logs/repro")) -> Summary:
+    from rescom.executor.plan import open_repo
+
+    repo = open_repo()
+    root = Path(repo.root_dir)
+    settings = ReproSettings(threads=threads or sequential_threads(), pack=pack, log_dir=root / log_dir)
+    try:
+        with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
+            settings.tracking_uri = uri
+            console.log(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
+                        f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
+                        f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
+            summary = Controller(repo, client, settings).reproduce(targets)
+    finally:
+        repo.close()
+    print_summary(summary)
+    return summary

@@ -1,0 +1,114 @@
+"""What a Dask worker runs: the shell commands of one job (one stage, or one pack of stages).
+
+A worker gets a plain `Job` and returns a plain `JobResult`; it never touches DVC. The commands run
+as DVC runs a stage's cmd (the user's shell without rc files, the stage's wdir, DVC_ROOT and
+DVC_STAGE set), with stdout and stderr to the job's log file. Each command runs in its own session
+so a Ctrl-C at the controller's terminal does not reach it: the controller stops running jobs with
+SIGTERM (`terminate_running`, called on every worker), which training handles by marking its MLflow
+run KILLED and keeping its last checkpoint. If the worker process itself dies (kill -9), the kernel
+sends the command SIGTERM too (PR_SET_PDEATHSIG), so the job's retry never races an orphan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Commands running in this worker process, so `terminate_running` can reach them.
+_RUNNING: dict[int, subprocess.Popen] = {}
+
+
+@dataclass
+class Job:
+    """names: the DVC stages this job runs. commands: shell lines, run in order, each must exit 0.
+    results_path: where a pack command writes its per-stage JSON ({cmd: {"ok", "error"}}), else None."""
+
+    names: list[str]
+    commands: list[str]
+    cwd: str
+    log_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    results_path: str | None = None
+
+
+@dataclass
+class JobResult:
+    names: list[str]
+    returncode: int
+    seconds: float
+    log_path: str
+    worker: str = ""
+    pack_results: dict | None = None  # the pack command's JSON, when the job is a pack
+
+
+def shell_argv(command: str) -> list[str]:
+    """The user's shell running `command` without reading rc files, as `dvc repro` runs a cmd."""
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    options = {"bash": ["--noprofile", "--norc"], "zsh": ["--no-rcs"]}.get(Path(shell).name, [])
+    return [shell, *options, "-c", command]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the worker process that started us dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: an orphan is possible after kill -9 of the worker
+
+
+def run_job(job: Job) -> JobResult:
+    """Run the job's commands in order, stopping at the first that fails."""
+    start = time.monotonic()
+    env = {**os.environ, **job.env, "RESCOM_WORKER_PID": str(os.getpid()),
+           # `rescom` and `dvc` of the worker's own environment first, as if it were activated.
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
+    returncode = 0
+    with open(job.log_path, "a") as log:
+        for command in job.commands:
+            log.write(f"$ {command}\n")
+            log.flush()
+            process = subprocess.Popen(shell_argv(command), cwd=job.cwd, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, preexec_fn=_die_with_parent)
+            _RUNNING[process.pid] = process
+            try:
+                returncode = process.wait()
+            finally:
+                _RUNNING.pop(process.pid, None)
+            if returncode != 0:
+                log.write(f"exit status {returncode}\n")
+                break
+    pack_results = None
+    if job.results_path is not None and Path(job.results_path).is_file():
+        pack_results = json.loads(Path(job.results_path).read_text())
+    return JobResult(job.names, returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results)
+
+
+def terminate_running() -> int:
+    """SIGTERM to every command this worker process is running (their whole process groups)."""
+    count = 0
+    for pid in list(_RUNNING):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            count += 1
+        except ProcessLookupError:
+            pass
+    return count
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return ""

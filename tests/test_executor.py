@@ -1,0 +1,123 @@
+"""rescom.executor without a cluster: DVC's plan, packs, job environment, worker specs, SLURM script."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor_repos import DIAMOND, make_repo
+from rescom.executor import packs, plan
+from rescom.executor.controller import ReproSettings, job_environment, log_path
+from rescom.executor.stage_job import Job, run_job
+
+
+def test_plan_is_dvcs_order_and_graph(tmp_path, monkeypatch):
+    root = make_repo(tmp_path / "repo", DIAMOND)
+    monkeypatch.chdir(root)
+    repo = plan.open_repo(root)
+    try:
+        stage_plan = plan.plan_stages(repo, ["dvc.yaml"])
+        assert set(stage_plan.order) == {"a", "b", "c", "d"}
+        assert stage_plan.order.index("a") < stage_plan.order.index("b") < stage_plan.order.index("d")
+        assert stage_plan.upstream == {"a": set(), "b": {"a"}, "c": set(), "d": {"b", "c"}}
+        assert stage_plan.downstream_of("a") == {"b", "d"}
+        assert all(plan.needs_run(repo, stage_plan, n) for n in stage_plan.order)  # nothing ran yet
+        only_b = plan.plan_stages(repo, ["b"])  # a target brings its upstream, not its siblings
+        assert only_b.order == ["a", "b"]
+    finally:
+        repo.close()
+
+
+def test_group_into_packs_by_key_and_size():
+    commands = {f"s{i}": [f"train --group {'x' if i < 5 else 'y'} --i {i}"] for i in range(7)}
+    commands["prep"] = ["prepare"]
+    commands["two-lines"] = ["train --group x --i 9", "echo done"]
+
+    def key(cmd):
+        return cmd.split()[2] if cmd.startswith("train") else None
+
+    names = ["prep", *[f"s{i}" for i in range(7)], "two-lines"]
+    jobs = packs.group_into_packs(names, commands, 2, key)
+    assert jobs == [["prep"], ["s0", "s1"], ["s2", "s3"], ["s4"], ["s5", "s6"], ["two-lines"]]
+    assert packs.group_into_packs(names, commands, 1, key) == [[n] for n in names]
+
+
+def test_pack_results_record_only_ok_stages():
+    commands = {"a": ["cmd a"], "b": ["cmd b"], "c": ["cmd c"]}
+    results = {"cmd a": {"ok": True, "error": ""}, "cmd b": {"ok": False, "error": "NaN loss"}}
+    assert packs.stages_that_succeeded(["a", "b", "c"], commands, results) == {
+        "a": "", "b": "NaN loss", "c": "the pack wrote no result for this stage"}
+    assert packs.stages_that_succeeded(["a"], commands, None) == {"a": "the pack wrote no result for this stage"}
+
+
+def test_job_environment_fixes_threads_and_tracking(tmp_path):
+    settings = ReproSettings(threads=3, tracking_uri="http://127.0.0.1:5000")
+    env = job_environment(settings, str(tmp_path), ["main@ce-10-0"])
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    assert env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000" and env["DVC_STAGE"] == "main@ce-10-0"
+    assert "MLFLOW_TRACKING_URI" not in job_environment(ReproSettings(threads=1), str(tmp_path), ["a"])
+    assert log_path(tmp_path, ["pipelines/smoke/dvc.yaml:main@ce-10-0"]).name == "pipelines_smoke_dvc.yaml_main@ce-10-0.log"
+
+
+def test_run_job_logs_output_and_stops_at_first_failure(tmp_path):
+    log = tmp_path / "logs" / "x.log"
+    job = Job(["x"], ["echo first; echo $OMP_NUM_THREADS", "exit 4", "echo never"], str(tmp_path), str(log),
+              {"OMP_NUM_THREADS": "7"})
+    result = run_job(job)
+    assert result.returncode == 4 and result.log_path == str(log)
+    text = log.read_text()
+    assert "first\n7\n" in text and "exit status 4" in text and "never\n" not in text
+
+
+def test_worker_specs_one_worker_per_gpu_with_its_device():
+    from rescom.executor.cluster import worker_specs
+
+    specs = worker_specs(None, ["0", "1", "3"])
+    assert {name: s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for name, s in specs.items()} == {
+        "gpu0": "0", "gpu1": "1", "gpu3": "3"}
+    assert all(s["options"]["nthreads"] == 1 for s in specs.values())
+    assert list(worker_specs(2, ["0", "1", "3"])) == ["gpu0", "gpu1"]
+    cpu = worker_specs(4, [])
+    assert list(cpu) == ["cpu0", "cpu1", "cpu2", "cpu3"] and all(s["options"]["env"] == {} for s in cpu.values())
+
+
+def test_slurm_job_script_renders_without_slurm():
+    pytest.importorskip("dask_jobqueue")
+    from rescom.executor.cluster import slurm_cluster
+
+    cluster = slurm_cluster(jobs=0, gpus_per_job=1, cores=8, memory="32GB", walltime="02:00:00", queue="gpu",
+                            account="lab")
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH --gres=gpu:1", "#SBATCH -p gpu", "#SBATCH -A lab", "#SBATCH -t 02:00:00",
+                 "#SBATCH --cpus-per-task=8"):
+        assert line in script, script
+    assert "--nthreads 1" in script and "rescom.executor.worker_setup" in script
+
+
+def test_tracking_server_binds_loopback_and_needs_auth_beyond(tmp_path, monkeypatch):
+    from rescom.executor.tracking_server import TrackingServerError, auth_environment, server_argv
+
+    argv = server_argv(tmp_path / "mlflow.db", "127.0.0.1", 5000)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and "basic-auth" not in argv
+    assert "basic-auth" in server_argv(tmp_path / "mlflow.db", "0.0.0.0", 5000)
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    with pytest.raises(TrackingServerError, match="MLFLOW_TRACKING_USERNAME"):
+        auth_environment(tmp_path / "mlflow.db")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--scheduler", "tcp://10.1.2.3:8786"], "--tracking-uri"),
+    (["--profile", "nosuch"], "pipelines/nosuch/dvc.yaml not found"),
+])
+def test_repro_bad_options_exit_2_with_one_line(args, message):
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+
+    result = CliRunner().invoke(app, ["repro", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
