@@ -10,6 +10,7 @@ changes of the renderer do not break the test, wrong numbers do.
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import pytest
@@ -198,3 +199,30 @@ def test_claims_verdicts_match_the_rule(report):
         assert _mean_std(_column(row, "mean", "std")) == (round(mean, 2), round(std, 2))
         per_seed = [float(v) for v in re.findall(r"[+-]\d+\.\d+", _column(row, "per seed"))]
         assert per_seed == [round(d, 2) for d in diffs]
+
+
+def _profile_with(tmp_path, claims):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**PARAMS, "claims": claims}, sort_keys=False))
+    return load_profile(params)
+
+
+def test_claims_entries_are_checked(tmp_path):
+    from rescom.report.claims import claims_frame
+
+    base = {"claim": "c", "table": "main", "column": "method", "better": "rescom", "worse": "bs"}
+    assert claims_frame(_profile_with(tmp_path, [])) is None
+    with pytest.raises(ValueError, match=r"params.yaml: claims entry .* lacks better, worse$"):
+        claims_frame(_profile_with(tmp_path, [{k: base[k] for k in ("claim", "table", "column")}]))
+    with pytest.raises(ValueError, match=r"claims entry 'c' names table 'spm', which the profile does not run"):
+        claims_frame(_profile_with(tmp_path, [base | {"table": "spm"}]))
+
+
+def test_claims_without_finished_runs_are_not_run(tmp_path, monkeypatch):
+    from rescom.report.claims import claims_frame
+
+    monkeypatch.chdir(tmp_path)
+    frame = claims_frame(_profile_with(tmp_path, PARAMS["claims"][:1]))
+    row = frame.iloc[0]
+    assert (row["verdict"], row["seeds"], row["per_seed"], row["paper"]) == ("not run", "", "", "synthetic")
+    assert math.isnan(row["mean"]) and math.isnan(row["std"])
