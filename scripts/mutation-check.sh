@@ -5,7 +5,9 @@
 # that no test kills is a survivor, and docs/mutation-survivors.md must explain every survivor.
 #
 #   scripts/mutation-check.sh                 all six targets
-#   scripts/mutation-check.sh rescom.queue    one module (a mutmut name glob prefix)
+#   scripts/mutation-check.sh rescom.queue    one module or function (a mutmut name prefix); the
+#                                             parts can be run one after another: each reuses mutants/
+#                                             and the results of the parts before it
 #   MUTATION_JOBS=4 scripts/mutation-check.sh parallel test processes (default 2)
 #
 # Exit status: 0 when every survivor is listed in docs/mutation-survivors.md, 1 otherwise (the
@@ -18,13 +20,16 @@ root=$PWD
 # pointing at the checkout would let the tests import the unmutated package instead.
 unset PYTHONPATH
 export OMP_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
-# A fresh copy each time: a stale mutants/ would keep results of code that has since changed.
-rm -rf mutants && mkdir mutants
+# A full run starts from a fresh copy: a stale mutants/ could keep results of code that has since
+# changed (mutmut re-copies mutated files it sees changed, not the others). A part keeps the copy so
+# that parts add up; MUTATION_FRESH=1 starts a part afresh too.
+if [ $# -eq 0 ] || [ "${MUTATION_FRESH:-0}" = 1 ]; then rm -rf mutants; fi
+mkdir -p mutants
 patterns=()
 for module in "$@"; do patterns+=("${module}*"); done
 start=$(date +%s)
-nice mutmut run --max-children "${MUTATION_JOBS:-2}" "${patterns[@]}" > mutants/run.log 2>&1 || {
-    tail -n 40 mutants/run.log; exit 2; }
+nice mutmut run --max-children "${MUTATION_JOBS:-2}" "${patterns[@]}" > mutants/run-$$.log 2>&1 || {
+    tail -n 40 mutants/run-$$.log; exit 2; }
 seconds=$(( $(date +%s) - start ))
 mutmut results --all true > mutants/results.txt 2>&1 || mutmut results > mutants/results.txt 2>&1
 python - "$seconds" "${patterns[@]}" <<'PY'
