@@ -351,3 +351,66 @@ def test_supcon_from_logits_averages_each_anchors_own_positives():
     log_prob = torch.log_softmax(logits, 1)
     want = (-(log_prob[0, :3].mean()) - log_prob[1, 3]) / 2
     assert supcon_loss_from_logits(logits, pos).item() == pytest.approx(want.item(), rel=1e-12)
+
+
+# --- second mutation run: what was still alive --------------------------------------------------
+
+def _row(confidence: float, classes: int = 20) -> list[float]:
+    """A probability row of `classes` classes whose maximum, at class 0, is `confidence`."""
+    return [confidence] + [(1 - confidence) / (classes - 1)] * (classes - 1)
+
+
+def test_ece_keeps_neighbouring_bins_of_opposite_sign_apart():
+    # bin 0 (conf .06, right: +.94), bin 1 (.1, wrong: -.1), bin 13 (.9, right: +.1), bin 14 (1.0, wrong: -1):
+    # merging any two neighbours would cancel part of their gaps.
+    probs = torch.tensor([_row(0.06), _row(0.1), _row(0.9), _row(1.0)], dtype=torch.float64)
+    got = expected_calibration_error(probs, torch.tensor([0, 1, 0, 1]))
+    assert got == pytest.approx(100 * (0.94 + 0.1 + 0.1 + 1.0) / 4, rel=1e-12)
+
+
+def test_shot_accuracy_passes_its_thresholds_and_checks_shapes():
+    from rescom.metrics import misleading_data_warnings, shot_accuracy
+
+    counts = [101, 50, 20, 6]
+    preds, targets = torch.tensor([0, 1, 0, 3]), torch.tensor([0, 1, 2, 3])
+    assert shot_accuracy(preds, targets, counts, few=10) == {"all": 75.0, "many": 100.0, "medium": 50.0, "few": 100.0}
+    with pytest.raises(ValueError, match=r"preds and targets must both be \[N\]; got \(4,\) and \(3,\)"):
+        shot_accuracy(preds, targets[:3], counts)
+    with pytest.raises(ValueError, match=r"got \(2, 2\) and \(2, 2\)"):
+        shot_accuracy(preds.view(2, 2), targets.view(2, 2), counts)
+    assert misleading_data_warnings([101, 50, 20], [0, 1, 2]) == [
+        "no few-shot class (Many > 100, Few < 20 training images): test_few is NaN"]
+    assert misleading_data_warnings([101, 50, 20], [0, 1, 2], few=25) == []
+
+
+def test_metrics_refuse_device_tensors_by_name():
+    from rescom.metrics import host_tensors
+
+    with pytest.raises(ValueError, match=r"metrics take CPU tensors, got one on meta: move model outputs with "
+                                         r"rescom\.engine\.evaluate\.predict \(or \.cpu\(\)\) before computing metrics"):
+        host_tensors(torch.zeros(2, device="meta"))
+
+
+def test_matches_mixed_column_compares_numbers_as_numbers():
+    assert matches(pd.Series([100.0, "x"], dtype=object), 100).tolist() == [True, False]
+
+
+def test_baseline_labels():
+    from rescom.report.paired import baseline_label
+
+    assert (baseline_label("main"), baseline_label("spm"), baseline_label("entirety")) == ("bs", "grid=all", None)
+
+
+def test_paired_differences_count_finished_runs_only():
+    frame = _runs(True)
+    frame = pd.concat([frame, pd.DataFrame([{"method": "zz", "seed": 1, "last_test_all": math.nan,
+                                             "last_test_few": math.nan, "dataset": "d", "imbalance": 10.0,
+                                             "finished": False}])], ignore_index=True)
+    out = paired_differences(frame, "main", ["method"])
+    assert out[out["method"] == "zz"].iloc[0]["paired_n"] == 2
+
+
+def test_spm_labels_shape_checked_alone():
+    query, labels, keys, key_labels = _setup()
+    with pytest.raises(ValueError, match="do not match"):
+        spm_contrastive_loss(query, labels[:-1], keys, key_labels, num_pos=1, num_neg=1, temperature=0.2)
