@@ -371,9 +371,10 @@ def test_ece_keeps_neighbouring_bins_of_opposite_sign_apart():
 def test_shot_accuracy_passes_its_thresholds_and_checks_shapes():
     from rescom.metrics import misleading_data_warnings, shot_accuracy
 
-    counts = [101, 50, 20, 6]
+    counts = [101, 50, 15, 6]  # 15 images: Few under the default 20, Medium under few=10
     preds, targets = torch.tensor([0, 1, 0, 3]), torch.tensor([0, 1, 2, 3])
     assert shot_accuracy(preds, targets, counts, few=10) == {"all": 75.0, "many": 100.0, "medium": 50.0, "few": 100.0}
+    assert shot_accuracy(preds, targets, counts) == {"all": 75.0, "many": 100.0, "medium": 100.0, "few": 50.0}
     with pytest.raises(ValueError, match=r"preds and targets must both be \[N\]; got \(4,\) and \(3,\)"):
         shot_accuracy(preds, targets[:3], counts)
     with pytest.raises(ValueError, match=r"got \(2, 2\) and \(2, 2\)"):
@@ -412,5 +413,6 @@ def test_paired_differences_count_finished_runs_only():
 
 def test_spm_labels_shape_checked_alone():
     query, labels, keys, key_labels = _setup()
-    with pytest.raises(ValueError, match="do not match"):
-        spm_contrastive_loss(query, labels[:-1], keys, key_labels, num_pos=1, num_neg=1, temperature=0.2)
+    for num_pos, num_neg in ((1, 1), (None, None)):  # unmined (Eq. 1): no later check would catch it
+        with pytest.raises(ValueError, match="do not match"):
+            spm_contrastive_loss(query, labels[:-1], keys, key_labels, num_pos=num_pos, num_neg=num_neg, temperature=0.2)
