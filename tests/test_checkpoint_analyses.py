@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from cli_errors import assert_one_line_error
 from rescom.cli import app
 from rescom.cli.analysis import analysis_app
 
@@ -275,6 +276,5 @@ def test_load_run_gives_the_trained_model(in_runs):
 ])
 def test_bad_input_is_one_error_line_and_exit_2(in_runs, args, message):
     result = invoke(args)
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert_one_line_error(result, message)
+    assert not result.stdout.strip(), result.stdout  # bad input is refused before any work

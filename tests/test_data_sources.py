@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_errors import assert_one_line_error
 from rescom.data.preparation import prepared
 from rescom.data.sources import cifar as source_cifar
 from rescom.data.sources import idx as source_idx
@@ -303,7 +304,7 @@ def test_data_download_fetches_checks_and_unpacks_atomically(tmp_path, monkeypat
     bad_root = tmp_path / "raw-bad"
     bad = runner.invoke(app, ["data", "download", "cifar10", "--root", str(bad_root),
                               "--url", http_server(corrupt_dir) + "/" + served.name])
-    assert bad.exit_code == 2 and "corrupt" in bad.output
+    assert_one_line_error(bad, "corrupt")
     assert list(bad_root.iterdir()) == []  # the partial file never took the archive's name
 
 
@@ -314,10 +315,9 @@ def test_data_download_offline_fails_fast_and_names_the_file(tmp_path, monkeypat
 
     monkeypatch.setattr(source_cifar, "_reachable", lambda url, timeout: False)
     result = CliRunner().invoke(app, ["data", "download", "cifar100", "--root", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "not reachable" in result.output and "cifar-100-python.tar.gz" in result.output
+    assert_one_line_error(result, "not reachable", "cifar-100-python.tar.gz")
     unknown = CliRunner().invoke(app, ["data", "download", "imagenet-lt"])
-    assert unknown.exit_code == 2 and "cannot be downloaded" in unknown.output
+    assert_one_line_error(unknown, "cannot be downloaded")
 
 
 def test_split_lists(tmp_path):

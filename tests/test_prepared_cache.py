@@ -16,6 +16,7 @@ from PIL import Image
 
 from rescom.config import DataConfig
 from rescom.data.preparation.run_data import get_data, prepared_dir
+from cli_errors import assert_one_line_error
 from test_train_cli import run_cli, tiny_args
 
 
@@ -66,7 +67,7 @@ def test_missing_root_is_an_error_even_with_a_cache(workdir, tiny_folder):
     assert run_cli(tiny_args(tiny_folder, epochs=1, extra=["--no-track"])).exit_code == 0
     result = run_cli(tiny_args(tiny_folder, epochs=1, extra=["--no-track", "--overwrite",
                                                              "--data-root", workdir / "gone"]))
-    assert result.exit_code == 2 and "gone does not exist" in result.output, result.output
+    assert_one_line_error(result, "gone does not exist")
 
 
 def test_evaluate_refuses_data_other_than_the_checkpoints_and_writes_nothing(workdir, tiny_folder, tmp_path_factory,
@@ -83,11 +84,11 @@ def test_evaluate_refuses_data_other_than_the_checkpoints_and_writes_nothing(wor
 
     Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(root / "test" / "class2" / "1.png")
     refused = run_cli(["evaluate", checkpoint])
-    assert refused.exit_code == 2 and "not the set the checkpoint was trained on" in refused.output, refused.output
+    assert_one_line_error(refused, "not the set the checkpoint was trained on")
 
     monkeypatch.chdir(workdir)
     resumed = run_cli(tiny_args(root, epochs=1, extra=["--no-track", "--set", "run.run_name=ev", "--resume"]))
-    assert resumed.exit_code == 2 and "is not the set" in resumed.output, resumed.output
+    assert_one_line_error(resumed, "is not the set")
 
 
 def test_every_source_draws_with_ldams_rule_and_records_it(workdir, tiny_folder):

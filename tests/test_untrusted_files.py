@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cli_errors import assert_one_line_error
 from rescom.cli import app
 from rescom.engine.checkpoint import save_checkpoint
 
@@ -18,17 +19,6 @@ runner = CliRunner()
 
 def invoke(args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *needles):
-    """Exit 2, no traceback, a single `error:` line that contains every needle (progress lines may precede it)."""
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert str(needle) in errors[0], (needle, errors[0])
 
 
 def _bad_versions(good: bytes) -> dict[str, bytes]:

@@ -40,6 +40,8 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     them, so a table spanning several settings needs the claim narrowed with `where`.
     """
     done = frame[frame["finished"]]
+    if done.empty:  # no run of the table has finished: no metric columns yet, nothing to pair
+        return pd.Series(dtype=float)
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
         raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
