@@ -9,12 +9,18 @@ import pytest
 
 from rescom.config import ConfigError
 from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides
-from rescom.pipeline.dvcfile import dvc_path, render
+from rescom.pipeline.dvcfile import dvc_path, profile_params_files, render
 from rescom.pipeline.runner import run_config
 from rescom.report.diff import diff_reports
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ["params.yaml", "pipelines/smoke/params.yaml", "pipelines/paper/params.yaml"]
+# Every profile in the tree (a new one is checked without being listed here); the three built in must be there.
+PROFILES = [p.relative_to(ROOT).as_posix() for p in profile_params_files(ROOT)]
+
+
+def test_every_profile_is_found():
+    assert {"params.yaml", "pipelines/smoke/params.yaml", "pipelines/paper/params.yaml",
+            "pipelines/cifar10-jpeg/params.yaml"} <= set(PROFILES)
 
 
 @pytest.mark.parametrize("params", PROFILES)

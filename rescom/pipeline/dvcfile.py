@@ -22,6 +22,11 @@ REPORT_CODE = ["rescom/report", "rescom/pipeline/catalogue.py", "rescom/analysis
 RUN_FILES = ["checkpoint.pt", "config.yaml", "per_class.csv", "per_class_accuracy.png", "confusion_matrix.png"]
 
 
+def profile_params_files(root: Path = Path(".")) -> list[Path]:
+    """Every profile's params file under root: params.yaml (default) and pipelines/<profile>/params.yaml."""
+    return [root / "params.yaml", *sorted(root.glob("pipelines/*/params.yaml"))]
+
+
 def dvc_path(profile: Profile) -> Path:
     return Path("dvc.yaml") if profile.name == "default" else Path("pipelines") / profile.name / "dvc.yaml"
 
