@@ -105,6 +105,9 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
              "- reproduced: every seed has the paper's sign and the mean exceeds twice the std; not reproduced: "
              "every seed has the opposite sign, beyond twice the std; otherwise within noise", "",
              "| claim | paper | comparison | per seed | mean ± std | verdict |", "|---|---|---|---|---|---|"]
+    note = (profile.params.get("report") or {}).get("note")
+    if note:
+        lines[2:2] = [f"- **data: {note}**; the paper's numbers are for its own runs on the official data"]
     for _, row in frame.iterrows():
         spread = "" if math.isnan(row["std"]) else f" ± {row['std']:.2f}"
         mean = "n/a" if math.isnan(row["mean"]) else f"{row['mean']:+.2f}{spread}"
