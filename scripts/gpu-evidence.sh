@@ -23,7 +23,7 @@
 # continue, cat <files_at>/checkpoints.tar.gz.part-* | tar -xz (unfinished runs' checkpoints only).
 #
 # Settings (environment): BUDGET seconds for the whole script (default 540), RESERVE seconds kept for
-# reports and copy (default 75), GPU_CHECK=0 skips (a), PACK=0 trains one run after another, PACK_SIZE
+# reports and copy (default 75), GPU_CHECK=0 skips (a) (GPU_CHECK_LIMIT caps it, default 300 s), PACK=0 trains one run after another, PACK_SIZE
 # runs per pack (default 4: BS and ResCom x 2 seeds, then SupCon+BS and MoCo+BS), PARAMS (default
 # pipelines/cifar10-jpeg/params.yaml), DEVICE (cuda; cpu for a dry run: gpu-check's cuda tests skip and
 # no GPU is required; the params file then decides the device), PYTHON, EVIDENCE_DIR (logs, default
@@ -38,6 +38,7 @@ PARAMS=${PARAMS:-pipelines/cifar10-jpeg/params.yaml}
 BUDGET=${BUDGET:-540}
 RESERVE=${RESERVE:-75}
 GPU_CHECK=${GPU_CHECK:-1}
+GPU_CHECK_LIMIT=${GPU_CHECK_LIMIT:-300}  # seconds; gpu-check takes about 3-4 minutes on one H100/H200
 PACK=${PACK:-1}
 PACK_SIZE=${PACK_SIZE:-4}
 MIN_TRAIN=${MIN_TRAIN:-45}  # no run is started with less training time left than this (compilation alone takes about that)
@@ -77,10 +78,14 @@ profile=$(awk -F'\t' '$1 == "profile" {print $2}' "$plan")
 # (a) the GPU check of the current commit
 if [ "$GPU_CHECK" = 1 ]; then
     say "(a) scripts/gpu-check.sh"
-    if DEVICE=$DEVICE PYTHON=$PY bash scripts/gpu-check.sh >"$dir/gpu-check.log" 2>&1; then
+    if DEVICE=$DEVICE PYTHON=$PY timeout --signal=TERM --kill-after=10 "$GPU_CHECK_LIMIT" \
+            bash scripts/gpu-check.sh >"$dir/gpu-check.log" 2>&1; then
         say "gpu-check: pass"
     else
-        say "gpu-check: FAIL (see gpu-check/summary.txt)"; status=1
+        rc=$?
+        [ $rc -eq 124 ] && say "gpu-check: stopped at GPU_CHECK_LIMIT=${GPU_CHECK_LIMIT}s (its summary so far below)" \
+            || say "gpu-check: FAIL, exit $rc (see gpu-check/summary.txt)"
+        status=1
     fi
 else
     say "(a) gpu-check skipped (GPU_CHECK=0)"

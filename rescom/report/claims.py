@@ -34,6 +34,8 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     them, so a table spanning several settings needs the claim narrowed with `where`.
     """
     done = frame[frame["finished"]]
+    if done.empty or metric not in done:  # nothing finished yet: the runs' rows carry only their axes
+        return pd.Series(dtype=float)
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
         raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
