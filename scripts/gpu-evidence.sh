@@ -6,7 +6,9 @@
 # root is already there), prepare the set and train the profile's runs with the profile's own stage
 # commands (`rescom pipeline prepare` / `train`, as its dvc.yaml runs them), packed when
 # `rescom pipeline train-pack` exists, else one after another; finished runs (metrics.json) are
-# skipped, an interrupted one continues from its checkpoint; (c) `rescom report`; (d) copy what must
+# skipped, an interrupted one continues from its checkpoint (same code only: a checkpoint is continued
+# by the code that wrote it, so keep the commit between windows); (c) `rescom report`, and this
+# window's wall clock appended to reports/<profile>/timings/windows.md; (d) copy what must
 # come back into $OUT as at most 8 files (the device tool returns 8 at most, 16 MiB each).
 # Training stops by SIGTERM (the checkpoint of the last finished epoch stays) when BUDGET - RESERVE
 # seconds of this script have passed, so the reports and the copy always happen; the next window
@@ -51,6 +53,9 @@ status=0
 rescom() { "$PY" -m rescom "$@"; }
 say() { echo "[$(date -u +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$log"; }
 left() { echo $((stop_at - SECONDS)); }
+window="$dir/window.md"  # this window's wall clock, appended to reports/<profile>/timings/windows.md
+: >"$window"
+note() { echo "- $*" >>"$window"; }
 
 say "gpu-evidence: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), params $PARAMS, budget ${BUDGET}s (reserve ${RESERVE}s), device $DEVICE"
 if [ "$DEVICE" != cpu ] && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
@@ -74,18 +79,20 @@ then
     say "cannot read $PARAMS (see $log)"; exit 2
 fi
 profile=$(awk -F'\t' '$1 == "profile" {print $2}' "$plan")
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+echo "## window $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${gpu:-no GPU ($DEVICE)}" >>"$window"
 
 # (a) the GPU check of the current commit
 if [ "$GPU_CHECK" = 1 ]; then
     say "(a) scripts/gpu-check.sh"
     if DEVICE=$DEVICE PYTHON=$PY timeout --signal=TERM --kill-after=10 "$GPU_CHECK_LIMIT" \
             bash scripts/gpu-check.sh >"$dir/gpu-check.log" 2>&1; then
-        say "gpu-check: pass"
+        say "gpu-check: pass"; note "gpu-check: pass (${SECONDS} s)"
     else
         rc=$?
         [ $rc -eq 124 ] && say "gpu-check: stopped at GPU_CHECK_LIMIT=${GPU_CHECK_LIMIT}s (its summary so far below)" \
             || say "gpu-check: FAIL, exit $rc (see gpu-check/summary.txt)"
-        status=1
+        status=1; note "gpu-check: not passed, exit $rc (${SECONDS} s)"
     fi
 else
     say "(a) gpu-check skipped (GPU_CHECK=0)"
@@ -142,9 +149,11 @@ train_group() {  # train_group RUN...: one pack (or one run), stopped by SIGTERM
     rc=$?
     if [ $rc -eq 124 ]; then
         say "stopped at the budget after $((SECONDS - started))s (SIGTERM; checkpoints kept, the next window resumes): $*"
+        note "stopped at the budget after $((SECONDS - started)) s wall clock: $*"
         return 3
     fi
     say "exit $rc after $((SECONDS - started))s: $*"
+    note "$([ $rc -eq 0 ] && echo trained || echo "FAILED (exit $rc)") in $((SECONDS - started)) s wall clock (start-up, compilation, evaluations included): $*"
     [ $rc -eq 0 ] || status=1
     return 0
 }
@@ -160,6 +169,8 @@ tail -n 5 "$dir/train.log" 2>/dev/null
 # (c) reports from every finished run (unfinished ones are listed as not yet trained)
 say "(c) rescom report --params $PARAMS"
 rescom report --params "$PARAMS" >>"$log" 2>&1 || { say "report failed (see $log)"; status=1; }
+note "$([ $packed = 1 ] && echo "packed, $PACK_SIZE per pack" || echo 'one run after another'); script ${SECONDS} s up to the report; budget ${BUDGET} s"
+mkdir -p "reports/$profile/timings" && { echo; cat "$window"; } >>"reports/$profile/timings/windows.md"
 
 # (d) what must come back: reports, each run's small files, checkpoints if small enough, the logs
 say "(d) copying to $OUT"
