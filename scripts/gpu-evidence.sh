@@ -24,13 +24,14 @@
 # Back here: tar -xzf <files_at>/reports.tar.gz; tar -xzf <files_at>/runs.tar.gz; and, for runs to
 # continue, cat <files_at>/checkpoints.tar.gz.part-* | tar -xz (unfinished runs' checkpoints only).
 #
-# Settings (environment): BUDGET seconds for the whole script (default 540), RESERVE seconds kept for
-# reports and copy (default 75), GPU_CHECK=0 skips (a) (GPU_CHECK_LIMIT caps it, default 300 s), PACK=0 trains one run after another, PACK_SIZE
-# runs per pack (default 4: BS and ResCom x 2 seeds, then SupCon+BS and MoCo+BS), PARAMS (default
-# pipelines/cifar10-jpeg/params.yaml), DEVICE (cuda; cpu for a dry run: gpu-check's cuda tests skip and
-# no GPU is required; the params file then decides the device), PYTHON, EVIDENCE_DIR (logs, default
-# gpu-evidence/, git-ignored), OUT (default $EVIDENCE_DIR/out). A CPU dry run with a tiny profile:
-# tests/test_gpu_evidence.py.
+# Settings (environment): BUDGET seconds for the whole script (default 540); RESERVE seconds kept for
+# reports and copy (default 75); GPU_CHECK=0 skips (a), GPU_CHECK_LIMIT caps it (default 300 s);
+# PACK=0 trains one run after another; PACK_SIZE runs per pack (default 4: BS and ResCom x 2 seeds,
+# then SupCon+BS and MoCo+BS); MIN_TRAIN (no run starts with less time left, default 45 s); PARAMS
+# (default pipelines/cifar10-jpeg/params.yaml); DEVICE (cuda; cpu for a dry run: gpu-check's cuda
+# tests skip and no GPU is required; the params file decides the training device); PYTHON;
+# EVIDENCE_DIR (logs, default gpu-evidence/, git-ignored); OUT (default $EVIDENCE_DIR/out, emptied).
+# CPU dry run with a tiny copy of the profile and mlflow/dvc/dask made unimportable: tests/test_gpu_evidence.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true
