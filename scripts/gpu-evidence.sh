@@ -136,7 +136,7 @@ train_group() {  # train_group RUN...: one pack (or one run), stopped by SIGTERM
     if [ $packed = 1 ]; then
         cmd=("$PY" -m rescom pipeline train-pack --params "$PARAMS" --results "$dir/pack-results-$SECONDS.json")
         for r in "$@"; do
-            if grep -q -- "--run" <<<"$help"; then cmd+=(--run "$r"); else cmd+=(--stage "$(stage_cmd "$r")"); fi
+            if grep -q -- "--stage" <<<"$help"; then cmd+=(--stage "$(stage_cmd "$r")"); else cmd+=(--run "$r"); fi
         done
     else
         local table=${1%%:*} items=${1#*:}
