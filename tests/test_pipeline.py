@@ -9,12 +9,18 @@ import pytest
 
 from rescom.config import ConfigError
 from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides
-from rescom.pipeline.dvcfile import dvc_path, render
+from rescom.pipeline.dvcfile import dvc_path, profile_params_files, render
 from rescom.pipeline.runner import run_config
 from rescom.report.diff import diff_reports
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ["params.yaml", "pipelines/smoke/params.yaml", "pipelines/paper/params.yaml"]
+# Every profile in the tree (a new one is checked without being listed here); the three built in must be there.
+PROFILES = [p.relative_to(ROOT).as_posix() for p in profile_params_files(ROOT)]
+
+
+def test_every_profile_is_found():
+    assert {"params.yaml", "pipelines/smoke/params.yaml", "pipelines/paper/params.yaml",
+            "pipelines/cifar10-jpeg/params.yaml"} <= set(PROFILES)
 
 
 @pytest.mark.parametrize("params", PROFILES)
@@ -104,3 +110,29 @@ def test_pipeline_continues_only_interrupted_runs_of_the_same_code(monkeypatch):
     assert runner._continuable(config, {"epoch": epochs - 1, "code": code_fingerprint(), "config": {}})
     assert not runner._continuable(config, {"epoch": epochs, "code": code_fingerprint(), "config": {}})  # finished
     assert not runner._continuable(config, {"epoch": epochs - 1, "code": "other", "config": {}})  # other code
+
+
+def test_pipeline_continues_a_run_whose_checkpoint_holds_the_resolved_pipeline(monkeypatch):
+    """Training saves data.pipeline resolved (auto -> tensor/pil); the stage must still see the same config."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from rescom.config import resolve_for_data
+    from rescom.data.preparation import run_data
+    from rescom.data.preparation.longtail import exponential_counts
+    from rescom.pipeline import runner
+
+    monkeypatch.chdir(ROOT)
+    profile = load_profile("pipelines/smoke/params.yaml")
+    config = run_config(profile, find_run(profile, "beta", {"beta": "0.0", "seed": "0"}))
+    counts = exponential_counts(10, 60, 10)
+    in_memory = SimpleNamespace(images=np.zeros((1, 28, 28, 1), dtype=np.uint8))
+    data = SimpleNamespace(class_counts=counts, train=in_memory, test=in_memory)
+    monkeypatch.setattr(run_data, "get_data", lambda cfg, *args, **kwargs: data)
+    saved = resolve_for_data(config, counts)
+    saved.data.pipeline = run_data.resolve_pipeline(saved.data, data)  # as engine.train writes the checkpoint
+    assert config.data.pipeline == "auto" and saved.data.pipeline in ("tensor", "pil")
+    assert runner._same_config(config, saved.to_dict())
+    saved.optim.lr = 2 * config.optim.lr
+    assert not runner._same_config(config, saved.to_dict())

@@ -76,9 +76,9 @@ def analysis(name: str = typer.Argument(..., help="simulate_pairs, gradients, si
 
 @pipeline_app.command("write-dvc")
 @expected_errors
-def write_dvc(params: list[Path] = typer.Argument(None, help="Profile params files (default: all three).")):
+def write_dvc(params: list[Path] = typer.Argument(None, help="Profile params files (default: every profile).")):
     """Regenerate the dvc.yaml of each profile from its params file's table layout."""
-    from rescom.pipeline.dvcfile import write
+    from rescom.pipeline.dvcfile import profile_params_files, write
 
-    for path in params or [Path("params.yaml"), Path("pipelines/smoke/params.yaml"), Path("pipelines/paper/params.yaml")]:
+    for path in params or profile_params_files():
         typer.echo(f"wrote {write(path)}")

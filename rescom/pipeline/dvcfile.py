@@ -63,6 +63,11 @@ def code_deps(cmd: str) -> list[str]:
     return code_files([("rescom.cli", "app"), command_entry(cmd)])
 
 
+def profile_params_files(root: Path = Path(".")) -> list[Path]:
+    """Every profile's params file under root: params.yaml (default) and pipelines/<profile>/params.yaml."""
+    return [root / "params.yaml", *sorted(root.glob("pipelines/*/params.yaml"))]
+
+
 def dvc_path(profile: Profile) -> Path:
     return Path("dvc.yaml") if profile.name == "default" else Path("pipelines") / profile.name / "dvc.yaml"
 

@@ -59,8 +59,13 @@ def _continuable(config: TrainConfig, state: dict) -> bool:
 
 
 def _same_config(config: TrainConfig, saved: dict) -> bool:
+    """Whether the checkpoint's config is this one, resolved as training resolves it before saving
+    (data-dependent mining sizes, and data.pipeline auto -> tensor/pil: without the latter no run
+    of the default pipeline setting was ever continued)."""
     data = run_data.get_data(config.data)
-    return not differing_keys(resolve_for_data(config, data.class_counts), saved)
+    resolved = resolve_for_data(config, data.class_counts)
+    resolved.data.pipeline = run_data.resolve_pipeline(resolved.data, data)
+    return not differing_keys(resolved, saved)
 
 
 ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")

@@ -40,7 +40,7 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     them, so a table spanning several settings needs the claim narrowed with `where`.
     """
     done = frame[frame["finished"]]
-    if done.empty:  # no run of the table has finished: no metric columns yet, nothing to pair
+    if done.empty or metric not in done:  # nothing finished yet: the runs' rows carry only their axes
         return pd.Series(dtype=float)
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
@@ -132,6 +132,9 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
              f"- draw spread: {_spread_line(frame)}", "",
              "| claim | paper | comparison | per seed | mean ± std | 95% interval | seeds needed (rule · interval) "
              "| vs draw spread | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    note = (profile.params.get("report") or {}).get("note")
+    if note:
+        lines[2:2] = [f"- **data: {note}**; the paper's numbers are for its own runs on the official data"]
     for _, row in frame.iterrows():
         lines.append(f"| {row['claim']} | {row['paper']} | {row['table']}: {difference_label(row['better'], row['worse'])} | "
                      f"{row['per_seed'] or 'n/a'} (seeds {row['seeds'] or '-'}) | {_mean_cell(row)} | "
