@@ -299,13 +299,14 @@ def test_gpu_pack_script_dry_run_on_cpu_without_mlflow_dvc_or_dask(tmp_path):
     the GPU machine): it prints the bench table and every packed run finishes."""
     import os
     import subprocess
+    import sys
 
     blocked = tmp_path / "blocked"
     for name in ("mlflow", "dvc", "dask", "distributed"):
         (blocked / name).mkdir(parents=True)
         (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(blocked), "GPU_PACK_DIR": str(tmp_path / "out"), "DEVICE": "cpu",
+    env = {**os.environ, "PYTHONPATH": str(blocked), "GPU_PACK_DIR": str(tmp_path / "out"), "DEVICE": "cpu", "PYTHON": sys.executable,
            "RUNS": "2", "EPOCHS": "1", "EPOCHS_TRAIN": "1", "PACK_TRAIN": "2",
            "SHAPE": "--classes 4 --max-count 64 --imbalance 2 --test-per-class 4"}
     done = subprocess.run(["bash", str(repo / "scripts/gpu-pack.sh")], env=env, capture_output=True, text=True,

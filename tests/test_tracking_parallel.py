@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rescom.tracking import Tracker
+from rescom.tracking import CURVES_PREFIX, Tracker
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def assert_complete(uri: str, names: list[str], epochs: int = EPOCHS) -> None:
     for run in runs:
         assert run.info.status == "FINISHED", run.info.run_name
         for metric in METRICS:
-            history = client.get_metric_history(run.info.run_id, metric)
+            history = client.get_metric_history(run.info.run_id, CURVES_PREFIX + metric)
             assert sorted(m.step for m in history) == list(range(epochs)), (run.info.run_name, metric)
 
 
