@@ -62,7 +62,11 @@ def test_failing_stage_is_reported_with_its_log_and_others_go_on(tmp_path, monke
     assert lock_stages(root) == ["good"]  # no entry for the failed stage nor the one it blocked
 
 
-def test_worker_killed_mid_stage_is_retried_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_worker_killed_mid_stage_is_retried_and_resumes(tmp_path, monkeypatch, shell):
+    # /bin/sh (dash, CI's shell when SHELL is unset) forks the stage's python instead of exec'ing it:
+    # the orphan must die with the worker all the same.
+    monkeypatch.setenv("SHELL", shell)
     root = make_repo(tmp_path / "repo", {"long": {"out": "long.txt", "args": ["--resumable", "12"], "persist": True}})
     monkeypatch.chdir(root)
     result = {}

@@ -6,7 +6,8 @@ DVC_STAGE set), with stdout and stderr to the job's log file. Each command runs 
 so a Ctrl-C at the controller's terminal does not reach it: the controller stops running jobs with
 SIGTERM (`terminate_running`, called on every worker), which training handles by marking its MLflow
 run KILLED and keeping its last checkpoint. If the worker process itself dies (kill -9), the kernel
-sends the command SIGTERM too (PR_SET_PDEATHSIG), so the job's retry never races an orphan.
+tells the command's guard (orphan_guard.py, PR_SET_PDEATHSIG), which stops the command's whole
+process group, so the job's retry does not race an orphan.
 """
 
 from __future__ import annotations
@@ -54,12 +55,22 @@ def shell_argv(command: str) -> list[str]:
     return [shell, *options, "-c", command]
 
 
+# Seconds an orphaned command gets between SIGTERM and SIGKILL (training saves its state on SIGTERM).
+ORPHAN_GRACE_SECONDS = 30.0
+_GUARD = Path(__file__).with_name("orphan_guard.py")
+
+
+def guarded_argv(command: str) -> list[str]:
+    """The guard, then the shell running `command`: the guard is the worker's direct child."""
+    return [sys.executable, str(_GUARD), str(ORPHAN_GRACE_SECONDS), *shell_argv(command)]
+
+
 def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the worker process that started us dies (Linux)."""
+    """In the guard before exec: SIGHUP when the worker process that started it dies (Linux)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGHUP)  # 1 = PR_SET_PDEATHSIG
     except OSError:
         pass  # not Linux: an orphan is possible after kill -9 of the worker
 
@@ -76,7 +87,7 @@ def run_job(job: Job) -> JobResult:
         for command in job.commands:
             log.write(f"$ {command}\n")
             log.flush()
-            process = subprocess.Popen(shell_argv(command), cwd=job.cwd, env=env, stdout=log,
+            process = subprocess.Popen(guarded_argv(command), cwd=job.cwd, env=env, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True, preexec_fn=_die_with_parent)
             _RUNNING[process.pid] = process
