@@ -66,7 +66,6 @@ def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
     correct = (predicted == targets).double()
     # Bins (lo, hi]; confidence 0 cannot occur for a max over a distribution of K >= 1 classes.
     bin_index = (torch.ceil(confidence * n_bins).long() - 1).clamp(0, n_bins - 1)
-    count = torch.bincount(bin_index, minlength=n_bins).double()
     conf_sum = torch.bincount(bin_index, confidence, minlength=n_bins)
     acc_sum = torch.bincount(bin_index, correct, minlength=n_bins)
     gap = (acc_sum - conf_sum).abs()  # |acc - conf| * count, per bin

@@ -45,6 +45,13 @@ def test_seed_differences_context_with_a_missing_value_is_varying():
     assert seed_differences(same, "method", "bs", "ce", context=("dataset", "imbalance")).tolist() == [20.0]
 
 
+def test_seed_differences_of_a_metric_no_finished_run_recorded_are_empty_not_an_error():
+    # finished runs of a profile without a Few group record no last_test_few column at all
+    rows = [{"finished": True, "method": m, "seed": 0, "last_test_all": v} for m, v in (("bs", 80.0), ("ce", 60.0))]
+    diffs = seed_differences(pd.DataFrame(rows), "method", "bs", "ce", metric="last_test_few")
+    assert diffs.empty and diffs.dtype == float
+    assert verdict(diffs) == "not run"
+
 # --- paired differences ------------------------------------------------------------------------
 
 def test_matches_compares_numbers_numerically_and_text_as_text():

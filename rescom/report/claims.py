@@ -102,8 +102,8 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
 def _strength(diffs: pd.Series, spread: float | None) -> dict:
     """Mean, std, 95% t-interval, seeds needed (rule / interval) and the draw-spread check of one claim."""
     n = len(diffs)
-    mean = float(diffs.mean()) if n else math.nan
-    std = float(diffs.std(ddof=1)) if n > 1 else math.nan
+    # pandas gives NaN for the mean of no value and the ddof=1 std of fewer than two: no guard needed
+    mean, std = float(diffs.mean()), float(diffs.std(ddof=1))
     low, high = mean_interval(mean, std, n) or (math.nan, math.nan)
     rule, interval = seeds_to_clear_rule(mean, std), seeds_for_interval(mean, std)
     return {"mean": mean, "std": std, "ci95_low": low, "ci95_high": high,

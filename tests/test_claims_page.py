@@ -1,0 +1,220 @@
+"""The claims page as a reader gets it: tables/claims.md and claims.csv written by render_claims from
+a profile's claims and its runs' table frames, compared line by line with a page written out here.
+
+The runs are given as the table frames `rescom report` collects (table_frame is replaced by a lookup
+of frames built here, draw spread by a constant), so the test runs in milliseconds and mutation
+testing (scripts/mutation-check.sh) can afford it per mutant. Every number on the expected page was
+worked out by hand from the per-seed values below: means and sample stds, the 95% t-intervals with
+t(0.975, 1) = 12.7062 and t(0.975, 2) = 4.3027, and the seeds at which the interval would exclude 0
+(for a mean of 0.5 and a std of 1: t(0.975, 16) / sqrt(17) = 0.514, t(0.975, 17) / sqrt(18) = 0.497,
+so 18).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rescom.pipeline.catalogue import Profile
+from rescom.report import claims
+
+SPREAD = 1.5
+
+
+def _rows(table_column: str, values: dict, finished: bool = True, **context) -> list[dict]:
+    return [{"finished": finished, table_column: key, "seed": seed, "last_test_all": value, **context}
+            for key, per_seed in values.items() for seed, value in enumerate(per_seed)]
+
+
+MAIN = pd.DataFrame(
+    _rows("method", {"ce": [70.0, 71.0, 72.0], "bs": [73.0, 75.0, 77.0], "rescom": [70.0, 71.0, 72.0],
+                     "moco_bs": [74.25]}, dataset="fmnist", imbalance=100)
+    + _rows("method", {"supcon_bs": [76.0, 76.0]}, finished=False, dataset="fmnist", imbalance=100)
+    + _rows("method", {"bs": [60.0, 61.0, 62.0], "rescom": [60.5, 62.5, 61.5]}, dataset="fmnist", imbalance=10))
+BETA = pd.DataFrame(_rows("beta", {0.999: [80.0, 82.2], 0.0: [78.0, 80.0]}))
+
+CLAIMS = [
+    {"claim": "BS over CE", "table": "main", "column": "method", "better": "bs", "worse": "ce",
+     "paper": "+5.0", "where": {"imbalance": 100}},
+    {"claim": "ResCom over BS at IF 10", "table": "main", "column": "method", "better": "rescom", "worse": "bs",
+     "paper": "+1.2", "where": {"imbalance": 10}},
+    {"claim": "ResCom over BS", "table": "main", "column": "method", "better": "rescom", "worse": "bs",
+     "where": {"imbalance": 100}},
+    {"claim": "MoCo+BS over BS", "table": "main", "column": "method", "better": "moco_bs", "worse": "bs",
+     "paper": "+0.3", "where": {"imbalance": 100}},
+    {"claim": "SupCon+BS over BS", "table": "main", "column": "method", "better": "supcon_bs", "worse": "bs",
+     "paper": "+0.1", "where": {"imbalance": 100}},
+    {"claim": "reweighting helps", "table": "beta", "column": "beta", "better": 0.999, "worse": 0.0,
+     "paper": "Fig. 4"},
+]
+
+HEADER = [
+    "- each row: last-epoch top-1 (%) of the row the paper says is better minus the other, seed by seed "
+    "(same seed = same subsample, initialisation and augmentation draws)",
+    "- reproduced: every seed has the paper's sign and the mean exceeds twice the std; not reproduced: "
+    "every seed has the opposite sign, beyond twice the std; otherwise within noise; one seed: undetermined "
+    "(no std to judge it by)",
+    "- 95% interval: mean ± t(0.975, n - 1) · std / √n over the n paired seeds (Student t)",
+    "- seeds needed at the observed mean and std: *rule* — the rule compares the mean with twice the std of "
+    "one seed's difference, which more seeds do not shrink, so it is cleared at 2 seeds or at none "
+    "(\"never\"); *interval* — the fewest seeds at which the 95% interval would exclude 0",
+]
+TABLE_HEAD = [
+    "| claim | paper | comparison | per seed | mean ± std | 95% interval | seeds needed (rule · interval) "
+    "| vs draw spread | verdict |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+SPREAD_LINE = ("- draw spread: 1.50 points, the largest std over draws of one method's All (tables/draws.md); "
+               "a gap smaller than it could change with the choice of images of the same counts, which no "
+               "training seed varies")
+NO_SPREAD_LINE = ("- draw spread: not measured for this profile (no `draws` table, or fewer than 2 draws trained): "
+                  "every seed here trains on one draw of the subset, so no row says how another draw would move it")
+BEYOND, BELOW = "gap beyond the draw spread", "**gap smaller than the draw spread**"
+ROWS = [
+    f"| BS over CE | +5.0 | main: bs - ce | +3.00 / +4.00 / +5.00 (seeds 0,1,2) | +4.00 ± 1.00 | [+1.52, +6.48] "
+    f"| 2 · 3 | {BEYOND} | **reproduced** |",
+    f"| ResCom over BS at IF 10 | +1.2 | main: rescom - bs | +0.50 / +1.50 / -0.50 (seeds 0,1,2) | +0.50 ± 1.00 "
+    f"| [-1.98, +2.98] | never · 18 | {BELOW} | **within noise** |",
+    f"| ResCom over BS |  | main: rescom - bs | -3.00 / -4.00 / -5.00 (seeds 0,1,2) | -4.00 ± 1.00 "
+    f"| [-6.48, -1.52] | 2 · 3 | {BEYOND} | **not reproduced** |",
+    f"| MoCo+BS over BS | +0.3 | main: moco_bs - bs | +1.25 (seeds 0) | +1.25 | undetermined | undetermined "
+    f"| {BELOW} | **undetermined** |",
+    "| SupCon+BS over BS | +0.1 | main: supcon_bs - bs | n/a (seeds -) | n/a | n/a | n/a |  | **not run** |",
+    f"| reweighting helps | Fig. 4 | beta: 0.999 - 0.0 | +2.00 / +2.20 (seeds 0,1) | +2.10 ± 0.14 | [+0.83, +3.37] "
+    f"| 2 · 2 | {BEYOND} | **reproduced** |",
+]
+
+
+@pytest.fixture
+def frames(monkeypatch):
+    """table_frame replaced by the frames above; returns the list of tables it was asked for."""
+    asked: list[str] = []
+
+    def table_frame(profile, table):
+        asked.append(table)
+        return {"main": MAIN, "beta": BETA}[table].copy()
+
+    monkeypatch.setattr(claims, "table_frame", table_frame)
+    return asked
+
+
+def _profile(claim_list, note=None) -> Profile:
+    params = {"profile": "toy", "datasets": {}, "train": {}, "main": {}, "beta": {}, "claims": claim_list}
+    if note:
+        params["report"] = {"note": note}
+    return Profile(Path("pipelines/toy/params.yaml"), params)
+
+
+def test_claims_page_line_by_line(tmp_path, frames, monkeypatch):
+    monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: SPREAD)
+    frame = claims.render_claims(_profile(CLAIMS, note="a synthetic draw"), tmp_path)
+    page = (tmp_path / "claims.md").read_text()
+    expected = ["# The paper's claims at this scale (profile **toy**)", "",
+                "- **data: a synthetic draw**; the paper's numbers are for its own runs on the official data",
+                *HEADER, SPREAD_LINE, "", *TABLE_HEAD, *ROWS]
+    assert page.splitlines() == expected
+    assert page.endswith("|\n")
+    assert frames == ["main", "beta"]  # each table collected once, however many claims read it
+    assert list(frame["verdict"]) == ["reproduced", "within noise", "not reproduced", "undetermined", "not run",
+                                      "reproduced"]
+
+
+def test_claims_csv_holds_every_number_at_four_decimals(tmp_path, frames, monkeypatch):
+    monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: SPREAD)
+    claims.render_claims(_profile(CLAIMS), tmp_path)
+    text = (tmp_path / "claims.csv").read_text().splitlines()
+    assert text[0] == ("claim,table,column,better,worse,paper,seeds,per_seed,mean,std,ci95_low,ci95_high,"
+                       "seeds_to_clear_rule,seeds_for_interval,draw_spread,below_draw_spread,verdict")
+    # seeds needed: float columns (NaN where undetermined), so 2 and 3 print as 2.0000 and 3.0000
+    assert text[1] == ('BS over CE,main,method,bs,ce,+5.0,"0,1,2",+3.00 / +4.00 / +5.00,4.0000,1.0000,1.5159,6.4841,'
+                       "2.0000,3.0000,1.5000,False,reproduced")
+    read = pd.read_csv(tmp_path / "claims.csv")
+    one_seed = read.set_index("claim").loc["MoCo+BS over BS"]
+    assert one_seed["mean"] == 1.25 and one_seed["below_draw_spread"]
+    assert pd.isna(one_seed["std"]) and pd.isna(one_seed["ci95_low"]) and pd.isna(one_seed["seeds_for_interval"])
+    within = read.set_index("claim").loc["ResCom over BS at IF 10"]
+    assert pd.isna(within["seeds_to_clear_rule"]) and within["seeds_for_interval"] == 18
+    not_run = read.set_index("claim").loc["SupCon+BS over BS"]
+    assert pd.isna(not_run["mean"]) and not not_run["below_draw_spread"] and pd.isna(not_run["seeds"])
+
+
+def test_claims_page_without_draws_says_the_spread_is_not_measured(tmp_path, frames, monkeypatch):
+    monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: None)
+    frame = claims.render_claims(_profile(CLAIMS[:1] + CLAIMS[3:4]), tmp_path)
+    lines = (tmp_path / "claims.md").read_text().splitlines()
+    assert lines[:3] == ["# The paper's claims at this scale (profile **toy**)", "", HEADER[0]]
+    assert lines[6] == NO_SPREAD_LINE
+    assert lines[-2:] == [
+        "| BS over CE | +5.0 | main: bs - ce | +3.00 / +4.00 / +5.00 (seeds 0,1,2) | +4.00 ± 1.00 | [+1.52, +6.48] "
+        "| 2 · 3 |  | **reproduced** |",
+        "| MoCo+BS over BS | +0.3 | main: moco_bs - bs | +1.25 (seeds 0) | +1.25 | undetermined | undetermined "
+        "|  | **undetermined** |"]
+    assert frame["draw_spread"].isna().all() and not frame["below_draw_spread"].any()
+    assert frames == ["main"]
+
+
+def test_a_profile_without_claims_writes_no_page(tmp_path, frames):
+    assert claims.render_claims(_profile([]), tmp_path) is None
+    assert claims.render_claims(Profile(Path("p.yaml"), {"profile": "toy", "main": {}}), tmp_path) is None
+    assert list(tmp_path.iterdir()) == [] and frames == []
+
+
+def test_where_narrows_each_claim_to_its_setting(frames):
+    unnarrowed = {key: value for key, value in CLAIMS[0].items() if key != "where"}
+    with pytest.raises(ValueError, match=r"^pipelines/toy/params.yaml: claims entry 'BS over CE': the runs span "
+                                         r"several imbalance: narrow the claim with where: \{\.\.\.\}$"):
+        claims.claims_frame(_profile([unnarrowed]))
+    several = CLAIMS[1] | {"where": {"imbalance": 10, "dataset": "fmnist"}}
+    assert claims.claims_frame(_profile([several]))["per_seed"].tolist() == ["+0.50 / +1.50 / -0.50"]
+    nothing = CLAIMS[1] | {"where": {"imbalance": 10, "dataset": "cifar"}}
+    assert claims.claims_frame(_profile([nothing]))["verdict"].tolist() == ["not run"]
+
+
+QUEUE = pd.DataFrame(_rows("queue", {"balanced": [80.0, 81.0], "fifo": [79.0, 82.0]}))
+SPM = pd.DataFrame(_rows("grid", {"a": [81.5, 82.5], "b": [80.0, 81.0]}))
+LARGE = pd.DataFrame(_rows("dataset", {"imagenet-lt": [50.0, 51.0], "places-lt": [40.0, 40.5]}))
+EDGE_CLAIMS = {
+    # mean 0, std 1.41: the rule is never cleared and no number of seeds makes the interval exclude 0
+    "zero": {"claim": "balanced over FIFO", "table": "queue_type", "column": "queue", "better": "balanced",
+             "worse": "fifo", "paper": "Fig. 3"},
+    # a gap exactly as large as the draw spread is not smaller than it; a std of 0 clears at 2 seeds
+    "at spread": {"claim": "grid a over b", "table": "spm", "column": "grid", "better": "a", "worse": "b"},
+    # a table without a baseline (large) pairs its rows without context columns
+    "large": {"claim": "ImageNet over Places", "table": "large", "column": "dataset", "better": "imagenet-lt",
+              "worse": "places-lt"},
+}
+
+
+@pytest.fixture
+def edge_frames(monkeypatch):
+    monkeypatch.setattr(claims, "table_frame",
+                        lambda profile, table: {"queue_type": QUEUE, "spm": SPM, "large": LARGE}[table].copy())
+    monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: SPREAD)
+
+
+def _edge_profile(*names: str) -> Profile:
+    params = {"profile": "toy", "datasets": {}, "train": {}, "queue_type": {}, "spm": {}, "large": {},
+              "claims": [EDGE_CLAIMS[n] for n in names]}
+    return Profile(Path("pipelines/toy/params.yaml"), params)
+
+
+def test_a_claim_no_seed_count_decides_is_never_and_over_1000(tmp_path, edge_frames):
+    """Alone on its page, so its seeds-needed columns hold nothing but 'no number' (None becomes NaN)."""
+    frame = claims.render_claims(_edge_profile("zero"), tmp_path)
+    lines = (tmp_path / "claims.md").read_text().splitlines()
+    assert lines[-1] == ("| balanced over FIFO | Fig. 3 | queue_type: balanced - fifo | +1.00 / -1.00 (seeds 0,1) "
+                         f"| +0.00 ± 1.41 | [-12.71, +12.71] | never · over 1000 | {BELOW} | **within noise** |")
+    assert lines[6] == SPREAD_LINE
+    assert frame["seeds_to_clear_rule"].isna().all() and frame["seeds_for_interval"].isna().all()
+
+
+def test_a_gap_equal_to_the_draw_spread_is_not_below_it(tmp_path, edge_frames):
+    claims.render_claims(_edge_profile("at spread", "large"), tmp_path)
+    lines = (tmp_path / "claims.md").read_text().splitlines()
+    assert lines[-2:] == [
+        f"| grid a over b |  | spm: a - b | +1.50 / +1.50 (seeds 0,1) | +1.50 ± 0.00 | [+1.50, +1.50] | 2 · 2 "
+        f"| {BEYOND} | **reproduced** |",
+        f"| ImageNet over Places |  | large: imagenet-lt - places-lt | +10.00 / +10.50 (seeds 0,1) | +10.25 ± 0.35 "
+        f"| [+7.07, +13.43] | 2 · 2 | {BEYOND} | **reproduced** |"]
