@@ -9,15 +9,12 @@ from typing import Optional
 import typer
 
 from rescom.cli.common import expected_errors, fail
+from rescom.pipeline.catalogue import profile_params
 
 report_app = typer.Typer(invoke_without_command=True, help="Render reports from finished runs, or compare two report trees.")
 
 ABLATIONS = {"queue-type": "queue_type", "beta": "beta", "spm": "spm", "siambs": "siambs", "entirety": "main",
              "main": "main", "draws": "draws"}
-
-
-def profile_params(profile: str) -> Path:
-    return Path("params.yaml") if profile == "default" else Path("pipelines") / profile / "params.yaml"
 
 
 @report_app.callback()

@@ -66,6 +66,11 @@ class Profile:
         return [t for t in TRAINING_TABLES if t in self.params]
 
 
+def profile_params(profile_name: str) -> Path:
+    """A profile's params file by name: params.yaml for `default`, pipelines/<name>/params.yaml otherwise."""
+    return Path("params.yaml") if profile_name == "default" else Path("pipelines") / profile_name / "params.yaml"
+
+
 def load_profile(path: str | Path) -> Profile:
     from rescom.yaml_files import read_yaml_mapping
 

@@ -32,13 +32,24 @@ def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 2)
 
 
+def summary_labels(agg: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The rows' labels from the fewest leading key columns that tell them apart, '/' between
+    values: 'neg40' rather than the report's 'neg40 40' (a grid's name already says its counts),
+    'cifar10-lt/rescom' where datasets vary. DVC makes each a column name: no spaces in it."""
+    for count in range(1, len(keys) + 1):
+        labels = [label.replace(" ", "/") for label in row_labels(agg, keys[:count])]
+        if len(set(labels)) == len(labels):
+            return labels
+    return labels
+
+
 def headline_summary(aggregates: dict[str, pd.DataFrame]) -> dict:
     """One entry per row of each table: last-epoch All (main: also Few), mean over seeds, 2 decimals."""
     summary = {}
     for table, agg in aggregates.items():
         if table not in CURVE_TABLES:
             continue  # entirety repeats main's rows
-        labels = row_labels(agg, TABLE_KEYS[table])
+        labels = summary_labels(agg, TABLE_KEYS[table])
         summary[table] = {label: {"all": _number(row["last_test_all_mean"]),
                                   **({"few": _number(row["last_test_few_mean"])} if table == "main" else {})}
                           for label, (_, row) in zip(labels, agg.iterrows())}

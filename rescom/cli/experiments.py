@@ -1,0 +1,38 @@
+"""`rescom exp show`: DVC's experiments table for one profile, narrowed to the columns that matter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import List, Optional
+
+import typer
+
+from rescom.cli.common import expected_errors, fail
+
+exp_app = typer.Typer(no_args_is_help=True, help="DVC experiments, one profile at a time.")
+
+
+@exp_app.command("show", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@expected_errors
+def show(ctx: typer.Context,
+         profile: str = typer.Option("default", help="smoke, default, paper or cifar10-jpeg."),
+         table: Optional[List[str]] = typer.Option(None, help="Only these tables' metrics (repeat the option)."),
+         print_command: bool = typer.Option(False, "--print-command", help="Print the dvc command instead of running it.")):
+    """`dvc exp show` with only the profile's headline metrics (reports/<profile>/summary.json) and the params
+    that define it; any other option (-A, --sort-by, --md, --csv, ...) goes to `dvc exp show` as is."""
+    import shlex
+
+    from rescom.pipeline.catalogue import load_profile, profile_params
+    from rescom.pipeline.exp_view import exp_show_args
+
+    params = profile_params(profile)
+    if not params.is_file():
+        fail(f"--profile {profile}: no params file {params} (run from the project's root)")
+    argv = [sys.executable, "-m", "dvc", *exp_show_args(load_profile(params), table), *ctx.args]
+    if print_command:
+        typer.echo(shlex.join(["dvc", *argv[3:]]))
+        return
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    raise typer.Exit(subprocess.run(argv, env=env).returncode)
