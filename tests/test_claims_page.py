@@ -1,5 +1,6 @@
 """The claims page as a reader gets it: tables/claims.md and claims.csv written by render_claims from
-a profile's claims and its runs' table frames, compared line by line with a page written out here.
+a profile's claims and its runs' table frames, compared line by line with a page written out by hand
+(tests/golden/claims_page.md).
 
 The runs are given as the table frames `rescom report` collects (table_frame is replaced by a lookup
 of frames built here, draw spread by a constant), so the test runs in milliseconds and mutation
@@ -50,41 +51,14 @@ CLAIMS = [
      "paper": "Fig. 4"},
 ]
 
-HEADER = [
-    "- each row: last-epoch top-1 (%) of the row the paper says is better minus the other, seed by seed "
-    "(same seed = same subsample, initialisation and augmentation draws)",
-    "- reproduced: every seed has the paper's sign and the mean exceeds twice the std; not reproduced: "
-    "every seed has the opposite sign, beyond twice the std; otherwise within noise; one seed: undetermined "
-    "(no std to judge it by)",
-    "- 95% interval: mean ± t(0.975, n - 1) · std / √n over the n paired seeds (Student t)",
-    "- seeds needed at the observed mean and std: *rule* — the rule compares the mean with twice the std of "
-    "one seed's difference, which more seeds do not shrink, so it is cleared at 2 seeds or at none "
-    "(\"never\"); *interval* — the fewest seeds at which the 95% interval would exclude 0",
-]
-TABLE_HEAD = [
-    "| claim | paper | comparison | per seed | mean ± std | 95% interval | seeds needed (rule · interval) "
-    "| vs draw spread | verdict |",
-    "|---|---|---|---|---|---|---|---|---|",
-]
-SPREAD_LINE = ("- draw spread: 1.50 points, the largest std over draws of one method's All (tables/draws.md); "
-               "a gap smaller than it could change with the choice of images of the same counts, which no "
-               "training seed varies")
+# The whole page for CLAIMS with a draw spread of 1.5 and a data note, written out by hand.
+GOLDEN = (Path(__file__).parent / "golden" / "claims_page.md").read_text()
+GOLDEN_LINES = GOLDEN.splitlines()
+BS_OVER_CE, MOCO_ROW = GOLDEN_LINES[-6], GOLDEN_LINES[-3]
+SPREAD_LINE = GOLDEN_LINES[7]
 NO_SPREAD_LINE = ("- draw spread: not measured for this profile (no `draws` table, or fewer than 2 draws trained): "
                   "every seed here trains on one draw of the subset, so no row says how another draw would move it")
 BEYOND, BELOW = "gap beyond the draw spread", "**gap smaller than the draw spread**"
-ROWS = [
-    f"| BS over CE | +5.0 | main: bs - ce | +3.00 / +4.00 / +5.00 (seeds 0,1,2) | +4.00 ± 1.00 | [+1.52, +6.48] "
-    f"| 2 · 3 | {BEYOND} | **reproduced** |",
-    f"| ResCom over BS at IF 10 | +1.2 | main: rescom - bs | +0.50 / +1.50 / -0.50 (seeds 0,1,2) | +0.50 ± 1.00 "
-    f"| [-1.98, +2.98] | never · 18 | {BELOW} | **within noise** |",
-    f"| ResCom over BS |  | main: rescom - bs | -3.00 / -4.00 / -5.00 (seeds 0,1,2) | -4.00 ± 1.00 "
-    f"| [-6.48, -1.52] | 2 · 3 | {BEYOND} | **not reproduced** |",
-    f"| MoCo+BS over BS | +0.3 | main: moco_bs - bs | +1.25 (seeds 0) | +1.25 | undetermined | undetermined "
-    f"| {BELOW} | **undetermined** |",
-    "| SupCon+BS over BS | +0.1 | main: supcon_bs - bs | n/a (seeds -) | n/a | n/a | n/a |  | **not run** |",
-    f"| reweighting helps | Fig. 4 | beta: 0.999 - 0.0 | +2.00 / +2.20 (seeds 0,1) | +2.10 ± 0.14 | [+0.83, +3.37] "
-    f"| 2 · 2 | {BEYOND} | **reproduced** |",
-]
 
 
 @pytest.fixture
@@ -111,11 +85,8 @@ def test_claims_page_line_by_line(tmp_path, frames, monkeypatch):
     monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: SPREAD)
     frame = claims.render_claims(_profile(CLAIMS, note="a synthetic draw"), tmp_path)
     page = (tmp_path / "claims.md").read_text()
-    expected = ["# The paper's claims at this scale (profile **toy**)", "",
-                "- **data: a synthetic draw**; the paper's numbers are for its own runs on the official data",
-                *HEADER, SPREAD_LINE, "", *TABLE_HEAD, *ROWS]
-    assert page.splitlines() == expected
-    assert page.endswith("|\n")
+    assert page.splitlines() == GOLDEN_LINES
+    assert page == GOLDEN  # down to the final newline
     assert frames == ["main", "beta"]  # each table collected once, however many claims read it
     assert list(frame["verdict"]) == ["reproduced", "within noise", "not reproduced", "undetermined", "not run",
                                       "reproduced"]
@@ -144,13 +115,10 @@ def test_claims_page_without_draws_says_the_spread_is_not_measured(tmp_path, fra
     monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: None)
     frame = claims.render_claims(_profile(CLAIMS[:1] + CLAIMS[3:4]), tmp_path)
     lines = (tmp_path / "claims.md").read_text().splitlines()
-    assert lines[:3] == ["# The paper's claims at this scale (profile **toy**)", "", HEADER[0]]
+    # the golden page less its data note, another spread line, and no draw-spread cells
+    assert lines[:6] == GOLDEN_LINES[:2] + GOLDEN_LINES[3:7]
     assert lines[6] == NO_SPREAD_LINE
-    assert lines[-2:] == [
-        "| BS over CE | +5.0 | main: bs - ce | +3.00 / +4.00 / +5.00 (seeds 0,1,2) | +4.00 ± 1.00 | [+1.52, +6.48] "
-        "| 2 · 3 |  | **reproduced** |",
-        "| MoCo+BS over BS | +0.3 | main: moco_bs - bs | +1.25 (seeds 0) | +1.25 | undetermined | undetermined "
-        "|  | **undetermined** |"]
+    assert lines[-2:] == [BS_OVER_CE.replace(f"| {BEYOND} |", "|  |"), MOCO_ROW.replace(f"| {BELOW} |", "|  |")]
     assert frame["draw_spread"].isna().all() and not frame["below_draw_spread"].any()
     assert frames == ["main"]
 
