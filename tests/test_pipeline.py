@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from rescom.config import ConfigError
 from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides
@@ -28,6 +29,23 @@ def test_committed_dvc_yaml_is_generated_from_params(params, monkeypatch):
     monkeypatch.chdir(ROOT)
     profile = load_profile(params)
     assert dvc_path(profile).read_text() == render(profile), f"run `rescom pipeline write-dvc {params}`"
+
+
+def test_a_folder_sets_images_are_a_dep_of_its_prepare_stage(monkeypatch):
+    """DVC itself resolves the committed cifar10-jpeg pipeline: its prepare stage depends on the
+    image folder, so new images make the prepared set stale; Debian's Fashion-MNIST has no root."""
+    from dvc.repo import Repo
+
+    monkeypatch.chdir(ROOT)
+    with Repo(str(ROOT)) as repo:
+        deps = {stage.addressing: [dep.def_path for dep in stage.deps] for stage in repo.index.stages
+                if stage.addressing.split(":")[-1].startswith("prepare@")}
+    assert deps["pipelines/cifar10-jpeg/dvc.yaml:prepare@cifar10-jpeg-if100"][0] == "data/raw/cifar10-jpeg"
+    assert not any(dep.startswith("data/raw") for dep in deps["prepare@fmnist-if100"])
+    mixed = load_profile("pipelines/cifar10-jpeg/params.yaml")
+    mixed.params["datasets"]["fmnist"] = {"dataset": "fashion-mnist-lt", "imbalance": 100}
+    # one foreach body for every set: ${item.root} cannot be filled for a set without a root
+    assert "${item.root}" not in yaml.safe_load(render(mixed))["stages"]["prepare"]["do"]["deps"]
 
 
 @pytest.mark.parametrize("params", PROFILES)

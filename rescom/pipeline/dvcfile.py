@@ -101,6 +101,14 @@ def _downloadable_archives(profile: Profile) -> list[tuple[str, str]]:
     return [(source, ARCHIVES[source]) for source in sorted(sources)]
 
 
+def _source_root_deps(profile: Profile) -> list[str]:
+    """The prepare stage's dep on each set's own source folder (`root:`, e.g. an image folder), so new
+    or changed images there make it stale. One foreach body serves every set, so the dep is
+    `${item.root}`, which DVC can only fill when every set of the profile names a root."""
+    specs = list((profile.params.get("datasets") or {}).values())
+    return ["${item.root}"] if specs and all(isinstance(s, dict) and s.get("root") for s in specs) else []
+
+
 def build_dvc(profile: Profile) -> dict:
     params_file = profile.path.as_posix()
     where = {"wdir": "../.."} if profile.name != "default" else {}
@@ -119,7 +127,7 @@ def build_dvc(profile: Profile) -> dict:
             **where,
             "cmd": f"rescom pipeline prepare --params {params_file} --key ${{key}}",
             # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
-            "deps": [f"data/raw/{n}/{a}" for n, a in archives],
+            "deps": [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
             "params": [{params_file: ["datasets.${key}"]}],
             "outs": [{f"data/prepared/{name}/${{key}}": {"cache": False}}],
         }},
