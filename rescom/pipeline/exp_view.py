@@ -26,6 +26,7 @@ from pathlib import Path
 
 from rescom.config import flatten
 from rescom.pipeline.catalogue import Profile
+from rescom.report.summary import SUMMARY_NAME
 
 DEFINING_PARAMS = ("profile", "train.optim.epochs", "train.optim.batch_size", "train.optim.lr",
                    "train.optim.schedule", "train.model.backbone", "train.data.recipe")
@@ -37,7 +38,7 @@ DVC_OWN_HEADERS = ("Experiment", "rev", "typ", "Created", "parent", "State", "Ex
 
 
 def summary_path(profile_name: str) -> Path:
-    return Path("reports") / profile_name / "summary.json"
+    return Path("reports") / profile_name / SUMMARY_NAME
 
 
 def defining_params(profile: Profile) -> list[str]:
