@@ -30,9 +30,9 @@ def show(ctx: typer.Context,
     params = profile_params(profile)
     if not params.is_file():
         fail(f"--profile {profile}: no params file {params} (run from the project's root)")
-    dvc_args = [*exp_show_args(load_profile(params), table), *ctx.args]
+    argv = [sys.executable, "-m", "dvc", *exp_show_args(load_profile(params), table), *ctx.args]
     if print_command:
-        typer.echo(shlex.join(["dvc", *dvc_args]))
+        typer.echo(shlex.join(["dvc", *argv[3:]]))
         return
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    raise typer.Exit(subprocess.run([sys.executable, "-m", "dvc", *dvc_args], env=env).returncode)
+    raise typer.Exit(subprocess.run(argv, env=env).returncode)
