@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rescom.report.claim_statistics import mean_interval, seeds_for_interval, seeds_to_clear_rule, t_quantile
+from rescom.report.claim_statistics import mean_interval, seeds_for_interval, t_quantile
 
 P = 0.975  # two-sided 95%
 
@@ -57,7 +57,6 @@ def test_mean_interval_by_hand():
 def test_one_seed_has_no_interval():
     assert mean_interval(5.0, math.nan, 1) is None
     assert seeds_for_interval(5.0, math.nan) is None
-    assert seeds_to_clear_rule(5.0, math.nan) is None
 
 
 # Printed two-sided 95% t table (dof: quantile), used for the seeds-needed search by hand.
@@ -86,29 +85,3 @@ def test_seeds_for_interval_edges():
     assert seeds_for_interval(0.0, 1.0) is None        # no gap: no number of seeds
     assert seeds_for_interval(0.01, 10.0) is None      # past 1000 seeds
     assert seeds_for_interval(1.0, 0.0) == 2           # no noise at all
-
-
-def test_seeds_to_clear_rule_does_not_depend_on_seeds():
-    # The rule compares the mean with twice one seed's std: cleared at the fewest seeds or never.
-    assert seeds_to_clear_rule(1.70, 0.86) is None     # 1.70 < 1.72
-    assert seeds_to_clear_rule(1.73, 0.86) == 2
-    assert seeds_to_clear_rule(-3.0, 1.0) == 2         # the opposite direction clears "not reproduced"
-
-
-def test_sign_half_of_the_rule_follows_up_to_five_seeds():
-    """The docstring's bound: a seed lies at most (n - 1) / sqrt(n) sample stds from the mean, so with
-    |mean| > 2 std no seed of 5 or fewer has the other sign; 6 seeds can."""
-    import pandas as pd
-
-    from rescom.report.claims import verdict
-
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    for n in range(2, 6):
-        samples = torch.randn(20000, n, generator=gen, dtype=torch.float64) + 3.0
-        clear = samples.mean(1) > 2 * samples.std(1)  # sample std, ddof 1
-        assert clear.any() and (samples[clear] > 0).all()
-    six = pd.Series([-0.1] + [10.0] * 5)  # mean 8.32 > 2 x std 4.12, one seed negative
-    assert six.mean() > 2 * six.std(ddof=1) and seeds_to_clear_rule(six.mean(), six.std(ddof=1)) == 2
-    assert verdict(six) == "within noise"

@@ -6,9 +6,10 @@ The runs are given as the table frames `rescom report` collects (table_frame is 
 of frames built here, draw spread by a constant), so the test runs in milliseconds and mutation
 testing (scripts/mutation-check.sh) can afford it per mutant. Every number on the expected page was
 worked out by hand from the per-seed values below: means and sample stds, the 95% t-intervals with
-t(0.975, 1) = 12.7062 and t(0.975, 2) = 4.3027, and the seeds at which the interval would exclude 0
-(for a mean of 0.5 and a std of 1: t(0.975, 16) / sqrt(17) = 0.514, t(0.975, 17) / sqrt(18) = 0.497,
-so 18).
+t(0.975, 1) = 12.7062 and t(0.975, 2) = 4.3027, and the seeds at which the interval would clear the
+threshold (for a mean of 0.5 and a std of 1: t(0.975, 16) / sqrt(17) = 0.514, t(0.975, 17) / sqrt(18)
+= 0.497, so 18; for Many, mean 0 and std 0.25 against -1: 12.7062 / sqrt(2) * 0.25 = 2.25 at 2 seeds,
+4.3027 / sqrt(3) * 0.25 = 0.62 at 3, so 3).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ MAIN = pd.DataFrame(
                      "moco_bs": [74.25]}, dataset="fmnist", imbalance=100)
     + _rows("method", {"supcon_bs": [76.0, 76.0]}, finished=False, dataset="fmnist", imbalance=100)
     + _rows("method", {"bs": [60.0, 61.0, 62.0], "rescom": [60.5, 62.5, 61.5]}, dataset="fmnist", imbalance=10))
+# Many and Few of BS and ResCom at IF 100 (no other run's groups are read): Few +10 / +9 / +11, Many
+# -0.25 / 0 / +0.25, whose interval [-0.62, +0.62] contains 0 but lies above the margin's -1.
+for _method, _column, _values in (("bs", "last_test_many", [85.0] * 3), ("rescom", "last_test_many", [84.75, 85.0, 85.25]),
+                                  ("bs", "last_test_few", [60.0, 62.0, 64.0]), ("rescom", "last_test_few", [70.0, 71.0, 75.0])):
+    MAIN.loc[(MAIN["method"] == _method) & (MAIN["imbalance"] == 100), _column] = _values
 BETA = pd.DataFrame(_rows("beta", {0.999: [80.0, 82.2], 0.0: [78.0, 80.0]}))
 
 CLAIMS = [
@@ -49,12 +55,16 @@ CLAIMS = [
      "paper": "+0.1", "where": {"imbalance": 100}},
     {"claim": "reweighting helps", "table": "beta", "column": "beta", "better": 0.999, "worse": 0.0,
      "paper": "Fig. 4"},
+    {"claim": "ResCom over BS on Few", "table": "main", "column": "method", "better": "rescom", "worse": "bs",
+     "group": "few", "paper": "Sec. 1", "where": {"imbalance": 100}},
+    {"claim": "ResCom keeps BS's Many", "table": "main", "column": "method", "better": "rescom", "worse": "bs",
+     "group": "many", "margin": 1.0, "paper": "Sec. 1", "where": {"imbalance": 100}},
 ]
 
 # The whole page for CLAIMS with a draw spread of 1.5 and a data note, written out by hand.
 GOLDEN = (Path(__file__).parent / "golden" / "claims_page.md").read_text()
 GOLDEN_LINES = GOLDEN.splitlines()
-BS_OVER_CE, MOCO_ROW = GOLDEN_LINES[-6], GOLDEN_LINES[-3]
+BS_OVER_CE, MOCO_ROW = GOLDEN_LINES[11], GOLDEN_LINES[14]
 SPREAD_LINE = GOLDEN_LINES[7]
 NO_SPREAD_LINE = ("- draw spread: not measured for this profile (no `draws` table, or fewer than 2 draws trained): "
                   "every seed here trains on one draw of the subset, so no row says how another draw would move it")
@@ -89,24 +99,25 @@ def test_claims_page_line_by_line(tmp_path, frames, monkeypatch):
     assert page == GOLDEN  # down to the final newline
     assert frames == ["main", "beta"]  # each table collected once, however many claims read it
     assert list(frame["verdict"]) == ["reproduced", "within noise", "not reproduced", "undetermined", "not run",
-                                      "reproduced"]
+                                      "reproduced", "reproduced", "reproduced"]
+    assert frame["draw_spread"].isna().tolist() == [False] * 6 + [True] * 2  # the spread is measured on All
 
 
 def test_claims_csv_holds_every_number_at_four_decimals(tmp_path, frames, monkeypatch):
     monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: SPREAD)
     claims.render_claims(_profile(CLAIMS), tmp_path)
     text = (tmp_path / "claims.csv").read_text().splitlines()
-    assert text[0] == ("claim,table,column,better,worse,paper,seeds,per_seed,mean,std,ci95_low,ci95_high,"
-                       "seeds_to_clear_rule,seeds_for_interval,draw_spread,below_draw_spread,verdict")
-    # seeds needed: float columns (NaN where undetermined), so 2 and 3 print as 2.0000 and 3.0000
-    assert text[1] == ('BS over CE,main,method,bs,ce,+5.0,"0,1,2",+3.00 / +4.00 / +5.00,4.0000,1.0000,1.5159,6.4841,'
-                       "2.0000,3.0000,1.5000,False,reproduced")
+    assert text[0] == ("claim,table,column,better,worse,group,margin,paper,seeds,per_seed,mean,std,ci95_low,ci95_high,"
+                       "seeds_for_interval,draw_spread,below_draw_spread,verdict")
+    # seeds needed: a float column (NaN where undetermined), so 3 prints as 3.0000
+    assert text[1] == ('BS over CE,main,method,bs,ce,all,0.0000,+5.0,"0,1,2",+3.00 / +4.00 / +5.00,4.0000,1.0000,'
+                       "1.5159,6.4841,3.0000,1.5000,False,reproduced")
     read = pd.read_csv(tmp_path / "claims.csv")
     one_seed = read.set_index("claim").loc["MoCo+BS over BS"]
     assert one_seed["mean"] == 1.25 and one_seed["below_draw_spread"]
     assert pd.isna(one_seed["std"]) and pd.isna(one_seed["ci95_low"]) and pd.isna(one_seed["seeds_for_interval"])
     within = read.set_index("claim").loc["ResCom over BS at IF 10"]
-    assert pd.isna(within["seeds_to_clear_rule"]) and within["seeds_for_interval"] == 18
+    assert within["seeds_for_interval"] == 18
     not_run = read.set_index("claim").loc["SupCon+BS over BS"]
     assert pd.isna(not_run["mean"]) and not not_run["below_draw_spread"] and pd.isna(not_run["seeds"])
 
@@ -144,10 +155,10 @@ QUEUE = pd.DataFrame(_rows("queue", {"balanced": [80.0, 81.0], "fifo": [79.0, 82
 SPM = pd.DataFrame(_rows("grid", {"a": [81.5, 82.5], "b": [80.0, 81.0]}))
 LARGE = pd.DataFrame(_rows("dataset", {"imagenet-lt": [50.0, 51.0], "places-lt": [40.0, 40.5]}))
 EDGE_CLAIMS = {
-    # mean 0, std 1.41: the rule is never cleared and no number of seeds makes the interval exclude 0
+    # mean 0, std 1.41: no number of seeds makes the interval exclude 0
     "zero": {"claim": "balanced over FIFO", "table": "queue_type", "column": "queue", "better": "balanced",
              "worse": "fifo", "paper": "Fig. 3"},
-    # a gap exactly as large as the draw spread is not smaller than it; a std of 0 clears at 2 seeds
+    # a gap exactly as large as the draw spread is not smaller than it; a std of 0 decides at 2 seeds
     "at spread": {"claim": "grid a over b", "table": "spm", "column": "grid", "better": "a", "worse": "b"},
     # a table without a baseline (large) pairs its rows without context columns
     "large": {"claim": "ImageNet over Places", "table": "large", "column": "dataset", "better": "imagenet-lt",
@@ -168,21 +179,28 @@ def _edge_profile(*names: str) -> Profile:
     return Profile(Path("pipelines/toy/params.yaml"), params)
 
 
-def test_a_claim_no_seed_count_decides_is_never_and_over_1000(tmp_path, edge_frames):
-    """Alone on its page, so its seeds-needed columns hold nothing but 'no number' (None becomes NaN)."""
+def test_a_claim_no_seed_count_decides_reads_over_1000(tmp_path, edge_frames):
+    """Alone on its page, so its seeds-needed column holds nothing but 'no number' (None becomes NaN)."""
     frame = claims.render_claims(_edge_profile("zero"), tmp_path)
     lines = (tmp_path / "claims.md").read_text().splitlines()
     assert lines[-1] == ("| balanced over FIFO | Fig. 3 | queue_type: balanced - fifo | +1.00 / -1.00 (seeds 0,1) "
-                         f"| +0.00 ± 1.41 | [-12.71, +12.71] | never · over 1000 | {BELOW} | **within noise** |")
+                         f"| +0.00 ± 1.41 | [-12.71, +12.71] | interval > 0 | over 1000 | {BELOW} | **within noise** |")
     assert lines[6] == SPREAD_LINE
-    assert frame["seeds_to_clear_rule"].isna().all() and frame["seeds_for_interval"].isna().all()
+    assert frame["seeds_for_interval"].isna().all()
 
 
 def test_a_gap_equal_to_the_draw_spread_is_not_below_it(tmp_path, edge_frames):
     claims.render_claims(_edge_profile("at spread", "large"), tmp_path)
     lines = (tmp_path / "claims.md").read_text().splitlines()
     assert lines[-2:] == [
-        f"| grid a over b |  | spm: a - b | +1.50 / +1.50 (seeds 0,1) | +1.50 ± 0.00 | [+1.50, +1.50] | 2 · 2 "
+        f"| grid a over b |  | spm: a - b | +1.50 / +1.50 (seeds 0,1) | +1.50 ± 0.00 | [+1.50, +1.50] | interval > 0 | 2 "
         f"| {BEYOND} | **reproduced** |",
         f"| ImageNet over Places |  | large: imagenet-lt - places-lt | +10.00 / +10.50 (seeds 0,1) | +10.25 ± 0.35 "
-        f"| [+7.07, +13.43] | 2 · 2 | {BEYOND} | **reproduced** |"]
+        f"| [+7.07, +13.43] | interval > 0 | 2 | {BEYOND} | **reproduced** |"]
+
+
+def test_a_claim_names_a_known_group_and_a_margin_of_at_least_0(frames):
+    for bad in ({"group": "tail"}, {"group": "few", "margin": -0.5}):
+        with pytest.raises(ValueError, match=r"^pipelines/toy/params.yaml: claims entry 'BS over CE': group must be "
+                                             r"one of all, many, medium, few and margin >= 0"):
+            claims.claims_frame(_profile([CLAIMS[0] | bad]))

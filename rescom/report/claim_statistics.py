@@ -1,17 +1,12 @@
-"""How sure a claim's paired comparison is: a t-interval on its mean and the seeds a decision needs.
+"""How sure a claim's paired comparison is: the t-interval its verdict reads, and the seeds it needs.
 
 Per claim there are n per-seed differences d_1..d_n (better - worse, same seed), mean m, sample std
-s (ddof 1). Two numbers say how far the claim is from a decision:
-
-- the 95% t-interval m +- t_{0.975, n-1} s / sqrt(n) (Student t with n - 1 degrees of freedom:
-  the differences are treated as independent normal draws; with 2-3 seeds the interval is wide
-  because t_{0.975, 1} = 12.7 and t_{0.975, 2} = 4.30);
-- the seeds needed at the observed noise: the verdict rule (claims.py) compares m with 2 s, the
-  spread of one seed's difference, which more seeds estimate better but do not shrink, so at the
-  observed m and s the rule is cleared at any n >= 2 when |m| > 2 s and at no n otherwise; the
-  interval narrows as 1 / sqrt(n), so the seeds at which it would exclude 0 are the smallest n >= 2
-  with t_{0.975, n-1} s / sqrt(n) < |m|.
-With one seed there is no s: nothing is determined.
+s (ddof 1). The verdict (claims.py) reads the 95% t-interval m +- t_{0.975, n-1} s / sqrt(n)
+(Student t with n - 1 degrees of freedom: the differences are treated as independent normal draws;
+with 2-3 seeds the interval is wide because t_{0.975, 1} = 12.7 and t_{0.975, 2} = 4.30). The
+interval narrows as 1 / sqrt(n), so at the observed m and s the seeds a decision needs are the
+smallest n >= 2 with t_{0.975, n-1} s / sqrt(n) < |m - threshold|. With one seed there is no s:
+nothing is determined.
 """
 
 from __future__ import annotations
@@ -39,22 +34,10 @@ def mean_interval(mean: float, std: float, n: int, level: float = LEVEL) -> tupl
     return mean - half, mean + half
 
 
-def seeds_to_clear_rule(mean: float, std: float) -> int | None:
-    """The fewest seeds at which the verdict rule's |mean| > 2 std holds at this mean and std: 2 (the
-    fewest the rule decides on) when it holds, None when no number of seeds makes it hold.
-
-    The rule's other half (every seed of one sign) follows from this one up to 5 seeds: no seed lies
-    more than (n - 1) / sqrt(n) stds from the mean (1.79 at n = 5), so none crosses 0 while
-    |mean| > 2 std; from 6 seeds on it is not predicted.
-    """
-    if math.isnan(mean) or math.isnan(std):
-        return None
-    return 2 if abs(mean) > 2 * std else None
-
-
 def seeds_for_interval(mean: float, std: float, level: float = LEVEL) -> int | None:
     """The fewest seeds n >= 2 at which the t-interval at this mean and std excludes 0; None when
-    none up to MAX_SEEDS does (a zero mean, or a gap far below the noise)."""
+    none up to MAX_SEEDS does (a zero mean, or a gap far below the noise). For a threshold other
+    than 0, pass the mean's distance from it."""
     if math.isnan(mean) or math.isnan(std):
         return None
     if std == 0:
