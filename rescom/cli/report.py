@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -37,35 +36,33 @@ def diff(old: Path = typer.Argument(..., help="Report tree A (e.g. the committed
          tolerance: Optional[float] = typer.Option(None, help="Largest allowed |A - B| per cell (required unless --params gives report.tolerance)."),
          params: Optional[Path] = typer.Option(None, help="Take the tolerance from this params file's report section."),
          structure_only: bool = typer.Option(False, "--structure-only",
-                                             help="Compare files, columns and rows, not the numbers (trees made on different kinds of machine).")):
-    """Compare every CSV cell of two report trees; exit 1 and list the cells that differ beyond the tolerance.
+                                             help="Compare files, columns and row keys, no cell (trees made on different kinds of machine).")):
+    """Compare every CSV cell of two report trees, rows matched by their label columns; exit 1 and list
+    the files, columns, rows and cells that differ (cells beyond the tolerance).
 
     The timings/ folder (wall-clock measurements, which no rerun reproduces) is never compared.
     """
     from rescom.report.diff import diff_reports
     from rescom.report.layout import TIMINGS
 
-    if params is not None:
+    if params is not None and tolerance is None and not structure_only:
         from rescom.pipeline.catalogue import load_profile
 
-        section = load_profile(params).section("report")
-        if tolerance is None:
-            tolerance = float(section["tolerance"])
+        tolerance = float(load_profile(params).section("report")["tolerance"])
     if tolerance is None and not structure_only:
         fail("give --tolerance or --params (whose report.tolerance is used)")
     for tree in (old, new):
         if not tree.is_dir():
             fail(f"{tree} is not a directory")
-    if structure_only:
-        tolerance = math.inf  # every number agrees; files, columns, row labels and text cells still must
-    problems = diff_reports(old, new, tolerance, skip_dirs=(TIMINGS,))
+    compared = "structure (files, columns, row keys)" if structure_only else f"every cell within {tolerance}"
+    problems = diff_reports(old, new, None if structure_only else tolerance, skip_dirs=(TIMINGS,))
     typer.echo(f"not compared: {TIMINGS}/ (wall-clock timings)")
     if problems:
-        typer.echo(f"{len(problems)} difference(s) beyond tolerance {tolerance}:")
+        typer.echo(f"{len(problems)} difference(s), comparing {compared}:")
         for line in problems:
             typer.echo(f"  {line}")
         raise typer.Exit(1)
-    typer.echo(f"reports agree within {tolerance}")
+    typer.echo(f"reports agree: {compared}")
 
 
 def referenced_stages(profile, table: str) -> list[str]:

@@ -12,15 +12,14 @@ a margin > 0 states "not worse by more than the margin"):
   not reproduced   the interval lies wholly below it
   within noise     the interval contains it
   undetermined     a single paired seed: no std, no interval
-With 2-3 seeds the interval is wide (t = 12.7 at 2 seeds), so most small gaps read within noise; the
-page says how many seeds would decide each at the observed noise. The rule reads only the interval,
-so trees made on two CPU kinds, whose float kernels move results as another seed would, disagree
-only where a claim sits at the interval's edge. Beside the verdict each row says whether the gap is
-smaller than the draw spread (draws.py; measured on All, so for All claims only).
+At 2 seeds t = 12.7, so small gaps read within noise (the page gives the seeds that would decide);
+CPU kinds, which move results as another seed would, disagree only at the interval's edge. Each row
+also says whether the gap is smaller than the draw spread (draws.py; on All, so for All claims).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -70,18 +69,13 @@ def verdict(differences: pd.Series, margin: float = 0.0) -> str:
     return "not reproduced" if interval[1] < -margin else "within noise"
 
 
-def _frame(profile: Profile, table: str, cache: dict) -> pd.DataFrame:
-    if table not in cache:
-        cache[table] = table_frame(profile, table)
-    return cache[table]
-
-
 def claims_frame(profile: Profile) -> pd.DataFrame | None:
     """One row per claim of the profile's `claims` section; None when the profile lists none."""
     claims = profile.params.get("claims")
     if not claims:
         return None
-    rows, cache, spread = [], {}, profile_draw_spread(profile)
+    rows, spread = [], profile_draw_spread(profile)
+    frames = functools.cache(functools.partial(table_frame, profile))  # each table collected once
     for claim in claims:
         missing = [f for f in FIELDS if f not in claim]
         if missing:
@@ -93,7 +87,7 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         if group not in GROUPS or margin < 0:
             raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: group must be one of "
                              f"{', '.join(GROUPS)} and margin >= 0, got {group!r} and {margin}")
-        frame = _where(_frame(profile, claim["table"], cache), claim.get("where") or {})
+        frame = _where(frames(claim["table"]), claim.get("where") or {})
         try:
             diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"],
                                      tuple(BASELINES[claim["table"]][2]) if claim["table"] in BASELINES else (),

@@ -1,34 +1,39 @@
-"""Compare two report trees cell by cell: every CSV of one against the same CSV of the other."""
+"""Compare two report trees: the same CSV files, columns and rows, then (unless structure only) every cell.
+
+Rows are matched by their key, the label columns that name a row (method, axis value, claim, epoch),
+never a measured number or a value computed from one (seeds, per_seed, verdict, best_epoch): those
+differ between CPU kinds as between seeds, and a moved number is a cell difference, not a lost row.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-
-@dataclass
-class CellDiff:
-    file: str
-    row: str
-    column: str
-    old: object
-    new: object
-
-    def __str__(self) -> str:
-        delta = ""
-        if isinstance(self.old, float) and isinstance(self.new, float):
-            delta = f" (Δ {self.new - self.old:+.4f})"
-        return f"{self.file} [{self.row}] {self.column}: {self.old} -> {self.new}{delta}"
+# Key columns by file name (tables/, analysis/); every curves/ file (summary.CURVES_DIR) is keyed by
+# its epoch. A file not listed is matched row by row in order.
+ROW_KEYS = {
+    "main": ("dataset", "method", "imbalance"), "entirety": ("method",), "large": ("dataset",),
+    "queue_type": ("queue",), "beta": ("beta",), "spm": ("grid", "queue_size", "num_pos", "num_neg"),
+    "siambs": ("variant", "queue", "queue_size"), "draws": ("method", "subsample_seed"),
+    "claims": ("claim", "group"), "queue_histograms": ("class",),
+    "gradient_by_rank": ("rank", "embedding", "keys"), "similarity_summary": ("method", "embedding", "group"),
+    "pair_frequency": ("queue", "anchor_class", "key_class"),
+}
 
 
-def _row_labels(frame: pd.DataFrame) -> list[str]:
-    labels = [c for c in frame.columns
-              if not pd.api.types.is_numeric_dtype(frame[c]) or c in ("imbalance", "beta", "queue_size", "num_pos", "num_neg", "subsample_seed")]
-    return [" ".join(f"{c}={row[c]}" for c in labels) for _, row in frame.iterrows()]
+def row_keys(frame: pd.DataFrame, name: Path) -> list[str]:
+    """Each row's key, 'column=value ...' over the file's key columns it has, or 'row i'."""
+    columns = ["epoch"] if name.parts[0] == "curves" else ROW_KEYS.get(name.stem, ())
+    columns = [c for c in columns if c in frame]
+    if not columns:
+        return [f"row {i}" for i in range(len(frame))]
+    keys = [" ".join(f"{c}={v}" for c, v in zip(columns, row)) for row in frame[columns].itertuples(index=False)]
+    repeat = pd.Series(keys).groupby(keys).cumcount()  # a repeated key is told apart by its occurrence
+    return [key if n == 0 else f"{key} #{n + 1}" for key, n in zip(keys, repeat)]
 
 
 def _same(a, b, tolerance: float) -> bool:
@@ -42,10 +47,17 @@ def _same(a, b, tolerance: float) -> bool:
     return str(a) == str(b)
 
 
-def diff_reports(old_dir: str | Path, new_dir: str | Path, tolerance: float,
+def _cell(name: Path, key: str, column: str, old, new) -> str:
+    delta = f" (Δ {new - old:+.4f})" if isinstance(old, float) and isinstance(new, float) else ""
+    return f"{name} [{key}] {column}: {old} -> {new}{delta}"
+
+
+def diff_reports(old_dir: str | Path, new_dir: str | Path, tolerance: float | None,
                  skip_dirs: tuple[str, ...] = ()) -> list[str]:
     """Readable differences between the CSV tables of two report trees ([] when they agree).
 
+    tolerance: the largest allowed |old - new| of a number; None compares the structure only (files,
+    columns, row keys), for trees made on different kinds of machine.
     skip_dirs: top-level folders not compared (timings/: wall-clock times, which no rerun reproduces).
     """
     old_dir, new_dir = Path(old_dir), Path(new_dir)
@@ -63,13 +75,14 @@ def diff_reports(old_dir: str | Path, new_dir: str | Path, tolerance: float,
         if list(old.columns) != list(new.columns):
             problems.append(f"{name}: columns differ: {list(old.columns)} vs {list(new.columns)}")
             continue
-        old_labels, new_labels = _row_labels(old), _row_labels(new)
-        if old_labels != new_labels:
-            problems.append(f"{name}: rows differ: {old_labels} vs {new_labels}")
+        old.index, new.index = row_keys(old, name), row_keys(new, name)
+        gone, added = old.index.difference(new.index, sort=False), new.index.difference(old.index, sort=False)
+        if len(gone) or len(added):
+            problems.append(f"{name}: rows differ: only in {old_dir}: {list(gone)}; only in {new_dir}: {list(added)}")
             continue
-        for i, label in enumerate(old_labels):
-            for column in old.columns:
-                a, b = old.at[i, column], new.at[i, column]
-                if not _same(a, b, tolerance):
-                    problems.append(str(CellDiff(str(name), label, column, a, b)))
+        if tolerance is None:
+            continue
+        problems += [_cell(name, key, column, old.at[key, column], new.at[key, column])
+                     for key in old.index for column in old.columns
+                     if not _same(old.at[key, column], new.at[key, column], tolerance)]
     return problems
