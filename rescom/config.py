@@ -62,12 +62,24 @@ class MethodConfig:
     contrastive_weight: float = 0.5     # lambda, Eq. 7
 
 
+# torchvision's ImageNet ResNets (fidelity note 10): `model.pretrained` loads their ImageNet weights.
+TORCHVISION_BACKBONES = ("resnet50", "resnext50_32x4d", "resnet152")
+
+
+def imagenet_weights_url(backbone: str) -> str:
+    """Where torchvision publishes the weights (V1, the original release: what `pretrained=True` gave in 2022)."""
+    from torchvision.models import get_model_weights  # metadata, nothing is fetched; lazy: it takes ~1 s
+
+    return get_model_weights(backbone).IMAGENET1K_V1.url
+
+
 @dataclass
 class ModelConfig:
     backbone: str = "resnet32"
     width: int = 16                     # CIFAR ResNets: stage-1 channels (16 in the paper)
     proj_hidden: int | None = None      # None: feature size
     proj_dim: int = 32
+    pretrained: str | None = None       # torchvision ImageNet weights file for the encoder (Places-LT); None: random
 
 
 @dataclass
@@ -204,7 +216,7 @@ CHOICES = {
     "data.autoaugment": ("released", "torchvision"),
     "data.randaugment": ("released", "torchvision"),
     "run.device": ("auto", "cpu", "cuda"),
-    "model.backbone": ("resnet8", "resnet14", "resnet20", "resnet32", "resnet50", "resnext50_32x4d", "resnet152"),
+    "model.backbone": ("resnet8", "resnet14", "resnet20", "resnet32", *TORCHVISION_BACKBONES),
 }
 
 
@@ -345,6 +357,13 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"optim.cosine_final_ratio: must lie in [0, 1], got {o.cosine_final_ratio}")
     if o.schedule == "multistep" and sorted(o.milestones) != o.milestones:
         raise ConfigError(f"optim.milestones: must be increasing, got {o.milestones}")
+    pretrained, backbone = config.model.pretrained, config.model.backbone
+    if pretrained is not None and backbone not in TORCHVISION_BACKBONES:
+        raise ConfigError(f"model.pretrained: ImageNet weights exist for {', '.join(TORCHVISION_BACKBONES)} only, "
+                          f"not model.backbone={backbone}")
+    if pretrained is not None and not Path(pretrained).is_file():  # an offline run stops here, before any data
+        raise ConfigError(f"model.pretrained: {pretrained} does not exist; download {imagenet_weights_url(backbone)} "
+                          f"(torchvision's {backbone} ImageNet weights) and put it there")
 
 
 def resolve_for_data(config: TrainConfig, class_counts: list[int]) -> TrainConfig:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from rescom.config import TORCHVISION_BACKBONES as _TORCHVISION
 from rescom.models.resnet_cifar import CIFAR_DEPTHS, CifarResNet, cifar_resnet
 
-# torchvision is imported only for these (its import costs about a second per process).
-_TORCHVISION = ("resnet50", "resnext50_32x4d", "resnet152")
+# torchvision is imported only for _TORCHVISION (its import costs about a second per process).
 BACKBONES = (*CIFAR_DEPTHS, *_TORCHVISION)
 
 
 def build_backbone(name: str, in_channels: int = 3, width: int = 16) -> tuple[nn.Module, int]:
     """Return (encoder mapping images to features f [B, F], F). width applies to the CIFAR ResNets only.
 
-    torchvision backbones start from random weights here: pretrained weights (Places-LT) are loaded
-    from a local file by the caller, since these machines cannot fetch them.
+    torchvision backbones start from random weights here; build_model loads `model.pretrained` over them.
     """
     if name in CIFAR_DEPTHS:
         net: CifarResNet = cifar_resnet(name, in_channels, width)

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rescom.models.backbones import build_backbone
+from rescom.models.pretrained import load_pretrained
 
 
 class ProjectionHead(nn.Module):
@@ -46,7 +47,10 @@ class ResComNet(nn.Module):
 
 def build_model(backbone: str, num_classes: int, in_channels: int = 3, width: int = 16,
                 proj_hidden: int | None = None, proj_dim: int = 32,
-                with_projection: bool = True) -> ResComNet:
-    """ResComNet over a named backbone; proj_hidden defaults to the feature size (64 -> 64 -> 32)."""
+                with_projection: bool = True, pretrained: str | None = None) -> ResComNet:
+    """ResComNet over a named backbone; proj_hidden defaults to the feature size (64 -> 64 -> 32).
+    pretrained: a torchvision ImageNet file for the encoder; the heads take the same draws either way."""
     encoder, feature_dim = build_backbone(backbone, in_channels, width)
+    if pretrained is not None:
+        load_pretrained(encoder, pretrained, backbone)
     return ResComNet(encoder, feature_dim, num_classes, proj_hidden or feature_dim, proj_dim, with_projection)
