@@ -91,6 +91,44 @@ def test_tables_and_extra_dvc_options(project):
     assert [c for c in header if "summary" in c or c.endswith(".all")] == ["spm.p1-n12.all"]
 
 
+def test_redirected_output_is_every_column_as_tsv_under_short_names(project):
+    rescom = Path(sys.executable).parent / "rescom"
+    result = subprocess.run([str(rescom), "exp", "show", "--profile", "smoke", "--sort-by", "main.bs.all"], cwd=project,
+                            env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert rows[0] == ["Experiment", "Created", "main.bs.all", "main.bs.few", "main.rescom.all", "main.rescom.few",
+                       "spm.p1-n12.all", "epochs", "batch_size", "lr", "backbone", "imbalance.fm-if100",
+                       "imbalance.fm-if10"]
+    assert [r[0] for r in rows[1:]] == ["workspace", "master"] and rows[-1][rows[0].index("epochs")] == "4"
+
+
+def test_a_terminal_gets_the_headline_table_whole_and_every_column_on_request():
+    from rich.console import Console
+
+    from rescom.pipeline.exp_view import render
+
+    columns = {"s.json:main.bs.all": ("main", "bs", "all"), "s.json:main.bs.few": ("main", "bs", "few"),
+               "spm.all.all": ("spm", "all", "all"), "profile": ("profile",), "p.yaml:train.optim.lr": ("lr",),
+               "datasets.fm-if100.imbalance": ("imbalance", "fm-if100")}
+    dvc_csv = ("Experiment,rev,typ,Created,s.json:main.bs.all,s.json:main.bs.few,spm.all.all,profile,"
+               "datasets.fm-if100.imbalance,p.yaml:train.optim.lr\n"
+               ",main,baseline,2026-12-02T16:46:37,79.14,83.32,80.42,default,100,0.1\n"
+               "lr005,13813c0,branch_base,2026-12-03T09:00:00,79.5,,80.1,default,100,0.05\n")
+
+    def lines(every_column: bool, width: int) -> list[str]:
+        console = Console(width=width, force_terminal=True, record=True)
+        render(dvc_csv, columns, every_column, console)
+        return console.export_text().splitlines()
+
+    headline = lines(False, 60)
+    assert [line.split() for line in headline[:3]] == [["main"], ["bs"], ["Experiment", "Created", "all", "few", "lr"]]
+    assert headline[-1].split() == ["└", "lr005", "2026-12-03", "09:00", "79.5", "-", "0.05"]
+    every = lines(True, 60)  # wider than the console: printed whole, never folded
+    assert every[2].split()[-4:] == ["all", "profile", "fm-if100", "lr"] and max(map(len, every)) > 60
+    assert every[-1].split()[-5:] == ["-", "80.1", "default", "100", "0.05"]
+
+
 def test_unknown_table_or_profile_is_one_line(project):
     rescom = Path(sys.executable).parent / "rescom"
     for args, message in ((["--profile", "smoke", "--table", "large"],

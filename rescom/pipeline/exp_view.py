@@ -1,8 +1,8 @@
-"""One profile's columns of `dvc exp show`: its headline metrics and the params that define it.
+"""One profile's columns of `dvc exp show`, under short names: its headline metrics and defining params.
 
 DVC gathers every dvc.yaml of the repository, so a bare `dvc exp show` lists the metrics of every
 profile and every key of every params file (about 575 columns with four profiles). `rescom exp
-show --profile P` runs the same `dvc exp show` (every DVC option still works) keeping only
+show --profile P` runs the same `dvc exp show` (its row options still work) keeping only
 
 - the profile's `reports/<P>/summary.json` (per table and row the last-epoch All, main also Few,
   mean over seeds: about 20 numbers), or the tables asked for;
@@ -10,15 +10,16 @@ show --profile P` runs the same `dvc exp show` (every DVC option still works) ke
   shared training settings of DEFINING_PARAMS (epochs, batch size, lr, schedule, backbone,
   recipe), when the profile sets them.
 
-DVC names a column `key` when one file of the repository has it and `file:key` when several do,
-counting only what it collects (params.yaml whole, other params files only the keys that stages
-declare). So the names are worked out from DVC's own collection of the workspace
-(`repo.params.show()`, `repo.metrics.show()`), with DVC's rule, and the kept pattern lists them
-exactly: a key of another profile never slips in under its bare name.
+DVC names a column `key` when one file of the repository has it and `file:key` when several do
+(every profile's summary has `main.bs.all`). So the `--keep` pattern's names are worked out from DVC's
+own collection of the workspace with DVC's rule, and the table is drawn from DVC's CSV under short
+names unique within a profile (`main.bs.all`, `epochs`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections import Counter
@@ -30,9 +31,12 @@ from rescom.report.summary import SUMMARY_NAME
 
 DEFINING_PARAMS = ("profile", "train.optim.epochs", "train.optim.batch_size", "train.optim.lr",
                    "train.optim.schedule", "train.model.backbone", "train.data.recipe")
-# DVC's own columns kept: the row's name and date. State and Executor (of queued and running
-# experiments) go with the rest; `rescom exp show --keep State` brings them back.
-DVC_COLUMNS = ("Experiment", "Created")
+# A terminal's columns unless --all-columns: the main table and the training settings fit 200 columns
+# for the default profile; the other tables, the profile's name and the sets' imbalances do not.
+HEADLINE = ("main", "epochs", "batch_size", "lr", "schedule", "backbone", "recipe")
+# DVC's own columns kept: the row's name (an experiment's, else its rev), kind and date. State and
+# Executor (of queued and running experiments) go with the rest; `--keep State` brings them back.
+DVC_COLUMNS = ("Experiment", "rev", "typ", "Created")
 # Every column DVC makes itself; a params or metrics key spelled like one gets its file prefix.
 DVC_OWN_HEADERS = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
 
@@ -41,26 +45,26 @@ def summary_path(profile_name: str) -> Path:
     return Path("reports") / profile_name / SUMMARY_NAME
 
 
-def defining_params(profile: Profile) -> list[str]:
-    """The flattened param keys that define the profile's experiment, in a fixed order."""
+def defining_params(profile: Profile) -> dict[str, tuple[str, ...]]:
+    """{flattened param key: short name's parts} of the keys that define the profile's experiment."""
     flat = flatten({k: v for k, v in profile.params.items() if k != "claims"})
-    keys = [k for k in DEFINING_PARAMS if k in flat]
-    keys += [f"datasets.{name}.imbalance" for name, spec in profile.params["datasets"].items()
-             if isinstance(spec, dict) and "imbalance" in spec]
-    return keys
+    keys = {k: (k.split(".")[-1],) for k in DEFINING_PARAMS if k in flat}
+    return keys | {f"datasets.{name}.imbalance": ("imbalance", name)
+                   for name, spec in profile.params["datasets"].items() if isinstance(spec, dict) and "imbalance" in spec}
 
 
-def headline_metrics(profile_name: str, tables: list[str] | None = None) -> list[str]:
-    """The summary's keys (table.row.all), only `tables` if given; [] before the first report."""
+def headline_metrics(profile_name: str, tables: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """{summary key table.row.metric: (table, row, metric)}, only `tables` if given; {} before the first
+    report. A row label may hold a dot (beta 0.999999), so the parts come from the tree, not the key."""
     path = summary_path(profile_name)
     if not path.is_file():
-        return []
+        return {}
     summary = json.loads(path.read_text())
     unknown = sorted(set(tables or []) - set(summary))
     if unknown:
         raise ValueError(f"{path} has no table {', '.join(unknown)} (it has {', '.join(sorted(summary))})")
-    chosen = {t: rows for t, rows in summary.items() if not tables or t in tables}
-    return list(flatten(chosen))
+    return {f"{t}.{r}.{m}": (t, r, m) for t, rows in summary.items() if not tables or t in tables
+            for r, metrics in rows.items() for m in metrics}
 
 
 def collected_keys(root: str | Path = ".") -> dict[str, list[str]]:
@@ -76,25 +80,64 @@ def collected_keys(root: str | Path = ".") -> dict[str, list[str]]:
     return files
 
 
-def column_names(files: dict[str, list[str]], wanted: dict[str, list[str]]) -> list[str]:
-    """DVC's column name of each wanted (file, key) it collects: the bare key when no other file
-    (nor one of DVC's own columns) has it, else file:key."""
+def column_names(files: dict[str, list[str]], wanted: dict[str, dict[str, tuple]]) -> dict[str, tuple]:
+    """{DVC's column name: short parts} of each wanted {file: {key: parts}} DVC collects: the bare key
+    when no other file (nor one of DVC's own columns) has it, else file:key."""
     counts = Counter(key for keys in files.values() for key in keys)
     counts.update(DVC_OWN_HEADERS)
-    names = []
-    for path, keys in wanted.items():
-        held = set(files.get(path, ()))
-        names += [key if counts[key] == 1 else f"{path}:{key}" for key in keys if key in held]
-    return names
+    return {key if counts[key] == 1 else f"{path}:{key}": parts
+            for path, keys in wanted.items() for key, parts in keys.items() if key in set(files.get(path, ()))}
 
 
-def keep_pattern(names: list[str]) -> str:
-    """A regular expression for `dvc exp show --keep` matching exactly these columns."""
-    return "^(?:" + "|".join(re.escape(name) for name in [*DVC_COLUMNS, *names]) + ")$"
-
-
-def exp_show_args(profile: Profile, tables: list[str] | None = None, root: str | Path = ".") -> list[str]:
-    """`dvc exp show` arguments that show this profile's columns and nothing else."""
+def profile_columns(profile: Profile, tables: list[str] | None = None, root: str | Path = ".") -> dict[str, tuple]:
+    """{DVC's column name: short parts} of this profile's metrics and defining params."""
     wanted = {summary_path(profile.name).as_posix(): headline_metrics(profile.name, tables),
               profile.path.as_posix(): defining_params(profile)}
-    return ["exp", "show", "--drop", ".*", "--keep", keep_pattern(column_names(collected_keys(root), wanted))]
+    return column_names(collected_keys(root), wanted)
+
+
+def exp_show_args(columns: dict[str, tuple], extra: list[str], own_table: bool) -> list[str]:
+    """`dvc exp show` arguments keeping exactly these columns: as CSV for `render` when `own_table`,
+    else in the format the user asked DVC for. A --sort-by may use the short name."""
+    by_short = {".".join(parts): name for name, parts in columns.items()}
+    extra = [by_short.get(arg, arg) if before == "--sort-by" else arg for before, arg in zip(["", *extra], extra)]
+    kept = [*(DVC_COLUMNS if own_table else ("Experiment", "Created")), *columns]  # DVC's table merges rev, typ
+    pattern = "^(?:" + "|".join(re.escape(name) for name in kept) + ")$"
+    return ["exp", "show", "--drop", ".*", "--keep", pattern, *(["--csv"] if own_table else []), *extra]
+
+
+def render(dvc_csv: str, columns: dict[str, tuple], every_column: bool, console=None) -> None:
+    """DVC's CSV as a table under short names. On a terminal: the headline columns unless
+    `every_column`, each table's name over its first column; elsewhere: every column as TSV."""
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    console = console or Console()
+    reader = csv.DictReader(io.StringIO(dvc_csv))
+    fields = [f for f in reader.fieldnames or [] if f not in DVC_COLUMNS]
+    parts = {f: columns.get(f, (f,)) for f in fields}  # a column the user --keep's keeps DVC's name
+    if console.is_terminal and not every_column:
+        fields = [f for f in fields if f not in columns or parts[f][0] in HEADLINE]
+    branch = "└ " if console.is_terminal else ""  # an experiment under its baseline commit, as in DVC's table
+    rows = [[("" if row["typ"] == "baseline" else branch) + (row["Experiment"] or row["rev"]),
+             row["Created"].replace("T", " ")[:16], *(row[f] for f in fields)] for row in reader]
+    if not console.is_terminal:
+        for cells in [["Experiment", "Created", *(".".join(parts[f]) for f in fields)], *rows]:
+            console.file.write("\t".join(cells) + "\n")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Experiment", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    previous: tuple = ()
+    for at, f in enumerate(fields, start=2):  # a table's and a row's name said once, over their first column
+        lines = [p if parts[f][:i + 1] != previous[:i + 1] else "" for i, p in enumerate(parts[f])]
+        numeric = all(re.fullmatch(r"[-+.\deE]+", cells[at]) for cells in rows if cells[at])
+        table.add_column("\n".join(lines), justify="right" if numeric else "left", overflow="fold")
+        previous = parts[f]
+    for cells in rows:
+        table.add_row(*(cell or "-" for cell in cells))
+    # Whole cells even when wider than the terminal (--all-columns): folded numbers are unreadable.
+    console.width = max(console.width, Measurement.get(console, console.options.update_width(10**4), table).maximum)
+    console.print(table)
