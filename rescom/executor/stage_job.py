@@ -12,6 +12,7 @@ process group, so the job's retry does not race an orphan.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,16 +105,11 @@ def run_job(job: Job) -> JobResult:
     return JobResult(job.names, returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results)
 
 
-def terminate_running() -> int:
+def terminate_running() -> None:
     """SIGTERM to every command this worker process is running (their whole process groups)."""
-    count = 0
     for pid in list(_RUNNING):
-        try:
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
             os.killpg(pid, signal.SIGTERM)
-            count += 1
-        except ProcessLookupError:
-            pass
-    return count
 
 
 def _worker_name() -> str:
