@@ -111,7 +111,6 @@ def test_tracking_server_binds_loopback_and_needs_auth_beyond(tmp_path, monkeypa
     (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--scheduler", "tcp://10.1.2.3:8786"], "--tracking-uri"),
-    (["--profile", "nosuch"], "pipelines/nosuch/dvc.yaml not found"),
 ])
 def test_repro_bad_options_exit_2_with_one_line(args, message):
     from typer.testing import CliRunner
@@ -121,3 +120,53 @@ def test_repro_bad_options_exit_2_with_one_line(args, message):
     result = CliRunner().invoke(app, ["repro", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, broken, messages", [
+    (["--profile", "nosuch"], None, ["unknown profile 'nosuch'", "profiles: default, smoke"]),
+    (["nosuch"], None, ["'nosuch' not found inside 'dvc.yaml'", "its stages: prep, train@…"]),
+    (["--profile", "smoke", "train@z"], None, ["'train@z' not found inside 'pipelines/smoke/dvc.yaml'",
+                                               "its stages: train@x, train@y"]),
+    (["pipelines/gone/dvc.yaml"], None, ["gone/dvc.yaml' does not exist", "dvc.yaml files: dvc.yaml, pipelines/smoke/dvc.yaml"]),
+    ([], ("params.yaml", "greeting: [hi\n"), ["'params.yaml', YAML file structure is corrupted", "at line 2, column 1"]),
+    ([], ("dvc.yaml", "stages:\n  prep: [\n"), ["'dvc.yaml', YAML file structure is corrupted", "at line 3, column 1"]),
+    ([], ("dvc.yaml", "stagez: {}\n"), ["dvc.yaml' validation failed", "stagez"]),
+])
+def test_repro_bad_target_or_file_exits_2_in_one_line_before_dask(tmp_path, monkeypatch, args, broken, messages):
+    from dvc.repo import Repo
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+    from rescom.executor import session
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    pipeline = "stages:\n  prep:\n    cmd: echo ${greeting}\n  train:\n    foreach: [x, y]\n    do:\n      cmd: echo ${item}\n"
+    for folder in (tmp_path, tmp_path / "pipelines" / "smoke"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "dvc.yaml").write_text(pipeline)
+        (folder / "params.yaml").write_text("greeting: hi\n")
+    if broken:
+        (tmp_path / broken[0]).write_text(broken[1])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(session, "dask_client", lambda *a: pytest.fail("a cluster started for a bad input"))
+    result = CliRunner().invoke(app, ["repro", *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert all(m in result.output for m in messages), result.output
+
+
+def test_repro_ctrl_c_outside_the_loop_exits_130_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rescom.cli import app
+    from rescom.executor import session
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. while the cluster starts
+
+    monkeypatch.setattr(session, "repro", interrupted)
+    result = CliRunner().invoke(app, ["repro"])
+    assert result.exit_code == 130 and result.output.strip() == "interrupted", result.output

@@ -132,7 +132,7 @@ def test_pack_records_every_stage_that_succeeded(tmp_path, monkeypatch):
 
 def test_ctrl_c_stops_running_stages_and_keeps_finished_ones(tmp_path):
     root = make_repo(tmp_path / "repo", {"quick": {"out": "quick.txt"},
-                                         "slow": {"out": "slow.txt", "args": ["--sleep", "120"]}})
+                                         "slow": {"out": "slow.txt", "args": ["--sleep", "120"], "persist": True}})
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     controller = subprocess.Popen([sys.executable, "-m", "rescom", "repro", "--jobs", "2", "--threads", "1"],
                                   cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -142,8 +142,10 @@ def test_ctrl_c_stops_running_stages_and_keeps_finished_ones(tmp_path):
     time.sleep(1.0)  # the slow stage's command is running now
     controller.send_signal(signal.SIGINT)
     output, _ = controller.communicate(timeout=120)
-    assert controller.returncode == 1, output
-    assert "interrupted" in output
+    assert controller.returncode == 130, output
+    interrupted = [line for line in output.splitlines() if "interrupted slow" in line]
+    assert len(interrupted) == 1 and "checkpoint is kept" in interrupted[0], output  # a persist out stays
+    assert "failed" not in output.replace("0 failed", ""), output  # the SIGTERM we sent is no failure
     assert "terminated by SIGTERM" in (root / "logs" / "repro" / "slow.log").read_text()
     assert lock_stages(root) == ["quick"]
     status = dvc(root, "status").stdout

@@ -22,9 +22,18 @@ def profile_dvcfile(profile: str) -> Path:
     return Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
 
 
+def profile_targets(targets: list[str], profile: str) -> list[str]:
+    """The profile's dvc.yaml for no targets; a bare stage name (no file part) is one of its stages."""
+    dvcfile = profile_dvcfile(profile)
+    if not dvcfile.is_file():
+        known = ["default", *sorted(p.parent.name for p in Path("pipelines").glob("*/dvc.yaml"))]
+        fail(f"unknown profile {profile!r}: {dvcfile} not found; profiles: {', '.join(known)}")
+    return [t if ":" in t or Path(t).suffix in (".yaml", ".yml", ".dvc") else f"{dvcfile}:{t}" for t in targets] or [str(dvcfile)]
+
+
 @expected_errors
-def repro(targets: list[str] = typer.Argument(None, help="DVC targets (stage names, dvc.yaml:stage); default: the profile's dvc.yaml."),
-          profile: str = typer.Option("default", help="smoke, default or paper (its dvc.yaml when no TARGETS)."),
+def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profile's stage names, FILE:stage, FILE); default: the profile's dvc.yaml."),
+          profile: str = typer.Option("default", help="smoke, default or paper: its dvc.yaml holds bare stage names and runs when no TARGETS."),
           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Local workers: N on a CPU; one per GPU (at most N) on a GPU machine."),
           scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler (tcp://host:8786), e.g. a SLURMCluster's."),
           pack: int = typer.Option(1, help="Up to K ready training stages that can share one process run as one job."),
@@ -32,7 +41,8 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (stage nam
           tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI for the stages (a running server)."),
           tracking_server: Optional[str] = typer.Option(None, help="Start an MLflow server bound to this host (127.0.0.1; beyond it, basic auth) over the workspace's mlflow.db."),
           log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root.")):
-    """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock."""
+    """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock.
+    Exit status: 0 all done, 1 a stage failed, 2 bad input (before any cluster starts), 130 Ctrl-C."""
     if jobs is not None and scheduler is not None:
         fail("give --jobs or --scheduler, not both")
     for name, value in (("--jobs", jobs), ("--pack", pack), ("--threads", threads)):
@@ -43,14 +53,14 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (stage nam
     if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
         fail(f"--scheduler {scheduler}: workers on other machines need --tracking-uri URI or --tracking-server HOST "
              "(the sqlite store is unsafe on a shared filesystem)")
-    if not targets:
-        dvcfile = profile_dvcfile(profile)
-        if not dvcfile.is_file():
-            fail(f"{dvcfile} not found (unknown profile {profile!r}?)")
-        targets = [str(dvcfile)]
+    targets = profile_targets(targets or [], profile)
     from rescom.executor.session import repro as run_repro
 
-    summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
-                        threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir)
-    if not summary.ok:
-        raise typer.Exit(1)
+    try:
+        summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
+                            threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir)
+    except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
+        typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+    if summary.interrupted or not summary.ok:
+        raise typer.Exit(130 if summary.interrupted else 1)

@@ -4,12 +4,14 @@ It alone talks to DVC (plan.py): it decides which stages run, submits a job once
 stages are done and a worker slot is free, and records each stage that finished in dvc.lock before
 the next result. A failure is a value the loop handles: the stage is reported with its log, its
 downstream stages are not run, the others go on. Ctrl-C stops scheduling, SIGTERMs the running
-stages and still records those that finished.
+stages (reported as interrupted, not failed) and still records those that finished. Every event is
+one line on the terminal (`say`): stage output goes to the stage's log, DVC's bars nowhere.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ class Summary:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # name -> why (with its log)
+    stopped: list[str] = field(default_factory=list)  # running at Ctrl-C, stopped by SIGTERM
     not_run: list[str] = field(default_factory=list)  # downstream of a failure, or left at Ctrl-C
     stage_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -62,6 +65,11 @@ def job_environment(settings: ReproSettings, repo_root: str, names: list[str]) -
     return env
 
 
+def say(message: str) -> None:
+    """One line per event: rich's log wraps at the terminal's width (80 on a pipe), splitting it in a CI log."""
+    console.print(f"{time.strftime('%H:%M:%S')} {message}", soft_wrap=True, highlight=False)
+
+
 class Controller:
     def __init__(self, repo, client, settings: ReproSettings):
         self.repo, self.client, self.settings = repo, client, settings
@@ -71,11 +79,11 @@ class Controller:
         self.runnable: list[str] = []  # changed stages whose upstream is done, waiting for a slot
         self.resolved: set[str] = set()  # ran or skipped: downstream stages may go
 
-    def reproduce(self, targets: list[str]) -> Summary:
+    def reproduce(self, stage_plan: plan.StagePlan) -> Summary:
         from distributed import as_completed
 
         start = time.monotonic()
-        self.plan = plan.plan_stages(self.repo, targets)
+        self.plan = stage_plan
         self.commands = {n: plan.stage_commands(self.plan, n) for n in self.plan.order}
         self.pending = list(self.plan.order)
         self.packing = packs.packing_module() if self.settings.pack > 1 else None
@@ -112,7 +120,7 @@ class Controller:
                 else:
                     self.summary.skipped.append(name)
                     self.resolved.add(name)
-                    console.log(f"skipped  {name}  (unchanged)")
+                    say(f"skipped  {name}  (unchanged)")
         free = self._slots() - len(self.running)
         if free <= 0 or not self.runnable:
             return
@@ -126,7 +134,7 @@ class Controller:
             future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False)
             self.running[future] = job
             futures.add(future)
-            console.log(f"started  {', '.join(names)}  (log {job.log_path})")
+            say(f"started  {', '.join(names)}")
 
     def _job(self, names: list[str]) -> Job:
         log = log_path(self.settings.log_dir.resolve(), names)
@@ -138,7 +146,7 @@ class Controller:
             return Job(names, self.commands[names[0]], cwd, str(log), env)
         results = str(log.with_suffix(".results.json"))
         Path(results).unlink(missing_ok=True)
-        command = packs.pack_shell_command([self.commands[n][0] for n in names], results, self.packing.pack_command)
+        command = shlex.join(self.packing.pack_command([self.commands[n][0] for n in names], results))
         return Job(names, [command], cwd, str(log), env, results_path=results)
 
     def _finish(self, future, job: Job) -> None:
@@ -160,11 +168,16 @@ class Controller:
             plan.record(self.repo, self.plan, name)
             self.summary.ran.append(name)
             self.resolved.add(name)
-            console.log(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.worker}" if result.worker else ""))
+            say(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.worker}" if result.worker else ""))
 
     def _failed(self, name: str, error: str, log: str) -> None:
+        if self.summary.interrupted:  # its error is the SIGTERM we sent (training exits 143)
+            self.summary.stopped.append(name)
+            kept = "; its checkpoint is kept, running again continues from it" if plan.keeps_outputs(self.plan, name) else ""
+            say(f"[yellow]interrupted {name}[/yellow]{kept}; log {log}")
+            return
         self.summary.failed[name] = f"{error}; log {log}"
-        console.log(f"[red]failed   {name}[/red]: {error}; log {log}")
+        say(f"[red]failed   {name}[/red]: {error}; log {log}")
         blocked = self.plan.downstream_of(name)
         for other in blocked:
             if other in self.pending:
@@ -176,8 +189,7 @@ class Controller:
         from distributed import wait
 
         self.summary.interrupted = True
-        console.log(f"interrupted: stopping {len(self.running)} running job(s) with SIGTERM, "
-                    "recording the stages that finished")
+        say(f"interrupted: stopping {len(self.running)} running job(s) with SIGTERM, recording the stages that finished")
         try:
             self.client.run(terminate_running)
             wait(list(self.running), timeout=STOP_GRACE_S)
@@ -186,15 +198,16 @@ class Controller:
         for future, job in list(self.running.items()):
             if future.done():
                 self._finish(future, self.running.pop(future))
-            else:
+            else:  # still ending after the grace period
                 future.cancel()
-                self.summary.not_run += job.names
+                for name in job.names:
+                    self._failed(name, "", job.log_path)
         self.running.clear()
 
 
 def print_summary(summary: Summary) -> None:
-    console.log(f"{len(summary.ran)} stage(s) run, {len(summary.skipped)} skipped (unchanged), "
-                f"{len(summary.failed)} failed, {len(summary.not_run)} not run; "
-                f"wall {summary.wall_seconds:.1f} s, summed stage time {summary.stage_seconds:.1f} s")
+    say(f"{len(summary.ran)} stage(s) run, {len(summary.skipped)} skipped (unchanged), {len(summary.failed)} failed, "
+        f"{len(summary.stopped)} interrupted, {len(summary.not_run)} not run; "
+        f"wall {summary.wall_seconds:.1f} s, summed stage time {summary.stage_seconds:.1f} s")
     for name, why in summary.failed.items():
-        console.log(f"[red]failed[/red] {name}: {why}")
+        say(f"[red]failed[/red] {name}: {why}")

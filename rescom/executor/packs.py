@@ -9,7 +9,6 @@ side's knowledge (rescom.pipeline.packing, the companion issue "Pack several run
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 
 
@@ -37,10 +36,6 @@ def group_into_packs(names: list[str], commands: dict[str, list[str]], size: int
             jobs.append(open_pack[key])
         open_pack[key].append(name)
     return jobs
-
-
-def pack_shell_command(cmds: list[str], results_path: str, pack_command) -> str:
-    return shlex.join(pack_command(cmds, results_path))
 
 
 def stages_that_succeeded(names: list[str], commands: dict[str, list[str]], results: dict | None) -> dict[str, str]:

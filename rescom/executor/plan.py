@@ -4,13 +4,18 @@ Everything here goes through DVC's Python API (dvc.repo.Repo, its index graph an
 the way dvc/repo/reproduce.py does it: stages are collected from the targets, the plan is the
 post-order of the active graph (frozen stages cut from their upstream), a stage runs when
 `Stage.changed()` says so at the moment its upstream stages are done, and a stage that ran is saved,
-committed and dumped to dvc.lock right away. Only the controller calls these functions.
+committed and dumped to dvc.lock right away. Only the controller calls these functions; a bad
+target or DVC file is a one-line ValueError from `plan_stages`, before any cluster starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rescom.yaml_files import _one_line  # any exception: its problem at line and column, or first line
 
 
 @dataclass
@@ -38,7 +43,37 @@ class StagePlan:
 def open_repo(root: str | Path | None = None):
     from dvc.repo import Repo
 
-    return Repo(str(root) if root is not None else None)
+    # DVC draws bars (hashing, "Waiting to acquire lock") when stderr is a terminal and these loggers
+    # pass ERROR, and logs "Updating lock file": noise around the controller's one line per stage.
+    for name, level in (("dvc", logging.WARNING), ("dvc.progress", logging.CRITICAL),
+                        ("dvc_data.callbacks", logging.CRITICAL)):
+        logging.getLogger(name).setLevel(level)
+    with _one_line_errors():
+        return Repo(str(root) if root is not None else None)
+
+
+@contextlib.contextmanager
+def _one_line_errors(repo=None):
+    """DVC's error on a bad target or file (through the CLI, a traceback of hundreds of lines) as a
+    one-line ValueError: its message, its cause's problem and place, and what exists instead."""
+    from dvc.exceptions import DvcException
+    from dvc.stage.exceptions import StageFileDoesNotExistError, StageNotFound
+
+    try:
+        yield
+    except DvcException as err:
+        found = ""
+        if isinstance(err, StageNotFound) and repo is not None:  # main@x: main's items; else each group once
+            from dvc.dvcfile import load_file
+
+            names = list(load_file(repo, err.file).stages)
+            group = [n for n in names if n.startswith(err.name.split("@")[0] + "@")]
+            found = "; its stages: " + ", ".join(group or dict.fromkeys(n.split("@")[0] + "@…" * ("@" in n) for n in names))
+        elif isinstance(err, StageFileDoesNotExistError) and repo is not None:
+            root = Path(repo.root_dir)
+            found = "; dvc.yaml files: " + ", ".join(str(p.relative_to(root)) for depth in ("", "*/", "*/*/")
+                                                     for p in sorted(root.glob(depth + "dvc.yaml")))
+        raise ValueError(str(err) + (f": {_one_line(err.__cause__)}" if err.__cause__ else "") + found) from None
 
 
 def plan_stages(repo, targets: list[str]) -> StagePlan:
@@ -46,7 +81,7 @@ def plan_stages(repo, targets: list[str]) -> StagePlan:
     from dvc.repo import lock_repo
     from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
-    with lock_repo(repo):
+    with _one_line_errors(repo), lock_repo(repo):
         stages = collect_stages(repo, targets)
         graph = get_active_graph(repo.index.graph)
         steps = plan_repro(graph, stages)
@@ -116,6 +151,11 @@ def _keep_sequential_order(repo, plan: StagePlan, path: str) -> None:
         entries = data["stages"]
         for name in [n for n in before if n in entries] + [n for n in new_in_plan_order if n in entries]:
             entries[name] = entries.pop(name)
+
+
+def keeps_outputs(plan: StagePlan, name: str) -> bool:
+    """Whether a `persist` out (a training stage's checkpoint) stays for an interrupted run to continue."""
+    return any(out.persist for out in plan.stages[name].outs)
 
 
 def stage_commands(plan: StagePlan, name: str) -> list[str]:

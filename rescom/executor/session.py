@@ -1,19 +1,11 @@
-"""One `rescom repro`: cluster and tracking up, the controller's loop, everything closed after."""
+"""One `rescom repro`: DVC's plan (bad input ends here), cluster and tracking up, the loop, all closed after."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from rescom.executor.controller import Controller, ReproSettings, Summary, print_summary
-from rescom.progress import console
-
-
-def sequential_threads() -> int:
-    """The torch thread count a stage of a sequential `dvc repro` gets in this environment."""
-    import torch
-
-    return torch.get_num_threads()
+from rescom.executor.controller import Controller, ReproSettings, Summary, print_summary, say
 
 
 @contextlib.contextmanager
@@ -40,7 +32,7 @@ def tracking(uri: str | None, serve: str | None, root: Path):
     from rescom.executor.tracking_server import start_server
 
     server = start_server(root / "mlflow.db", host=serve)
-    console.log(f"MLflow tracking server {server.uri} (log {server.log_path})")
+    say(f"MLflow tracking server {server.uri} (log {server.log_path})")
     try:
         yield server.uri
     finally:
@@ -50,18 +42,21 @@ def tracking(uri: str | None, serve: str | None, root: Path):
 def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = None, pack: int = 1,
           threads: int | None = None, tracking_uri: str | None = None, serve_tracking: str | None = None,
           log_dir: Path = Path("logs/repro")) -> Summary:
-    from rescom.executor.plan import open_repo
+    from rescom.executor.plan import open_repo, plan_stages
 
     repo = open_repo()
     root = Path(repo.root_dir)
-    settings = ReproSettings(threads=threads or sequential_threads(), pack=pack, log_dir=root / log_dir)
     try:
+        stage_plan = plan_stages(repo, targets)
+        import torch  # its thread count here is what a stage of a sequential `dvc repro` gets
+
+        settings = ReproSettings(threads=threads or torch.get_num_threads(), pack=pack, log_dir=root / log_dir)
         with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
             settings.tracking_uri = uri
-            console.log(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
-                        f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
-                        f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
-            summary = Controller(repo, client, settings).reproduce(targets)
+            say(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
+                f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
+                f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
+            summary = Controller(repo, client, settings).reproduce(stage_plan)
     finally:
         repo.close()
     print_summary(summary)
