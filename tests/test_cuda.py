@@ -101,19 +101,19 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
     for folder in ("grad", "sim", "cost"):
         assert any((in_tmp / folder).iterdir()), folder
 
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
 
-    original = engine.epoch_steps
+    original = engine.EpochPass
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
     killed = runner.invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed"))
     assert killed.exit_code != 0
-    monkeypatch.setattr(engine, "epoch_steps", original)
+    monkeypatch.setattr(engine, "EpochPass", original)
     invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed", extra=["--resume"]))
     history = (in_tmp / "runs/resumed/history.csv").read_text().splitlines()
     assert len(history) == 4  # header + epochs 1-3, two before the kill and one after the resume
@@ -121,9 +121,9 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
 
 def test_tensor_augmentation_on_the_gpu_equals_the_pil_reference():
     from test_fast_path_step import MEAN, STD, reference_path
-    from rescom.data.augmentation.batched.recipes import CifarGpuAugment
+    from rescom.data.augmentation.batched.recipes import BatchedAugment
 
-    augment = CifarGpuAugment(MEAN, STD)
+    augment = BatchedAugment(MEAN, STD)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
     params = augment.sample_params(images.shape, g, "cpu")

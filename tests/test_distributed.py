@@ -22,6 +22,7 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, TensorDataset
 
 from rescom.config import ConfigError, apply_overrides, resolve_for_data, validate
+from rescom.data.loading import rank_sampler
 from rescom.engine import distributed
 from rescom.engine.components import build_components
 from rescom.engine.step import train_step
@@ -227,7 +228,7 @@ def test_rank_slices_concatenate_to_the_single_process_batches(size):
     per_rank = []
     for rank in range(4):
         g = torch.Generator().manual_seed(5)
-        sampler = distributed.RankSliceBatchSampler(data, 8, rank, 4, g)
+        sampler = rank_sampler.RankSliceBatchSampler(data, 8, rank, 4, g)
         per_rank.append([b[0] for b in DataLoader(data, batch_sampler=sampler, generator=g)])
         assert len(per_rank[-1]) == len(single) == size // 8
     for step, batch in enumerate(single):
@@ -236,7 +237,7 @@ def test_rank_slices_concatenate_to_the_single_process_batches(size):
 
 def test_global_batch_must_divide_among_ranks():
     with pytest.raises(ConfigError, match="optim.batch_size"):
-        distributed.RankSliceBatchSampler(range(20), 10, 0, 4, torch.Generator())
+        rank_sampler.RankSliceBatchSampler(range(20), 10, 0, 4, torch.Generator())
     with pytest.raises(ConfigError, match="divisible by the 3"):
         distributed.check_batch_size(8, distributed.World(0, 3))
 

@@ -110,8 +110,8 @@ def test_packed_runs_equal_their_solo_runs_bit_for_bit(tmp_path, folder28, monke
 @pytest.mark.slow
 def test_runs_differing_in_method_and_beta_pack_and_equal_their_solo_runs(tmp_path, folder28, monkeypatch):
     from rescom.cli.run_config import build_config
-    from rescom.engine.pack import train_pack
-    from rescom.engine.train import RunStart
+    from rescom.engine.resume import RunStart
+    from rescom.engine.train import train_pack
 
     variants = [("rescom", ["method.beta=0.5"]), ("bs", []), ("supcon_bs", ["run.seed=3"])]
 
@@ -138,14 +138,14 @@ def test_runs_differing_in_method_and_beta_pack_and_equal_their_solo_runs(tmp_pa
 
 @pytest.mark.slow
 def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28, monkeypatch):
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
 
     in_dir(monkeypatch, tmp_path / "solo")
     assert run_cli(args_for(folder28, epochs=3, extra=["--seeds", "0"])).exit_code == 0
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "1"])).exit_code == 0
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "2"])).exit_code == 0
 
-    original = engine.epoch_steps
+    original = engine.EpochPass
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
@@ -154,7 +154,7 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
 
     in_dir(monkeypatch, tmp_path / "packed")
     with monkeypatch.context() as patch:
-        patch.setattr(engine, "epoch_steps", killed_in_third_epoch)
+        patch.setattr(engine, "EpochPass", killed_in_third_epoch)
         killed = run_cli(args_for(folder28, epochs=3, extra=["--seeds", "0,1,2"]))
     assert killed.exit_code != 0
     import torch
@@ -173,9 +173,9 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
 
 @pytest.mark.slow
 def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, monkeypatch):
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
 
-    original = engine.epoch_steps
+    original = engine.EpochPass
 
     def seed_one_breaks(config, parts, step_fn, loader, device, bar, epoch):
         if config.run.seed == 1 and epoch == 1:
@@ -183,7 +183,7 @@ def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, mon
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
     in_dir(monkeypatch, tmp_path)
-    monkeypatch.setattr(engine, "epoch_steps", seed_one_breaks)
+    monkeypatch.setattr(engine, "EpochPass", seed_one_breaks)
     result = run_cli(args_for(folder28, extra=["--seeds", "0,1"]))
     assert result.exit_code == 2
     assert "rescom-folder-lt-if6-s1: disk full" in " ".join(result.output.split())

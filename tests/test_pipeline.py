@@ -49,9 +49,12 @@ def test_a_folder_sets_images_are_a_dep_of_its_prepare_stage(monkeypatch):
 
 
 @pytest.mark.parametrize("params", PROFILES)
-def test_every_run_of_every_profile_has_a_valid_config(params, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    profile = load_profile(params)
+def test_every_run_of_every_profile_has_a_valid_config(params, tmp_path, monkeypatch):
+    # model.pretrained must name a file (validate refuses a missing one): a stand-in for the user's download
+    (tmp_path / "data" / "pretrained").mkdir(parents=True)
+    (tmp_path / "data" / "pretrained" / "resnet152-394f9c45.pth").touch()
+    monkeypatch.chdir(tmp_path)
+    profile = load_profile(ROOT / params)
     names = set()
     for table in profile.tables():
         for spec in expand_table(profile, table):
@@ -117,7 +120,7 @@ def test_report_diff_cli_exit_codes(tmp_path):
 
 
 def test_pipeline_continues_only_interrupted_runs_of_the_same_code(monkeypatch):
-    from rescom.engine.checkpoint import code_fingerprint
+    from rescom.engine.checkpoint import training_code_identity
     from rescom.pipeline import runner
 
     monkeypatch.chdir(ROOT)
@@ -125,8 +128,8 @@ def test_pipeline_continues_only_interrupted_runs_of_the_same_code(monkeypatch):
     config = run_config(profile, find_run(profile, "beta", {"beta": "0.0", "seed": "0"}))
     monkeypatch.setattr(runner, "_same_config", lambda config, saved: True)
     epochs = config.optim.epochs
-    assert runner._continuable(config, {"epoch": epochs - 1, "code": code_fingerprint(), "config": {}})
-    assert not runner._continuable(config, {"epoch": epochs, "code": code_fingerprint(), "config": {}})  # finished
+    assert runner._continuable(config, {"epoch": epochs - 1, "code": training_code_identity(), "config": {}})
+    assert not runner._continuable(config, {"epoch": epochs, "code": training_code_identity(), "config": {}})  # finished
     assert not runner._continuable(config, {"epoch": epochs - 1, "code": "other", "config": {}})  # other code
 
 
@@ -137,6 +140,7 @@ def test_pipeline_continues_a_run_whose_checkpoint_holds_the_resolved_pipeline(m
     import numpy as np
 
     from rescom.config import resolve_for_data
+    from rescom.data.loading import loaders
     from rescom.data.preparation import run_data
     from rescom.data.preparation.longtail import exponential_counts
     from rescom.pipeline import runner
@@ -149,7 +153,7 @@ def test_pipeline_continues_a_run_whose_checkpoint_holds_the_resolved_pipeline(m
     data = SimpleNamespace(class_counts=counts, train=in_memory, test=in_memory)
     monkeypatch.setattr(run_data, "get_data", lambda cfg, *args, **kwargs: data)
     saved = resolve_for_data(config, counts)
-    saved.data.pipeline = run_data.resolve_pipeline(saved.data, data)  # as engine.train writes the checkpoint
+    saved.data.pipeline = loaders.resolve_pipeline(saved.data, data)  # as engine/run.py writes the checkpoint
     assert config.data.pipeline == "auto" and saved.data.pipeline in ("tensor", "pil")
     assert runner._same_config(config, saved.to_dict())
     saved.optim.lr = 2 * config.optim.lr

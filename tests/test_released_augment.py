@@ -242,7 +242,7 @@ def test_config_switches_default_released_and_refuse_other_values():
 
 
 def _resolve(**data_keys):
-    from rescom.data.preparation.run_data import resolve_pipeline
+    from rescom.data.loading.loaders import resolve_pipeline
 
     in_memory = SimpleNamespace(train=SimpleNamespace(images=np.zeros(1)), test=SimpleNamespace(images=np.zeros(1)))
     return resolve_pipeline(DataConfig(**data_keys), in_memory)

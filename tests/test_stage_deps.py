@@ -1,7 +1,8 @@
-"""A stage depends on exactly the code its command runs: an edit makes stale the stages that run it, no others.
+"""A stage depends on exactly the code its entry point runs: an edit makes stale the stages that run it, no others.
 
 The check uses DVC itself on a copy of the package and the smoke profile: every stage's outputs are
 stand-ins, `dvc commit` records the lock, one module is edited, and `dvc status` names the stale stages.
+And a checkpoint's bytes follow the same deps: retrained after an edit elsewhere, it is the same file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from rescom.pipeline.catalogue import load_profile
 from rescom.pipeline.code_deps import code_files
-from rescom.pipeline.dvcfile import code_deps, command_entry
+from rescom.pipeline.dvcfile import STAGE_ENTRY, stage_code_deps
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING = set(load_profile(REPO / "pipelines/smoke/params.yaml").tables())  # the smoke profile's training tables
@@ -73,39 +74,47 @@ def stale_after_editing(repo: Path, module: str) -> set[str]:
 
 @pytest.mark.slow
 def test_editing_one_module_makes_exactly_the_stages_that_run_it_stale(locked_copy):
+    # code no stage runs: the CLI, the executor, the benchmarks
+    for module in ("rescom/cli/runs.py", "rescom/cli/__init__.py", "rescom/cli/experiments.py",
+                   "rescom/executor/controller.py", "rescom/bench/timing.py"):
+        assert stale_after_editing(locked_copy, module) == set(), module
     assert stale_after_editing(locked_copy, "rescom/report/render.py") == {"report"}
+    # the analyses' code: the analysis stages and the report that draws their figures, never a run
+    assert stale_after_editing(locked_copy, "rescom/analysis/pairs.py") <= {*ANALYSES, "report"}
     # the preparation code: prepare, every training run (it prepares or checks its set), the analyses
     # that load a run's data; not the report, which reads finished runs
-    assert stale_after_editing(locked_copy, "rescom/data/preparation/run_data.py") == {"prepare", *TRAINING, *ANALYSES}
-    # a loss: the training runs and the analyses that recompute it, never prepare or report
+    assert stale_after_editing(locked_copy, "rescom/data/preparation/prepared.py") == {"prepare", *TRAINING, *ANALYSES}
+    # a loss or the engine: the training runs and the analyses that rebuild a model, never prepare
     assert stale_after_editing(locked_copy, "rescom/losses/contrastive.py") == {*TRAINING, *ANALYSES}
+    engine = stale_after_editing(locked_copy, "rescom/engine/run.py")
+    assert TRAINING <= engine and "prepare" not in engine
 
 
-def test_a_stage_command_resolves_to_its_cli_function():
-    assert command_entry("rescom pipeline prepare --params p --key k") == ("rescom.cli.pipeline", "prepare")
-    assert command_entry("rescom pipeline train --params p --table t") == ("rescom.cli.pipeline", "train")
-    assert command_entry("rescom report --params p") == ("rescom.cli.report", "report")
-    assert command_entry("rescom data download cifar10") == ("rescom.cli.data", "download")
-    with pytest.raises(ValueError, match="no rescom command"):
-        command_entry("rescom nonsense")
+def test_every_stage_runs_a_narrow_entry_point_and_no_cli_code():
+    import yaml
+
+    for dvc_file in (REPO / "dvc.yaml", *sorted(REPO.glob("pipelines/*/dvc.yaml"))):
+        for name, stage in yaml.safe_load(dvc_file.read_text())["stages"].items():
+            body = stage.get("do", stage)
+            assert body["cmd"].startswith(STAGE_ENTRY), (dvc_file, name)
+            assert not [dep for dep in body["deps"] if dep.startswith("rescom/cli")], (dvc_file, name)
 
 
 def test_prepare_runs_the_preparation_code_and_not_the_training():
-    deps = code_deps("rescom pipeline prepare")
+    deps = stage_code_deps("prepare")
     # what builds a prepared set (issue 20: these were missing) ...
     for path in ("rescom/data/preparation", "rescom/pipeline/runner.py", "rescom/config.py", "rescom/pipeline/catalogue.py"):
         assert path in deps
-    # ... and not what only training runs (the runner imports it lazily for train_table_run)
-    assert not {"rescom/engine/train.py", "rescom/engine", "rescom/losses", "rescom/models"} & set(deps)
+    # ... and not the engine, the losses or the models (training imports them lazily)
+    assert not [path for path in deps if path.startswith(("rescom/engine", "rescom/losses", "rescom/models"))]
     assert deps == sorted(deps)
 
 
 def test_a_package_whose_every_module_runs_is_listed_as_its_folder():
-    train = code_deps("rescom pipeline train")
-    # every loss module runs in training; of engine/, pack.py runs only under train-pack
+    train = stage_code_deps("train")
+    # every loss module runs in training
     assert "rescom/losses" in train and not any(p.startswith("rescom/losses/") for p in train)
-    assert "rescom/engine/train.py" in train and "rescom/engine/pack.py" not in train
-    assert "rescom/report/paper" in code_deps("rescom report")  # the paper's numbers, data beside the code
+    assert "rescom/report/paper" in stage_code_deps("report")  # the paper's numbers, data beside the code
 
 
 def _toy_package(root: Path, files: dict[str, str]) -> Path:
@@ -138,33 +147,35 @@ def test_the_walk_follows_what_runs_and_skips_lazy_imports_of_functions_never_re
 
 
 RUN_AND_LIST_MODULES = """
-import json, sys
-from rescom.cli import app
-try:
-    app(sys.argv[1:])
-except SystemExit as end:
-    assert not end.code, end.code
+import importlib, json, sys
+importlib.import_module("rescom.stages." + sys.argv[1]).main(sys.argv[2:])
 print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items()
                         if name.startswith("rescom") and getattr(m, "__file__", None))))
 """
 
 
-def _imported_by(args: list[str], cwd: Path) -> list[str]:
-    """The rescom source files a real run of `rescom <args>` imported (in a fresh interpreter)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST_MODULES, *args], cwd=cwd, env=env,
+def _run_stage(kind: str, args: list[str], cwd: Path, package: Path = REPO) -> subprocess.CompletedProcess:
+    """`python -m rescom.stages.<kind> <args>` in a fresh interpreter, the package taken from `package`,
+    printing the rescom modules it imported as its last line."""
+    env = {**os.environ, "PYTHONPATH": str(package), "MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST_MODULES, kind, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return [Path(f).resolve().relative_to(REPO).as_posix() for f in json.loads(done.stdout.strip().splitlines()[-1])]
+    return done
+
+
+def _imported_by(kind: str, args: list[str], cwd: Path) -> list[str]:
+    """The rescom source files a real run of a stage imported (in a fresh interpreter)."""
+    modules = json.loads(_run_stage(kind, args, cwd).stdout.strip().splitlines()[-1])
+    return [Path(f).resolve().relative_to(REPO).as_posix() for f in modules]
 
 
 def _covered(path: str, deps: list[str]) -> bool:
     return any(path == dep or path.startswith(dep + "/") for dep in deps)
 
 
-@pytest.mark.slow
-def test_every_module_a_real_stage_imports_is_among_its_deps(tmp_path, tiny_folder):
-    """The static walk against what Python actually loads: a tiny profile's prepare and train stages."""
+def _tiny_profile(tmp_path: Path, tiny_folder: Path) -> tuple[list[str], list[str]]:
+    """A one-run profile on the tiny image folder: (prepare args, train args)."""
     params = tmp_path / "params.yaml"
     params.write_text(f"""profile: tiny
 datasets:
@@ -182,12 +193,45 @@ main:
   axes: {{method: [rescom], imbalance: [6], seed: [0]}}
   apply: {{method: "variant:methods", imbalance: imbalance, seed: run.seed}}
 """)
-    prepare = ["pipeline", "prepare", "--params", str(params), "--key", "tiny-if6"]
-    train = ["pipeline", "train", "--params", str(params), "--table", "main",
-             "--item", "method=rescom", "--item", "imbalance=6", "--item", "seed=0"]
-    for args, command, ran in ((prepare, "rescom pipeline prepare", "rescom/data/preparation/prepared.py"),
-                               (train, "rescom pipeline train", "rescom/engine/train.py")):
-        imported = _imported_by(args, tmp_path)
-        deps = code_deps(command)
+    return (["--params", str(params), "--key", "tiny-if6"],
+            ["--params", str(params), "--table", "main", "--item", "method=rescom", "--item", "imbalance=6",
+             "--item", "seed=0"])
+
+
+@pytest.mark.slow
+def test_every_module_a_real_stage_imports_is_among_its_deps(tmp_path, tiny_folder):
+    """The static walk against what Python actually loads: a tiny profile's prepare and train stages."""
+    prepare, train = _tiny_profile(tmp_path, tiny_folder)
+    for kind, args, ran in (("prepare", prepare, "rescom/data/preparation/prepared.py"),
+                            ("train", train, "rescom/engine/run.py")):
+        imported = _imported_by(kind, args, tmp_path)
+        deps = stage_code_deps(kind)
         assert ran in imported  # the run really went through the stage's code
-        assert [path for path in imported if not _covered(path, deps)] == [], command
+        assert [path for path in imported if not _covered(path, deps)] == [], kind
+
+
+def _append(path: Path, line: str) -> None:
+    path.write_text(path.read_text() + line)
+
+
+@pytest.mark.slow
+def test_a_run_retrained_after_an_edit_outside_its_deps_writes_the_same_checkpoint(tmp_path, tiny_folder):
+    """What a later commit that touched no dep of the stage does: the checkpoint (and so dvc.lock)
+    is the same file; an edit of the engine gives the checkpoint another code identity."""
+    package = tmp_path / "package"
+    shutil.copytree(REPO / "rescom", package / "rescom", ignore=shutil.ignore_patterns("__pycache__"))
+    prepare, train = _tiny_profile(tmp_path, tiny_folder)
+
+    def checkpoint_after_training(name: str) -> bytes:
+        work = tmp_path / name
+        work.mkdir()
+        _run_stage("prepare", prepare, work, package)
+        _run_stage("train", train, work, package)
+        return (work / "runs/tiny/main/rescom-if6-s0/checkpoint.pt").read_bytes()
+
+    before = checkpoint_after_training("before")
+    for module in ("cli/train.py", "report/render.py", "analysis/pairs.py", "executor/plan.py", "bench/step.py"):
+        _append(package / "rescom" / module, "\n# a later commit's edit\n")
+    assert checkpoint_after_training("after-unrelated-edits") == before
+    _append(package / "rescom/engine/run.py", "\n# an edit of the training code\n")
+    assert checkpoint_after_training("after-engine-edit") != before

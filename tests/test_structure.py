@@ -46,7 +46,8 @@ def test_graph_reader_sees_the_known_edges():
     assert "rescom.data.preparation.run_data" not in graph["rescom.cli.run_config"]
     # The package that contains the importer is no edge; a foreign parent package is.
     assert "rescom.cli" not in graph["rescom.cli.analysis"] and "rescom" not in graph["rescom.cli.analysis"]
-    assert {"rescom.engine", "rescom.data.preparation.run_data"} <= graph["rescom.pipeline.runner"]
+    assert "rescom.data.preparation.run_data" in graph["rescom.pipeline.runner"]
+    assert "rescom.engine.checkpoint" in import_graph(lazy=True)["rescom.pipeline.runner"]  # lazily, for training
 
 
 def test_find_cycle_reports_a_cycle():
@@ -55,7 +56,9 @@ def test_find_cycle_reports_a_cycle():
 
 
 def test_no_import_cycle_among_rescom_modules():
-    cycle = find_cycle(import_graph())
+    """Not even through function-level imports: a lazy import hid cli -> pipeline.dvcfile -> cli and
+    report.render <-> report.summary, circles a reader has to untangle all the same."""
+    cycle = find_cycle(import_graph(lazy=True))
     assert cycle is None, "module-level import cycle: " + " -> ".join(cycle)
 
 

@@ -88,23 +88,23 @@ def test_a_repeated_run_rewrites_its_dvc_outputs_byte_for_byte(workdir, tiny_fol
 
 
 def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monkeypatch):
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
 
     full = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=full"]))
     assert full.exit_code == 0, full.output
 
-    original = engine.epoch_steps
+    original = engine.EpochPass
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-epoch: epoch 2's checkpoint is the last
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
     assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(engine, "epoch_steps", original)
+    monkeypatch.setattr(engine, "EpochPass", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
@@ -129,20 +129,20 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
 def test_a_checkpoint_from_before_the_schedule_fix_resumes_with_its_own_schedule(workdir, tiny_folder, monkeypatch):
     """A checkpoint without optim.schedule_version was trained with the shifted cosine (version 1):
     --resume continues that schedule (fidelity note 12) instead of switching or refusing."""
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
     from rescom.engine.checkpoint import save_checkpoint
 
     cosine = ["--set", "run.run_name=old", "--set", "optim.schedule=cosine", "--set", "optim.cosine_warmup_epochs=1"]
-    original = engine.epoch_steps
+    original = engine.EpochPass
 
     def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "epoch_steps", killed_in_third_epoch)
+    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
     assert run_cli(tiny_args(tiny_folder, epochs=3, extra=cosine)).exit_code != 0
-    monkeypatch.setattr(engine, "epoch_steps", original)
+    monkeypatch.setattr(engine, "EpochPass", original)
     path = workdir / "runs/old/checkpoint.pt"
     state = torch.load(path, weights_only=True)
     del state["config"]["optim"]["schedule_version"]  # as written before the key existed
@@ -202,9 +202,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(workdir, tiny_folder, mon
 def _nan_from_epoch(monkeypatch, first_bad_epoch):
     """Make the real step's loss NaN from 0-based epoch first_bad_epoch on."""
     import rescom.engine.step as step_module
-    import rescom.engine.train as engine
+    import rescom.engine.run as engine
 
-    real_step, real_epoch = step_module.train_step, engine.epoch_steps
+    real_step, real_epoch = step_module.train_step, engine.EpochPass
     current = {"epoch": 0}
 
     def maybe_exploding_step(*args, **kwargs):
@@ -218,7 +218,7 @@ def _nan_from_epoch(monkeypatch, first_bad_epoch):
         return real_epoch(config, parts, step_fn, loader, device, bar, epoch)
 
     monkeypatch.setattr(step_module, "train_step", maybe_exploding_step)
-    monkeypatch.setattr(engine, "epoch_steps", tracking_epoch)
+    monkeypatch.setattr(engine, "EpochPass", tracking_epoch)
 
 
 def test_nan_in_the_first_epoch_does_not_claim_a_checkpoint(workdir, tiny_folder, monkeypatch):

@@ -41,7 +41,7 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
     from rescom.data.preparation import run_data
     from rescom.engine.checkpoint import load_checkpoint
     from rescom.engine.components import build_components
-    from rescom.engine.train import select_device
+    from rescom.engine.run import select_device
 
     state = load_checkpoint(checkpoint_path)
     config = apply_overrides(TrainConfig(), flatten(state["config"]))
@@ -283,7 +283,7 @@ def similarity_analysis(checkpoints: Mapping[str, str | Path], out_dir, *, many:
     ``out_dir``; logs both to every run that has an MLflow id. Returns {"paths", "summary" (rows),
     "embedding" (label -> which), "mlflow" (label -> what happened)}.
     """
-    from rescom.data.preparation.run_data import test_loader
+    from rescom.data.loading.loaders import test_loader
 
     if not checkpoints:
         raise ValueError("similarity_analysis needs at least one LABEL=CHECKPOINT")

@@ -27,11 +27,11 @@ from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.sources.base import Split
-from rescom.data.preparation import run_data
+from rescom.data.loading import loaders
 from rescom.engine.components import build_components
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.step import make_step, use_cuda_graphs
-from rescom.engine.train import epoch_seed, train_epoch
+from rescom.engine.run import epoch_seed, train_epoch
 from rescom.methods import preset_config, uses_two_views
 from rescom.progress import console, progress_bar
 
@@ -129,10 +129,10 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
     two_views = uses_two_views(config)
     batch = config.optim.batch_size
     resident: dict = {}
-    test_batches = run_data.evaluation_batches(data, config.data, 256, device)
+    test_batches = loaders.evaluation_batches(data, config.data, 256, device)
 
     def loader(epoch: int):
-        return run_data.epoch_batches(data, config.data, batch, two_views, epoch_seed(0, epoch), device,
+        return loaders.epoch_batches(data, config.data, batch, two_views, epoch_seed(0, epoch), device,
                                       resident, graphs=graphed)
 
     def epoch_fn(epoch: int):
@@ -194,7 +194,7 @@ def other_policy_augment_s(data: PreparedData, config: TrainConfig, batch: int, 
     resident: dict = {}
 
     def one_epoch(epoch: int):
-        return [None for _ in run_data.epoch_batches(data, other_cfg, batch, two_views, epoch_seed(0, epoch),
+        return [None for _ in loaders.epoch_batches(data, other_cfg, batch, two_views, epoch_seed(0, epoch),
                                                      device, resident, graphs=graphed)]
 
     one_epoch(0)  # warm-up: the other policy's graph capture and allocator growth

@@ -1,6 +1,6 @@
 """Throughput of K packed runs against one run, on synthetic data of CIFAR-100-LT IF=100 shapes.
 
-Each run is a real `rescom train` run (engine.train.Run: tensor pipeline, the step and augmentation
+Each run is a real `rescom train` run (engine.run.Run: tensor pipeline, the step and augmentation
 as CUDA graphs on a GPU, evaluation every `eval_every` epochs, a checkpoint every epoch, no
 tracking) and the pack is the one `rescom train --seeds` trains (engine.pack, memory checked
 first). After one warm-up epoch (graph capture, autotuning), `epochs` epochs are timed; the
@@ -22,8 +22,10 @@ from rescom.bench.core_ops import environment
 from rescom.bench.epoch import bench_config, write_synthetic
 from rescom.config import apply_overrides
 from rescom.engine import distributed
-from rescom.engine.pack import GIB, _build_runs, memory_baseline
-from rescom.engine.train import RunStart, interleaved_epoch
+from rescom.engine.pack import GIB, memory_baseline, peak_rss
+from rescom.engine.resume import RunStart
+from rescom.engine.scheduler import interleaved_epoch
+from rescom.engine.train import build_runs
 from rescom.progress import console, progress_bar
 
 TARGETS = {8: 4.0, 16: 8.0}  # runs -> aggregate throughput over one run's (issue 21)
@@ -38,7 +40,7 @@ def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict
     """Build a pack of `size` runs, one warm-up epoch, then `epochs` timed epochs of the whole pack."""
     configs = configs_for(size)
     before = memory_baseline(device)
-    runs, _ = _build_runs(configs, [RunStart()] * size, distributed.World(), True, None)
+    runs, _ = build_runs(configs, [RunStart()] * size, distributed.World(), True, None)
     with progress_bar() as bar:
         for run in runs:
             run.open(bar, size)
@@ -52,9 +54,7 @@ def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict
     if device.type == "cuda":
         memory = (torch.cuda.max_memory_allocated(device) - before["used"]) / size
     else:
-        from rescom.engine.pack import _peak_rss
-
-        memory = max(_peak_rss() - before["used"], 0) / size  # growth of the peak RSS; 0 if an earlier peak was higher
+        memory = max(peak_rss() - before["used"], 0) / size  # growth of the peak RSS; 0 if an earlier peak was higher
     graphs = [getattr(run.step_fn, "captured", None) for run in runs]
     del runs
     import gc

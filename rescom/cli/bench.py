@@ -16,7 +16,7 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          graphs: bool = typer.Option(True, help="Replay the step as a CUDA graph, as training does (GPU only).")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
     from rescom.bench.step import bench_step, format_step
-    from rescom.engine.train import select_device
+    from rescom.engine.run import select_device
 
     resolved = select_device(device)
     result = bench_step(resolved, batch_size=batch_size, steps=steps, warmup=warmup, bf16=bf16,
@@ -49,7 +49,7 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
     from rescom.bench.epoch import bench_epoch, format_epoch
     from rescom.cli.common import fail
     from rescom.data.augmentation.batched.recipes import POLICIES
-    from rescom.engine.train import select_device
+    from rescom.engine.run import select_device
 
     if autoaugment not in POLICIES:
         fail(f"--autoaugment: one of {', '.join(POLICIES)}, not {autoaugment!r}")
@@ -72,7 +72,7 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
     """K runs packed in one process against one run on synthetic CIFAR-100-LT IF=100 shapes: aggregate epochs/s, ratio, memory per run."""
     from rescom.bench.pack import bench_pack, format_pack
     from rescom.cli.common import fail
-    from rescom.engine.train import select_device
+    from rescom.engine.run import select_device
 
     try:
         sizes = [int(k) for k in runs.split(",") if k.strip()]

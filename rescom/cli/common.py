@@ -21,7 +21,7 @@ def expected_errors(fn):
     def wrapper(*args, **kwargs):
         from rescom.config import ConfigError
         from rescom.data.sources.base import DataUnavailableError
-        from rescom.engine.errors import NonFiniteLossError, RunExistsError
+        from rescom.errors import NonFiniteLossError, RunExistsError
 
         try:
             return fn(*args, **kwargs)

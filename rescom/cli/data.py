@@ -23,9 +23,6 @@ def download(name: str = typer.Argument(..., help="cifar10 or cifar100."),
     to put the file by hand. ImageNet-LT, Places-LT and iNaturalist cannot be fetched freely: their
     prepare stages name the missing split lists and image roots.
     """
-    from rescom.data.sources.cifar import download_cifar
+    from rescom.stages import download as stage
 
-    if name not in ("cifar10", "cifar100"):
-        raise ValueError(f"data download: {name!r} cannot be downloaded; choose cifar10 or cifar100")
-    archive = download_cifar(name, root, url)
-    typer.echo(f"{archive}: md5 verified, unpacked beside it")
+    typer.echo(stage.run(name, root, url))

@@ -1,4 +1,4 @@
-"""`rescom pipeline ...`: the commands DVC stages run, and the dvc.yaml generator."""
+"""`rescom pipeline ...`: what DVC stages run (rescom/stages/) as commands of the CLI, and the dvc.yaml generator."""
 
 from __future__ import annotations
 
@@ -6,51 +6,36 @@ from pathlib import Path
 
 import typer
 
-from rescom.cli.common import expected_errors, fail
+from rescom.cli.common import expected_errors
 
 pipeline_app = typer.Typer(no_args_is_help=True, help="Commands run by the DVC pipeline's stages.")
-
-
-def _parse_items(items: list[str]) -> dict[str, str]:
-    parsed = {}
-    for entry in items:
-        key, sep, value = entry.partition("=")
-        if not sep:
-            fail(f"--item {entry!r}: expected axis=value")
-        parsed[key] = value
-    return parsed
 
 
 @pipeline_app.command("prepare")
 @expected_errors
 def prepare(params: Path = typer.Option(Path("params.yaml"), help="The profile's params file."),
             key: str = typer.Option(..., help="An entry of the params file's datasets section.")):
-    """Prepare one dataset of the profile under data/prepared/<profile>/<key>."""
-    from rescom.pipeline.runner import prepare_dataset
+    """Prepare one dataset of the profile under data/prepared/<profile>/<key> (the prepare stage)."""
+    from rescom.stages import prepare as stage
 
-    data = prepare_dataset(str(params), key)
-    typer.echo(f"{key}: {sum(data.class_counts)} training images, counts {data.class_counts}, "
-               f"{len(data.test.labels)} test images")
+    typer.echo(stage.run(str(params), key))
 
 
 @pipeline_app.command("train")
 @expected_errors
 def train(params: Path = typer.Option(Path("params.yaml")), table: str = typer.Option(...),
           items: list[str] = typer.Option([], "--item", help="axis=value, one per axis of the table.")):
-    """Train one run of a table (continues an interrupted run of the same config)."""
-    from rescom.pipeline.runner import train_table_run
+    """Train one run of a table (the training stage; continues an interrupted run of the same config)."""
+    from rescom.stages import train as stage
 
-    summary = train_table_run(str(params), table, _parse_items(items))
-    m = summary["metrics"]
-    typer.echo(f"{table} {items}: last-epoch top-1 {m['last_test_all']:.2f}, best {m['best_test_all']:.2f} "
-               f"(epoch {m['best_epoch']})")
+    typer.echo(stage.run(str(params), table, items))
 
 
 @pipeline_app.command("train-pack")
 @expected_errors
 def train_pack(params: Path = typer.Option(Path("params.yaml")),
                results: Path = typer.Option(..., help="Where to write {stage cmd: {ok, error}} as JSON."),
-               stages: list[str] = typer.Option(..., "--stage", help="A `rescom pipeline train ...` stage command "
+               stages: list[str] = typer.Option(..., "--stage", help="A training stage's command (python -m rescom.stages.train ...) "
                                                 "of this params file (repeatable).")):
     """Train several stages' runs in one process (rescom.pipeline.packing); exit 1 if any failed."""
     from rescom.pipeline.packing import train_stages
@@ -66,12 +51,10 @@ def train_pack(params: Path = typer.Option(Path("params.yaml")),
 @expected_errors
 def analysis(name: str = typer.Argument(..., help="simulate_pairs, gradients, similarity or inference_cost."),
              params: Path = typer.Option(Path("params.yaml"))):
-    """Run one analysis of the profile into reports/<profile>/analysis/<name>/."""
-    import json
+    """Run one analysis of the profile into reports/<profile>/analysis/<name>/ (the analysis stage)."""
+    from rescom.stages import analysis as stage
 
-    from rescom.pipeline.runner import run_analysis
-
-    typer.echo(json.dumps(run_analysis(str(params), name), indent=2, default=str))
+    typer.echo(stage.run(str(params), name))
 
 
 @pipeline_app.command("write-dvc")

@@ -56,8 +56,9 @@ def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowe
     """--seeds: the runs of every seed as one pack; the others finish when one fails, then exit 2 naming it."""
     from rescom.cli.common import fail
     from rescom.config import ConfigError
-    from rescom.engine.pack import parse_seeds, seed_configs, train_pack
-    from rescom.engine.train import RunStart
+    from rescom.engine.pack import parse_seeds, seed_configs
+    from rescom.engine.resume import RunStart
+    from rescom.engine.train import train_pack
 
     if seed is not None:
         raise ConfigError("--seed and --seeds: give one of them")
@@ -94,12 +95,12 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt.
              out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here.")):
     """Evaluate a checkpoint's encoder + classifier on its test set."""
     from rescom.analysis.checkpoint_analyses import load_run_state
-    from rescom.data.preparation import run_data
+    from rescom.data.loading import loaders
     from rescom.engine.evaluate import evaluation_metrics, predict
 
     config, data, model, state = load_run_state(checkpoint)
     device = next(model.parameters()).device
-    probs, targets = predict(model.inference_model(), run_data.test_loader(data, config.data, 256), device)
+    probs, targets = predict(model.inference_model(), loaders.test_loader(data, config.data, 256), device)
     metrics = evaluation_metrics(probs, targets, data.class_counts)
     metrics.pop("per_class")
     metrics["epoch"] = state["epoch"]

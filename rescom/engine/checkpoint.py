@@ -30,7 +30,7 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(unshared(state), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -87,12 +87,36 @@ def _check_structure(path: Path, state) -> None:
                                   f"{key!r} is missing or not a {kind.__name__}")
 
 
+def unshared(tree):
+    """A copy of a checkpoint's state in which no object appears twice, so its pickle has one form.
+
+    pickle writes a second reference to an object as a back-reference to the first: a live run's
+    history rows hold equal key strings as separate objects, the same rows read back from a
+    checkpoint share one, and the resumed run's file had other bytes (equal tensors, other memo and
+    serialization id). Rebuilt containers, fresh strings and cloned tensors pickle the same either way.
+    """
+    if isinstance(tree, dict):
+        return {unshared(key): unshared(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(unshared(value) for value in tree)
+    if isinstance(tree, str):
+        return tree.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")  # a new object
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    return tree
+
+
 @functools.cache
-def code_fingerprint() -> str:
-    """sha256 over the package's Python sources: a checkpoint is only continued by the code that wrote it."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+def training_code_identity() -> str:
+    """sha256 of the code a training stage runs (its DVC code deps, rescom/stages/train.py's walk):
+    a checkpoint is continued only by the training code that wrote it, and an edit elsewhere (CLI,
+    report, executor) changes neither this nor the checkpoint's bytes."""
+    from rescom.pipeline.code_deps import PACKAGE_ROOT, code_files
+
+    repo, digest = PACKAGE_ROOT.parent, hashlib.sha256()
+    for dep in code_files([("rescom.stages.train", "main")]):
+        path = repo / dep
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(repo).as_posix().encode())
+            digest.update(file.read_bytes())
     return digest.hexdigest()

@@ -77,7 +77,7 @@ def build_components(config: TrainConfig, class_counts: list[int], in_channels: 
     cfg_m = config.model
     with_projection = config.method.contrastive != "none"
     model = build_model(cfg_m.backbone, len(class_counts), in_channels, cfg_m.width,
-                        cfg_m.proj_hidden, cfg_m.proj_dim, with_projection)
+                        cfg_m.proj_hidden, cfg_m.proj_dim, with_projection, pretrained=cfg_m.pretrained)
     queue = build_queue(config, class_counts, cfg_m.proj_dim)
     key_encoder = None
     if config.method.key_encoder == "momentum":

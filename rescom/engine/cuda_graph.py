@@ -75,9 +75,3 @@ class CapturedCall:
         self.graph, self.static_inputs, self.static_output = graph, static_inputs, static_output
         graph.replay()
         return static_output
-
-
-def clone_tree(tree):
-    """A copy of every tensor in a pytree (outputs of a graph are overwritten by its next replay)."""
-    leaves, spec = tree_flatten(tree)
-    return tree_unflatten([t.clone() if isinstance(t, torch.Tensor) else t for t in leaves], spec)

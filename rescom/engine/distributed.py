@@ -4,9 +4,9 @@ Contract (run.ddp_contrast=global, run.sync_bn=true): N processes together take 
 process takes on the same global batch. The defaults are the released code's form instead (below).
 
 - Data: optim.batch_size is the global batch B. Every rank draws the same seeded epoch permutation
-  and takes its own contiguous slice of B / N samples of each global batch (`RankSliceBatchSampler`),
+  and takes its own contiguous slice of B / N samples of each global batch (`data/loading/rank_sampler.py`),
   so the slices concatenated in rank order are the single-process batch.
-- Only rank 0 tracks, evaluates, writes the run directory and prints (engine.train).
+- Only rank 0 tracks, evaluates, writes the run directory and prints (engine/run.py).
 
 Two switches choose between the released code's multi-GPU form (the defaults; fidelity note 13) and
 ours, which makes N processes take exactly the single-process step:
@@ -33,17 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 from dataclasses import dataclass
-from functools import partial
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import RandomSampler, Sampler
 
 from rescom.config import ConfigError
+from rescom.data.loading.rank_sampler import rank_seed  # noqa: F401  (the engine seeds each rank with it)
 
 
 @dataclass(frozen=True)
@@ -142,57 +139,6 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """A distinct seed per rank (rank 0 keeps `seed`): ranks must not draw identical augmentations."""
-    return (seed + rank * 0x9E3779B97F4A7C15) % (2**63) if rank else seed
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-class RankSliceBatchSampler(Sampler[list[int]]):
-    """Rank r's contiguous slice of every global batch of a seeded shuffle, drop_last.
-
-    It consumes `generator` exactly as DataLoader(shuffle=True, drop_last=True) does, so with the
-    same generator state the slices of ranks 0..N-1, concatenated, are the single-process batches.
-    """
-
-    def __init__(self, dataset, global_batch: int, rank: int, world_size: int, generator: torch.Generator):
-        if global_batch % world_size:
-            raise ConfigError(f"optim.batch_size: the global batch {global_batch} must be divisible by the "
-                              f"{world_size} training processes (WORLD_SIZE)")
-        self.sampler = RandomSampler(dataset, generator=generator)
-        self.global_batch = global_batch
-        per_rank = global_batch // world_size
-        self.slice = slice(rank * per_rank, (rank + 1) * per_rank)
-
-    def __iter__(self):
-        batch: list[int] = []
-        for index in self.sampler:
-            batch.append(index)
-            if len(batch) == self.global_batch:
-                yield batch[self.slice]
-                batch = []
-
-    def __len__(self) -> int:
-        return len(self.sampler) // self.global_batch
-
-
-def _seed_worker(rank: int, worker_id: int) -> None:
-    """Worker seeds differ per rank too (DataLoader derives them from a base seed every rank shares)."""
-    seed = rank_seed(torch.initial_seed(), rank)
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-def loader_options(dataset, global_batch: int, generator: torch.Generator) -> dict:
-    """DataLoader keyword arguments for this rank's share of the global batches."""
-    w = world()
-    return {"batch_sampler": RankSliceBatchSampler(dataset, global_batch, w.rank, w.size, generator),
-            "worker_init_fn": partial(_seed_worker, w.rank)}
 
 
 # --- collectives with gradients ----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,14 @@ def confusion_matrix(probs: torch.Tensor, targets: torch.Tensor, num_classes: in
     return torch.bincount(targets * num_classes + preds, minlength=num_classes**2).view(num_classes, num_classes)
 
 
+def _suptitle(fig, text: str) -> None:
+    """The title over the figure, wrapped to its width (a 9 pt character is about 5.4 pt wide): set over the
+    axes, which the colorbar pushes left, a long title ran past the figure's right edge. The figures use
+    constrained layout, which makes room for it (tight_layout cut the x label instead)."""
+    width = int(fig.get_figwidth() * 72 / 5.4)
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.splitlines()), fontsize=9)
+
+
 def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int], accuracy: list[float],
                      confusion: torch.Tensor, title: str) -> list[Path]:
     """Per-class accuracy against training count, and the row-normalised confusion matrix (PNG).
@@ -84,7 +93,7 @@ def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int],
 
     named = len(classes) <= 40
     paths = []
-    fig = Figure(figsize=(7, 3.5 + (0.8 if named else 0)))
+    fig = Figure(figsize=(7, 3.5 + (0.8 if named else 0)), layout="constrained")
     ax = fig.add_subplot(111)
     ax.bar(range(len(classes)), accuracy, color="tab:blue", label="test accuracy (%)")
     ax.set_xlabel("class (sorted by training count, head first)")
@@ -95,12 +104,11 @@ def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int],
     ax2.plot(range(len(classes)), class_counts, color="tab:red", marker=".", label="train images")
     ax2.set_ylabel("training images")
     ax2.set_yscale("log")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    _suptitle(fig, title)
     paths.append(run_dir / "per_class_accuracy.png")
     fig.savefig(paths[-1], dpi=100)
 
-    fig = Figure(figsize=(5.5, 5) if named else (5, 4.5))
+    fig = Figure(figsize=(5.5, 5) if named else (5, 4.5), layout="constrained")
     ax = fig.add_subplot(111)
     norm = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
     image = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
@@ -109,9 +117,8 @@ def plot_run_figures(run_dir: Path, classes: list[str], class_counts: list[int],
     if named:
         ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_title(f"confusion (row-normalised)\n{title}", fontsize=9)
+    _suptitle(fig, f"confusion (row-normalised)\n{title}")
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
     paths.append(run_dir / "confusion_matrix.png")
     fig.savefig(paths[-1], dpi=100)
     return paths

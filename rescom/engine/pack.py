@@ -3,7 +3,7 @@
 One CIFAR-sized step is latency-bound on a large GPU (a few percent of its peak), so K runs whose
 steps interleave in one process fill it better than K runs one after another. The mechanism is
 interleaving (docs/design.md, "Packed runs"): each run keeps exactly its own computation, RNG state
-and CUDA stream, and `engine.train.run_pack` gives each run one step in turn. Each run keeps its own
+and CUDA stream, and `engine.scheduler.run_pack` gives each run one step in turn. Each run keeps its own
 run directory (named as its solo run), checkpoint, metrics, MLflow run and queue, and can be resumed
 alone or in a pack.
 
@@ -20,16 +20,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import resource
-import signal
 from pathlib import Path
 
 import torch
 
 from rescom.config import ConfigError, TrainConfig, apply_overrides
-from rescom.data.preparation import run_data
+from rescom.data.loading import loaders
 from rescom.engine import distributed
-from rescom.engine.train import (Outcome, Run, RunStart, Terminated, _sigterm_unwinds, run_name, run_pack,
-                                 select_device)
+from rescom.engine.resume import RunStart
+from rescom.engine.run import Run, run_name, select_device
 from rescom.methods import uses_two_views
 from rescom.progress import console
 
@@ -81,55 +80,6 @@ def check_packable(configs: list[TrainConfig], world: distributed.World) -> None
         raise ConfigError(f"two runs of the pack would write the same run directory {twice[0]}")
 
 
-def train_pack(configs: list[TrainConfig], starts: list[RunStart], *, setup_errors_stop_all: bool = True,
-               on_outcome=None) -> list[Outcome]:
-    """Train the configs as one pack; one Outcome per config, in order.
-
-    setup_errors_stop_all: a run that cannot start (bad resume, missing data) stops the whole pack
-    before anything trains (`rescom train --seeds`); otherwise it is recorded as failed and the others
-    train (a pipeline pack, whose stages are independent).
-    """
-    world = distributed.init_from_env(configs[0].run.device)
-    try:
-        check_packable(configs, world)
-        with _sigterm_unwinds():
-            runs, outcomes = _build_runs(configs, starts, world, setup_errors_stop_all, on_outcome)
-            trained = iter(run_pack(runs, on_outcome)) if runs else iter(())
-            return [outcome if outcome is not None else next(trained) for outcome in outcomes]
-    except Terminated:
-        console.log("terminated (SIGTERM): the MLflow runs are marked KILLED; the last checkpoints are kept")
-        raise SystemExit(128 + signal.SIGTERM) from None
-    finally:
-        distributed.shutdown(world)
-
-
-def _build_runs(configs, starts, world, stop_all: bool, on_outcome) -> tuple[list[Run], list[Outcome | None]]:
-    """The pack's Runs (construction only reads and checks), the first one measured for check_fits."""
-    cache: dict = {}
-    runs: list[Run] = []
-    outcomes: list[Outcome | None] = []
-    for index, (config, start) in enumerate(zip(configs, starts)):
-        try:
-            if index == 0 and len(configs) > 1:
-                run = measured_first_run(config, start, world, cache, len(configs))
-            else:
-                run = Run(config, world, start, cache)
-        except PackTooLargeError:
-            raise
-        except Exception as error:  # noqa: BLE001  (recorded for this stage; the others train)
-            if stop_all:
-                raise
-            failed = Outcome(Path(config.run.runs_dir) / run_name(config), error=error)
-            console.log(f"{failed.run_dir}: cannot start, {type(error).__name__}: {error}")
-            if on_outcome is not None:
-                on_outcome(None, failed)
-            outcomes.append(failed)
-            continue
-        runs.append(run)
-        outcomes.append(None)
-    return runs, outcomes
-
-
 def measured_first_run(config: TrainConfig, start: RunStart, world, cache: dict, pack_size: int) -> Run:
     """Build the pack's first run and check that pack_size runs like it fit (PackTooLargeError if not)."""
     device = select_device(config.run.device)
@@ -145,7 +95,7 @@ def memory_baseline(device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return {"free": torch.cuda.mem_get_info(device)[0], "used": torch.cuda.memory_allocated(device)}
-    return {"free": available_host_memory(), "used": _peak_rss()}
+    return {"free": available_host_memory(), "used": peak_rss()}
 
 
 def available_host_memory() -> int:
@@ -159,7 +109,7 @@ def available_host_memory() -> int:
     return 2**62  # no /proc (not Linux): no basis to refuse
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
@@ -175,9 +125,9 @@ def probe_peak(run: Run, before: dict) -> int:
     from rescom.engine.step import train_step
 
     config, device = run.config, run.device
-    with run._own_context():
+    with run.own_context():
         probe = copy.deepcopy(dataclasses.replace(run.parts, forward_model=None))
-        loader = run_data.epoch_batches(run.data, config.data, config.optim.batch_size, uses_two_views(config),
+        loader = loaders.epoch_batches(run.data, config.data, config.optim.batch_size, uses_two_views(config),
                                         0, device, {}, graphs=False)
         *views, target = next(iter(loader))
         train_step(config, probe, [v.to(device) for v in views], target.to(device))
@@ -186,7 +136,7 @@ def probe_peak(run: Run, before: dict) -> int:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before["used"]
-    return max(_peak_rss() - before["used"], held)
+    return max(peak_rss() - before["used"], held)
 
 
 def _tensor_bytes(run: Run) -> int:

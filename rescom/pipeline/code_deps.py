@@ -35,13 +35,6 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # rescom/
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
 def all_modules(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
     """{'rescom.engine.train': path, ...} for every module of the package under root."""
     base = root.parent

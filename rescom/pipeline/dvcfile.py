@@ -22,45 +22,21 @@ RUN_FILES = ["checkpoint.pt", "config.yaml", "metrics.json", "history.csv", "per
              "confusion_matrix.png"]
 
 
-def command_entry(cmd: str) -> tuple[str, str]:
-    """(module, function) of the rescom CLI command a stage's cmd runs, found in the Typer app the
-    way the CLI dispatches it: 'rescom pipeline prepare --key x' -> ('rescom.cli.pipeline', 'prepare')."""
-    import inspect
-    import shlex
+STAGE_ENTRY = "python -m rescom.stages."
 
-    from rescom.cli import app
 
-    def origin(function) -> tuple[str, str]:
-        function = inspect.unwrap(function)  # under @expected_errors
-        return function.__module__, function.__name__
-
-    words = shlex.split(cmd)
-    if words[:1] != ["rescom"]:
-        raise ValueError(f"stage command {cmd!r} does not run rescom")
-    group = app
-    for word in words[1:]:
-        if word.startswith("-"):
-            break
-        sub = next((g.typer_instance for g in group.registered_groups if g.name == word), None)
-        if sub is not None:
-            group = sub
-            continue
-        for command in group.registered_commands:
-            if (command.name or command.callback.__name__.replace("_", "-")) == word:
-                return origin(command.callback)
-        break
-    if group.registered_callback is None or group is app:
-        raise ValueError(f"stage command {cmd!r}: no rescom command found")
-    return origin(group.registered_callback.callback)
+def stage_command(kind: str, arguments: str) -> str:
+    """The cmd of a stage of this kind (prepare, train, analysis, report): its narrow entry point."""
+    return f"{STAGE_ENTRY}{kind} {arguments}"
 
 
 @functools.cache
-def code_deps(cmd: str) -> list[str]:
-    """The rescom source files (or whole packages) a stage's command runs: the CLI's assembly of its
-    app (every command module's top level) and the command's own function, followed through imports."""
+def stage_code_deps(kind: str) -> list[str]:
+    """The rescom source files (or whole packages) a stage of this kind runs: its entry's `main`,
+    followed through what it imports and calls (pipeline/code_deps.py)."""
     from rescom.pipeline.code_deps import code_files
 
-    return code_files([("rescom.cli", "app"), command_entry(cmd)])
+    return code_files([(f"rescom.stages.{kind}", "main")])
 
 
 def profile_params_files(root: Path = Path(".")) -> list[Path]:
@@ -118,14 +94,14 @@ def build_dvc(profile: Profile) -> dict:
     if archives:  # the official CIFAR archives, fetched and checked by the pipeline's first stage
         stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
             **where,
-            "cmd": "rescom data download ${item.name} --root data/raw/${item.name}",
+            "cmd": stage_command("download", "${item.name} --root data/raw/${item.name}"),
             "deps": [],
             "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
         }}
     stages |= {
         "prepare": {"foreach": "${datasets}", "do": {
             **where,
-            "cmd": f"rescom pipeline prepare --params {params_file} --key ${{key}}",
+            "cmd": stage_command("prepare", f"--params {params_file} --key ${{key}}"),
             # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
             "deps": [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
             "params": [{params_file: ["datasets.${key}"]}],
@@ -144,7 +120,7 @@ def build_dvc(profile: Profile) -> dict:
         stages[table] = {
             "matrix": {axis: f"${{{table}.axes.{axis}}}" for axis in axes},
             **where,
-            "cmd": f"rescom pipeline train --params {params_file} --table {table} {items}",
+            "cmd": stage_command("train", f"--params {params_file} --table {table} {items}"),
             "deps": [data_dep],
             "params": [{params_file: table_params}],
             # metrics.json and history.csv are plain outputs: declared as metrics / plots of every run they
@@ -158,7 +134,7 @@ def build_dvc(profile: Profile) -> dict:
         runs = [settings["run"]] if "run" in settings else list((settings.get("runs") or {}).values())
         stages[f"analysis_{analysis}"] = {
             **where,
-            "cmd": f"rescom pipeline analysis {analysis} --params {params_file}",
+            "cmd": stage_command("analysis", f"{analysis} --params {params_file}"),
             "deps": [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
             "params": [{params_file: [f"analysis.{analysis}"]}],
             # A wall-clock analysis declares no output: its times differ every run and would dirty dvc.lock.
@@ -167,15 +143,16 @@ def build_dvc(profile: Profile) -> dict:
         }
     stages["report"] = {
         **where,
-        "cmd": f"rescom report --params {params_file}",
+        "cmd": stage_command("report", f"--params {params_file}"),
         "deps": [f"runs/{name}", *([claims_path(profile.path).as_posix()] if claims_path(profile.path).is_file() else []),
                  *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
         "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", *profile.tables())]]}],
         **report_views(profile),
     }
-    for stage in stages.values():  # each stage's code: what its command runs, derived, never listed by hand
+    for stage in stages.values():  # each stage's code: what its entry runs, derived, never listed by hand
         body = stage.get("do", stage)
-        body["deps"] = [*body["deps"], *code_deps(_command_words(body["cmd"]))]
+        if body["cmd"].startswith(STAGE_ENTRY):
+            body["deps"] = [*body["deps"], *stage_code_deps(body["cmd"][len(STAGE_ENTRY):].split()[0])]
     return {"stages": stages, "plots": top_level_plots(profile)}
 
 
@@ -193,14 +170,14 @@ def report_views(profile: Profile) -> dict:
 
 def top_level_plots(profile: Profile) -> list[dict]:
     """One plot per table: test top-1 over epochs, one line per variant (mean over seeds)."""
-    from rescom.report.render import TITLES
+    from rescom.report.tables import TABLES
 
     # Top-level plot paths are relative to the dvc.yaml, not to a stage's wdir.
     up = "../" * (len(dvc_path(profile).parts) - 1)
     plots = []
     for table in profile.tables():
         labels = list(curve_runs(profile, table))
-        title, reference = TITLES[table]
+        title, reference = TABLES[table].title, TABLES[table].reference
         plots.append({f"{profile.name} {table}: test top-1 over epochs": {
             "template": "linear", "x": "epoch",
             "y": {up + curves_path(profile.name, table).as_posix(): labels},
@@ -208,12 +185,6 @@ def top_level_plots(profile: Profile) -> list[dict]:
             "x_label": "epoch", "y_label": "test top-1 (%)",
         }})
     return plots
-
-
-def _command_words(cmd: str) -> str:
-    """'rescom pipeline train --params p --table t' -> 'rescom pipeline train' (the part naming the command)."""
-    words = cmd.split()
-    return " ".join(words[:next((i for i, w in enumerate(words) if w.startswith("-") or "$" in w), len(words))])
 
 
 def render(profile: Profile) -> str:

@@ -3,7 +3,7 @@
 The interface of the pipeline executor (`rescom repro --pack K`): `pack_key(cmd)` groups stage
 commands (the interpolated `cmd` strings of dvc.yaml) that may share a process; `pack_command(cmds,
 results_path)` is the argv of that process. It runs `rescom pipeline train-pack`, which trains every
-stage's run as `rescom pipeline train` would (resuming an interrupted checkpoint of the same config
+stage's run as its training stage (rescom.stages.train) would (resuming an interrupted checkpoint of the same config
 and code) and writes `{cmd: {"ok": bool, "error": str}}` to results_path, rewritten as each run
 ends, so a pack stopped midway still records the stages that finished. One failed run does not stop
 the others. Exit status: 0 when every stage is ok, 1 when one failed (the results say which), 2 for
@@ -21,12 +21,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAIN_COMMAND = ("rescom", "pipeline", "train")
+TRAIN_COMMAND = ("python", "-m", "rescom.stages.train")  # the training stage's cmd (pipeline/dvcfile.py)
 
 
 @dataclass(frozen=True)
 class TrainStage:
-    """A parsed `rescom pipeline train --params P --table T --item axis=value ...` command."""
+    """A parsed `python -m rescom.stages.train --params P --table T --item axis=value ...` command."""
 
     params: str
     table: str
@@ -85,7 +85,7 @@ def pack_command(cmds: list[str], results_path: str) -> list[str]:
     """argv of one process training the stages of cmds (all of one pack_key) as one pack."""
     stages = [parse_train_command(cmd) for cmd in cmds]
     if not cmds or any(stage is None for stage in stages):
-        raise ValueError("pack_command: every command must be a `rescom pipeline train` stage")
+        raise ValueError("pack_command: every command must be a training stage (python -m rescom.stages.train)")
     if len({stage.params for stage in stages}) != 1:
         raise ValueError("pack_command: the stages of a pack share one params file (see pack_key)")
     argv = ["rescom", "pipeline", "train-pack", "--params", stages[0].params, "--results", results_path]
@@ -97,7 +97,7 @@ def pack_command(cmds: list[str], results_path: str) -> list[str]:
 def train_stages(params_path: str, cmds: list[str], results_path: str | Path) -> dict[str, dict]:
     """Train the stages' runs as one pack; {cmd: {"ok", "error"}}, also written to results_path."""
     from rescom.config import ConfigError
-    from rescom.engine.pack import train_pack
+    from rescom.engine.train import train_pack
     from rescom.pipeline.runner import table_run_start
 
     results_path = Path(results_path)
@@ -106,7 +106,7 @@ def train_stages(params_path: str, cmds: list[str], results_path: str | Path) ->
     for cmd in cmds:
         stage = parse_train_command(cmd)
         if stage is None or stage.params != params_path:
-            raise ConfigError(f"--stage {cmd!r}: not a `rescom pipeline train --params {params_path}` command")
+            raise ConfigError(f"--stage {cmd!r}: not a `python -m rescom.stages.train --params {params_path}` command")
         try:
             config, start = table_run_start(stage.params, stage.table, stage.item)
         except Exception as error:  # noqa: BLE001  (this stage fails; the others train)
@@ -134,7 +134,7 @@ def train_stages(params_path: str, cmds: list[str], results_path: str | Path) ->
 
 
 def _run_dir(config) -> Path:
-    from rescom.engine.train import run_name
+    from rescom.engine.run import run_name
 
     return Path(config.run.runs_dir) / run_name(config)
 

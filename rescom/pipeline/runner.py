@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rescom.config import TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
 from rescom.data.preparation import run_data
-from rescom.engine.checkpoint import load_checkpoint
 from rescom.methods import preset_config
 from rescom.pipeline.catalogue import Profile, RunSpec, find_run, load_profile, run_config_overrides
 
@@ -39,7 +38,8 @@ def train_table_run(params_path: str, table: str, item: dict[str, str]) -> dict:
 def table_run_start(params_path: str, table: str, item: dict[str, str]):
     """(config, RunStart) of one run of a table: resume an interrupted checkpoint of the same config
     and code, else start over (a stage always rewrites its outputs)."""
-    from rescom.engine.train import RunStart
+    from rescom.engine.checkpoint import load_checkpoint
+    from rescom.engine.resume import RunStart
 
     profile = load_profile(params_path)
     spec = find_run(profile, table, item)
@@ -52,19 +52,21 @@ def table_run_start(params_path: str, table: str, item: dict[str, str]):
 def _continuable(config: TrainConfig, state: dict) -> bool:
     """An interrupted run of the same config and the same code: DVC keeps its checkpoint (persist)
     so the stage continues it. A finished run, or one written by other code, trains afresh."""
-    from rescom.engine.checkpoint import code_fingerprint
+    from rescom.engine.checkpoint import training_code_identity
 
     unfinished = state["epoch"] < config.optim.epochs
-    return unfinished and state.get("code") == code_fingerprint() and _same_config(config, state["config"])
+    return unfinished and state.get("code") == training_code_identity() and _same_config(config, state["config"])
 
 
 def _same_config(config: TrainConfig, saved: dict) -> bool:
     """Whether the checkpoint's config is this one, resolved as training resolves it before saving
     (data-dependent mining sizes, and data.pipeline auto -> tensor/pil: without the latter no run
     of the default pipeline setting was ever continued)."""
+    from rescom.data.loading import loaders
+
     data = run_data.get_data(config.data)
     resolved = resolve_for_data(config, data.class_counts)
-    resolved.data.pipeline = run_data.resolve_pipeline(resolved.data, data)
+    resolved.data.pipeline = loaders.resolve_pipeline(resolved.data, data)
     return not differing_keys(resolved, saved)
 
 

@@ -30,7 +30,8 @@ from rescom.report.claim_statistics import mean_interval, seeds_for_interval
 from rescom.report.collect import table_frame
 from rescom.report.draws import profile_draw_spread
 from rescom.report.numbers import difference_label
-from rescom.report.paired import BASELINES, matches  # BASELINES: each table's context columns
+from rescom.report.paired import matches
+from rescom.report.tables import TABLES
 
 FIELDS = ("claim", "table", "column", "better", "worse")
 GROUPS = ("all", "many", "medium", "few")  # last_test_<group>: the shot groups of metrics.py
@@ -51,6 +52,12 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
         raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
     pick = lambda value: done[matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
     return (pick(better) - pick(worse)).dropna()
+
+
+def _context(table: str) -> tuple[str, ...]:
+    """The columns a claim's two rows must share besides the seed: those its table's baseline pairs on."""
+    baseline = TABLES[table].baseline if table in TABLES else None
+    return () if baseline is None else baseline.context
 
 
 def _where(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -90,7 +97,7 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         frame = _where(frames(claim["table"]), claim.get("where") or {})
         try:
             diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"],
-                                     tuple(BASELINES[claim["table"]][2]) if claim["table"] in BASELINES else (),
+                                     _context(claim["table"]),
                                      metric=f"last_test_{group}")
         except ValueError as err:
             raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None

@@ -12,13 +12,6 @@ import yaml
 from rescom.pipeline.catalogue import Profile, RunSpec, expand_table
 
 METRICS = ("test_all", "test_many", "test_medium", "test_few", "test_ece")
-# Per table: the columns that identify a row (besides seed).
-TABLE_KEYS = {"main": ["dataset", "method", "imbalance"], "entirety": ["method"], "queue_type": ["queue"],
-              "beta": ["beta"], "spm": ["grid", "queue_size", "num_pos", "num_neg"],
-              "siambs": ["variant", "queue", "queue_size"], "large": ["dataset"],
-              "draws": ["method", "subsample_seed"]}
-
-
 def run_row(profile: Profile, spec: RunSpec) -> dict:
     """The run's axes, config highlights and last/best metrics; `finished` False when not yet trained."""
     run_dir = spec.run_dir(profile.name)
@@ -39,12 +32,12 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "schedule": config["optim"]["schedule"], "eval_every": config["run"]["eval_every"],
         "subsample_seed": config["data"]["subsample_seed"],  # which draw of the long-tailed subset
     })
-    row.update({f"last_{m}": _number(metrics[f"last_{m}"]) for m in METRICS})
-    row.update({f"best_{m}": _number(metrics[f"best_{m}"]) for m in METRICS})
+    row.update({f"last_{m}": _metric_or_nan(metrics[f"last_{m}"]) for m in METRICS})
+    row.update({f"best_{m}": _metric_or_nan(metrics[f"best_{m}"]) for m in METRICS})
     return row
 
 
-def _number(value) -> float:
+def _metric_or_nan(value) -> float:
     """A metric from metrics.json: null (no class in that group) is NaN in the tables."""
     return math.nan if value is None else float(value)
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-# Key columns by file name (tables/, analysis/); every curves/ file (summary.CURVES_DIR) is keyed by
+from rescom.report.tables import TABLES
+
+# Key columns by file name (tables/: the registry's, analysis/); every curves/ file (summary.CURVES_DIR) is keyed by
 # its epoch. A file not listed is matched row by row in order.
-ROW_KEYS = {
-    "main": ("dataset", "method", "imbalance"), "entirety": ("method",), "large": ("dataset",),
-    "queue_type": ("queue",), "beta": ("beta",), "spm": ("grid", "queue_size", "num_pos", "num_neg"),
-    "siambs": ("variant", "queue", "queue_size"), "draws": ("method", "subsample_seed"),
+ROW_KEYS = {name: table.keys for name, table in TABLES.items()} | {
     "claims": ("claim", "group"), "queue_histograms": ("class",),
     "gradient_by_rank": ("rank", "embedding", "keys"), "similarity_summary": ("method", "embedding", "group"),
     "pair_frequency": ("queue", "anchor_class", "key_class"),

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from rescom.engine.checkpoint import load_checkpoint
 from rescom.pipeline.catalogue import Profile, expand_table
+from rescom.report.tables import TABLES, Curve, Points
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -115,34 +116,28 @@ def queue_histograms(profile: Profile) -> dict[str, list[int]]:
 
 
 def table_figures(profile: Profile, table: str, agg: pd.DataFrame, out_dir: Path, context: str = "") -> list[Path]:
-    """The table's figures; `context` (dataset, IF, epochs of its runs) goes into every title."""
+    """The table's figure as its registry entry says (report/tables.py); `context` (dataset, IF,
+    epochs of its runs) goes into every title."""
+    spec = TABLES[table]
     tag = f"profile {profile.name}" + (f", {context}" if context else "")
-    caption = error_caption(agg)
-    if table == "main":
-        agg = agg.assign(label=[f"{m} IF{i:g}" for m, i in zip(agg["method"], agg["imbalance"])])
-        return [_points(agg, "label", f"Main comparison ({tag})", caption, out_dir / "main.png")]
-    if table == "entirety":
-        return [_points(agg, "method", f"Entirety ({tag})", caption, out_dir / "entirety.png")]
-    if table == "queue_type":
+    caption, path, figure = error_caption(agg), out_dir / f"{table}.png", spec.figure
+    if isinstance(figure, Points):
+        agg = agg.assign(label=[figure.label.format(**row) for row in agg.to_dict("records")])
+        paths = [_points(agg, "label", f"{figure.title} ({tag})", caption, path)]
+    elif isinstance(figure, Curve):
+        paths = [_curve(agg, figure.x, figure.series, f"{figure.title} ({tag})", caption, path, figure.x_label)]
+    else:
+        paths = []
+    histograms = queue_histograms(profile) if spec.queue_histograms else None
+    if histograms:
         from rescom.analysis.figures import plot_queue_histograms
 
-        paths = [_points(agg, "queue", f"Queue type ({tag})", caption, out_dir / "queue_type.png")]
-        histograms = queue_histograms(profile)
-        if histograms:
-            path = out_dir / "queue_histograms.png"
-            plot_queue_histograms({k: torch.tensor(v).numpy() for k, v in histograms.items()}, path,
-                                  title=f"Keys per class in each queue at the end of training ({tag})")
-            pd.DataFrame(histograms).rename_axis("class").to_csv(out_dir / "queue_histograms.csv")
-            paths.append(path)
-        return paths
-    if table == "beta":
-        return [_curve(agg, "beta", None, f"Top-1 vs beta ({tag})", caption, out_dir / "beta.png", "beta")]
-    if table == "spm":
-        return [_points(agg, "grid", f"Hard pair mining grid ({tag})", caption, out_dir / "spm.png")]
-    if table == "siambs":
-        return [_curve(agg, "queue_size", "variant", f"Top-1 vs queue size ({tag})", caption, out_dir / "siambs.png",
-                       "queue size (keys)")]
-    return []
+        path = out_dir / "queue_histograms.png"
+        plot_queue_histograms({k: torch.tensor(v).numpy() for k, v in histograms.items()}, path,
+                              title=f"Keys per class in each queue at the end of training ({tag})")
+        pd.DataFrame(histograms).rename_axis("class").to_csv(out_dir / "queue_histograms.csv")
+        paths.append(path)
+    return paths
 
 
 def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> Path:

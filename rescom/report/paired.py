@@ -12,15 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from rescom.report.numbers import signed
+from rescom.report.tables import TABLES
 
-# table -> (column naming the baseline, its value, columns a pair must also share besides the seed)
-BASELINES: dict[str, tuple[str, object, list[str]]] = {
-    "main": ("method", "bs", ["dataset", "imbalance"]),
-    "queue_type": ("queue", "balanced", []),
-    "beta": ("beta", 0.999999, []),
-    "spm": ("grid", "all", []),
-    "siambs": ("variant", "supcon_bs", ["queue", "queue_size"]),
-}
 METRICS = ("all", "few")
 
 
@@ -34,10 +27,8 @@ def matches(values: pd.Series, value) -> pd.Series:
 
 def baseline_label(table: str) -> str | None:
     """'bs' for the main table, 'grid=all' for spm, ...; None for a table without a baseline."""
-    if table not in BASELINES:
-        return None
-    column, value, _ = BASELINES[table]
-    return str(value) if column == "method" else f"{column}={value}"
+    baseline = TABLES[table].baseline if table in TABLES else None
+    return None if baseline is None else baseline.label
 
 
 def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.DataFrame | None:
@@ -46,9 +37,10 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
     frame: one row per finished or unfinished run (report.collect.table_frame), with `seed` and
     last_test_<metric> columns. Rows of the baseline itself get differences of 0.
     """
-    if table not in BASELINES:
+    baseline = TABLES[table].baseline if table in TABLES else None
+    if baseline is None:
         return None
-    column, value, context = BASELINES[table]
+    column, value, context = baseline.column, baseline.value, list(baseline.context)
     done = frame[frame["finished"]] if "finished" in frame else frame
     if done.empty or column not in done:
         return None

@@ -14,24 +14,14 @@ import pandas as pd
 
 from rescom.pipeline.catalogue import Profile, expand_table, load_profile
 from rescom.report.claims import render_claims
-from rescom.report.collect import TABLE_KEYS, aggregate, table_frame
+from rescom.report.collect import aggregate, table_frame
 from rescom.report.draws import render_draws
 from rescom.report.numbers import difference_label, signed
 from rescom.report.paired import baseline_label, paired_cell, paired_differences
 from rescom.report.summary import SUMMARY_NAME, headline_summary, write_curves
+from rescom.report.tables import TABLES
 from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
 
-TITLES = {
-    "main": ("Main comparison", "shape of paper Tables 1-2"),
-    "entirety": ("Entirety: SupCon+BS, MoCo+BS, ResCom", "paper Sec. 4.2"),
-    "queue_type": ("Queue type: original (FIFO) / reversed / balanced", "paper Fig. 3"),
-    "beta": ("Class-balanced weight beta", "paper Fig. 4 left"),
-    "spm": ("Siamese balanced contrastive mining: Q, Q_p, Q_n", "paper Fig. 4 centre"),
-    "siambs": ("SiamBS vs BS across queue sizes", "paper Fig. 4 right"),
-    "large": ("Large-scale datasets", "paper Tables 3-4"),
-    "draws": ("Draw of the long-tailed subset: BS and ResCom on other draws of the same counts", "not in the paper"),
-}
-KEYS = TABLE_KEYS
 SHOTS = ("all", "many", "medium", "few")
 
 
@@ -69,7 +59,7 @@ def _cell(row: pd.Series, prefix: str, metric: str) -> str:
 
 
 def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
-    keys = KEYS[table]
+    keys = list(TABLES[table].keys)
     lines = [header, ""]
     baseline = baseline_label(table) if "paired_n" in agg else None
     paired = [f"{difference_label('All', baseline)} (paired)", f"{difference_label('Few', baseline)} (paired)"] if baseline else []
@@ -111,7 +101,7 @@ def _key_cell(key: str, value) -> str:
 
 
 def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame) -> str:
-    title, ref = TITLES[table]
+    title, ref = TABLES[table].title, TABLES[table].reference
     done = frame[frame["finished"]]
     datasets = sorted({f"{d} (IF {i:g})" if i == i and i is not None else str(d)
                        for d, i in zip(done.get("dataset", []), done.get("imbalance", []))})
@@ -157,7 +147,7 @@ def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | 
     frame = _frame(profile, table)
     if frame.empty or not frame["finished"].any():
         return None
-    keys = KEYS[table]
+    keys = list(TABLES[table].keys)
     agg = aggregate(frame, keys)
     imbalances = agg["imbalance"] if "imbalance" in keys else agg["imbalance_of_runs"]
     agg["paper_all"] = [(paper_top1(paper_dataset(profile, d), i, m) or (math.nan,))[0]
@@ -190,13 +180,14 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     if report_settings(profile).get("note"):
         index[1:1] = ["", f"**Data: {report_settings(profile)['note']}.**"]
     aggregates = {}
-    for table in [t for t in TITLES if t in profile.params]:
+    for table in [t for t in TABLES if t in profile.params]:
+        title = f"{TABLES[table].title} ({TABLES[table].reference})"
         agg = render_draws(profile, out_dir) if table == "draws" else render_table(profile, table, out_dir)
         if agg is None:
-            index.append(f"- {TITLES[table][0]} ({TITLES[table][1]}): no finished runs yet\n")
+            index.append(f"- {title}: no finished runs yet\n")
             continue
         figures = table_figures(profile, table, agg, out_dir, context=run_context(_frame(profile, table)))
-        index.append(f"## {TITLES[table][0]} ({TITLES[table][1]})\n\n"
+        index.append(f"## {title}\n\n"
                      f"[tables/{table}.md](tables/{table}.md) · [tables/{table}.csv](tables/{table}.csv)\n")
         index.extend(f"![{f.stem}](tables/{f.name})\n" for f in figures)
         if figures:

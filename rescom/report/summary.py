@@ -19,16 +19,15 @@ from pathlib import Path
 import pandas as pd
 
 from rescom.pipeline.catalogue import Profile, expand_table, format_value
-from rescom.report.collect import TABLE_KEYS
+from rescom.report.tables import TABLES
 from rescom.report.render_labels import row_labels
 
 # Tables whose curves are drawn: entirety is a selection of main's rows, so it has none of its own.
-CURVE_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large")
 SUMMARY_NAME = "summary.json"
 CURVES_DIR = "curves"
 
 
-def _number(value) -> float | None:
+def _rounded_or_none(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 2)
 
 
@@ -47,11 +46,11 @@ def headline_summary(aggregates: dict[str, pd.DataFrame]) -> dict:
     """One entry per row of each table: last-epoch All (main: also Few), mean over seeds, 2 decimals."""
     summary = {}
     for table, agg in aggregates.items():
-        if table not in CURVE_TABLES:
+        if not TABLES[table].curves:
             continue  # entirety repeats main's rows
-        labels = summary_labels(agg, TABLE_KEYS[table])
-        summary[table] = {label: {"all": _number(row["last_test_all_mean"]),
-                                  **({"few": _number(row["last_test_few_mean"])} if table == "main" else {})}
+        labels = summary_labels(agg, list(TABLES[table].keys))
+        summary[table] = {label: {"all": _rounded_or_none(row["last_test_all_mean"]),
+                                  **({"few": _rounded_or_none(row["last_test_few_mean"])} if table == "main" else {})}
                           for label, (_, row) in zip(labels, agg.iterrows())}
     return summary
 
@@ -101,14 +100,13 @@ def write_curves(profile: Profile, root: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for table in profile.tables():
-        curves = table_curves(profile, table) if table in CURVE_TABLES else None
+        curves = table_curves(profile, table) if TABLES[table].curves else None
         if curves is not None:
             from rescom.report.figures import plot_curves
-            from rescom.report.render import TITLES
 
             paths.append(directory / f"{table}.csv")
             curves.to_csv(paths[-1], index=False, float_format="%.4f")
-            title, reference = TITLES[table]
+            title, reference = TABLES[table].title, TABLES[table].reference
             paths.append(plot_curves(curves, f"{title} ({reference})\nprofile {profile.name}: test top-1 over epochs",
                                      directory / f"{table}.png"))
     return paths

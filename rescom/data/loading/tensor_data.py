@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rescom.data.augmentation.batched.recipes import CifarGpuAugment
+from rescom.data.augmentation.batched.recipes import BatchedAugment
 from rescom.data.sources.base import Split
 from rescom.data.augmentation.stats import normalize_stats
 
@@ -21,7 +21,7 @@ TENSOR_RECIPES = tuple(_RECIPES)
 AUTOAUGMENT_RECIPES = tuple(r for r, (_, _, autoaugment, _) in _RECIPES.items() if autoaugment)
 
 
-def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") -> CifarGpuAugment:
+def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") -> BatchedAugment:
     """The tensor form of a PIL recipe; 'large' (RandomResizedCrop on files) has none.
 
     autoaugment is data.autoaugment: "released" (the released code's CIFAR10Policy, as the PIL path's
@@ -32,7 +32,7 @@ def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") ->
                          "use data.pipeline=pil")
     cutout, padding, use_autoaugment, flip = _RECIPES[recipe]
     mean, std = normalize_stats(recipe, channels)
-    return CifarGpuAugment(mean, std, cutout=cutout, padding=padding, autoaugment=use_autoaugment, flip=flip,
+    return BatchedAugment(mean, std, cutout=cutout, padding=padding, autoaugment=use_autoaugment, flip=flip,
                            policy=autoaugment)
 
 
@@ -52,7 +52,7 @@ class GraphedAugment:
     Each call returns its own tensor (a copy of the graph's output), since a batch has two views.
     """
 
-    def __init__(self, augment: CifarGpuAugment):
+    def __init__(self, augment: BatchedAugment):
         from rescom.engine.cuda_graph import CapturedCall
 
         self.augment = augment
@@ -70,7 +70,7 @@ class TensorTrainBatches:
     epoch is a pure function of (seed, epoch), as on the PIL path.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: CifarGpuAugment | GraphedAugment,
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: BatchedAugment | GraphedAugment,
                  batch_size: int, views: int, seed: int, rank: int = 0, world_size: int = 1):
         self.images, self.labels, self.augment = images, labels, augment
         self.batch_size, self.views = batch_size, views

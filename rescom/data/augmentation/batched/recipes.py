@@ -19,7 +19,6 @@ each is tested op by op against its per-image reference (tests/test_batched_augm
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
@@ -53,8 +52,7 @@ POLICIES = ("released", "torchvision")  # the values of data.autoaugment
 
 __all__ = [
     "POLICIES",
-    "CifarGpuAugment",
-    "bench_augment",
+    "BatchedAugment",
     "sample_crop_params",
     "sample_flip_params",
     "sample_cutout_params",
@@ -70,7 +68,7 @@ __all__ = [
 ]
 
 
-class CifarGpuAugment:
+class BatchedAugment:
     """Callable (x uint8 [B,C,H,W], generator) -> float32 [B,C,H,W] on x's device.
 
     Args:
@@ -186,39 +184,3 @@ class CifarGpuAugment:
         if hole is not None and self.cutout_after_normalize:
             out = batched_cutout(out, *hole, self.cutout)
         return out
-
-
-def bench_augment(
-    batch: int = 256,
-    device: torch.device | str = "cpu",
-    iters: int = 20,
-    warmup: int = 3,
-    image_size: tuple[int, int, int] = (3, 32, 32),
-    policy: str = "torchvision",
-) -> float:
-    """Milliseconds per batch of CifarGpuAugment (CIFAR recipe, AutoAugment `policy`) on random uint8 images.
-
-    CUDA: mean over `iters` batches timed with CUDA events. CPU: median of per-batch perf_counter
-    times.
-    """
-    device = torch.device(device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    c = image_size[0]
-    x = torch.randint(0, 256, (batch, *image_size), generator=gen, device=device, dtype=torch.uint8)
-    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c], policy=policy)
-    for _ in range(warmup):
-        aug(x, gen)
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            aug(x, gen)
-        end.record()
-        torch.cuda.synchronize(device)
-        return start.elapsed_time(end) / iters
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        aug(x, gen)
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * sorted(times)[len(times) // 2]  # median: robust to other jobs on shared cores

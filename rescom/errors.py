@@ -1,5 +1,6 @@
-"""The training loop's expected failures, in a module of their own: the CLI's error handler
-(`rescom.cli.common`) catches them in every command without importing the training code."""
+"""The training loop's expected failures, outside the engine: the CLI's error handler
+(`rescom.cli.common`) and the stage entries (`rescom.stages.entry`) catch them in every command
+without importing the training code."""
 
 from __future__ import annotations
 

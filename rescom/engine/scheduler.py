@@ -1,0 +1,111 @@
+"""The pack scheduler: the epochs of several runs in one process, their steps interleaved round robin.
+
+A run that fails (NaN, an error while evaluating or writing) is closed as FAILED and the others go
+on; Ctrl-C or SIGTERM closes every unfinished run (FAILED / KILLED) and propagates. Set-up and
+tear-down around it (process group, SIGTERM handler) are engine/train.py's `train_pack`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rescom.engine.run import Run
+from rescom.progress import console, progress_bar
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C so the MLflow run is closed and the last checkpoint stays.
+
+    A BaseException, so no `except Exception` on the way (MLflow, DataLoader) can swallow it.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """While training, SIGTERM (kill, dvc, a scheduler) raises Terminated instead of ending the process
+    at once, which left the MLflow run RUNNING forever. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class Outcome:
+    """What became of one run of a pack: its summary, or the error that stopped it."""
+
+    run_dir: Path
+    summary: dict | None = None
+    error: BaseException | None = None
+
+
+def interleaved_epoch(runs: list[Run], guarded=None, failed=lambda run: False) -> None:
+    """One epoch of every run, their steps interleaved round robin (one step of each run in turn).
+
+    guarded(run, action) runs a run's action and returns None if it failed (run_pack records the
+    failure); failed(run) says whether a run has failed, so it takes no further part.
+    """
+    guarded = guarded or (lambda run, action: action())
+    for run in runs:
+        guarded(run, run.begin_epoch)
+    stepping = [run for run in runs if not failed(run)]
+    while stepping:
+        stepping = [run for run in stepping if guarded(run, run.step) and not failed(run)]
+    for run in runs:
+        if not failed(run):
+            guarded(run, run.end_epoch)
+
+
+def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
+    """Train the runs to their last epoch, interleaved step by step in this process; their outcomes.
+
+    on_outcome(run, outcome) is called as each run finishes or fails (a pack's results file).
+    """
+    outcomes = {id(run): Outcome(run.paths.root) for run in runs}
+
+    def guarded(run: Run, action):
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001  (one run's failure is a value: the pack goes on)
+            run.close("FAILED")
+            outcomes[id(run)].error = error
+            if len(runs) > 1:
+                console.log(f"{run.paths.root}: stopped, {type(error).__name__}: {error}")
+            if on_outcome is not None:
+                on_outcome(run, outcomes[id(run)])
+            return None
+
+    def alive() -> list[Run]:
+        return [run for run in runs if outcomes[id(run)].error is None and outcomes[id(run)].summary is None]
+
+    try:
+        with progress_bar() as bar:
+            for run in runs:
+                guarded(run, lambda: run.open(bar, len(runs)))
+            while training := [run for run in alive() if not run.done]:
+                interleaved_epoch(training, guarded, failed=lambda run: outcomes[id(run)].error is not None)
+            for run in alive():
+                outcomes[id(run)].summary = guarded(run, run.finish)
+                if on_outcome is not None and outcomes[id(run)].summary is not None:
+                    on_outcome(run, outcomes[id(run)])
+    except Terminated:
+        for run in alive():
+            run.close("KILLED")
+        raise
+    except BaseException:
+        for run in alive():
+            run.close("FAILED")
+        raise
+    return [outcomes[id(run)] for run in runs]

@@ -1,0 +1,46 @@
+"""The registry of report tables (rescom/report/tables.py) is the one place a table is declared:
+every table a profile can run is in it, and every registered table reaches every view."""
+
+from __future__ import annotations
+
+from rescom.pipeline.catalogue import TABLES as PROFILE_SECTIONS, TRAINING_TABLES
+from rescom.report.diff import ROW_KEYS
+from rescom.report.tables import TABLES, Points
+
+
+def test_every_table_a_profile_can_run_is_registered_and_no_other():
+    assert set(PROFILE_SECTIONS) == set(TABLES)
+    assert set(TRAINING_TABLES) <= set(TABLES)
+
+
+def test_every_registered_table_names_its_rows_and_title_and_is_diffed_by_its_keys():
+    for name, table in TABLES.items():
+        assert table.title and table.reference and table.keys, name
+        assert ROW_KEYS[name] == table.keys, name
+        if table.baseline is not None:
+            assert table.baseline.column in table.keys, name
+        if isinstance(table.figure, Points):  # the label formats columns the table has
+            assert all(field.split(":")[0] in table.keys for field in _fields(table.figure.label)), name
+
+
+def _fields(text: str) -> list[str]:
+    import string
+
+    return [field for _, field, _, _ in string.Formatter().parse(text) if field]
+
+
+def test_a_registered_table_reaches_the_report_index(tmp_path, monkeypatch):
+    """The smoke profile before any run: the index lists each of its tables by its registered title
+    (before the registry, a table missing from render.TITLES silently dropped out)."""
+    from pathlib import Path
+
+    from rescom.pipeline.catalogue import load_profile
+    from rescom.report.render import render_reports
+
+    params = Path("pipelines/smoke/params.yaml").resolve()
+    monkeypatch.chdir(tmp_path)  # no runs/ here: nothing finished
+    index = (render_reports(params, tmp_path / "reports") / "README.md").read_text()
+    names = [name for name in TABLES if name in load_profile(params).params]
+    assert len(names) >= 6
+    for name in names:
+        assert f"{TABLES[name].title} ({TABLES[name].reference})" in index, name
