@@ -16,7 +16,7 @@ from torchvision.transforms.autoaugment import AutoAugment, AutoAugmentPolicy, _
 from rescom.data.augmentation.batched.recipes import (
     CIFAR10_POLICY,
     OPS,
-    CifarGpuAugment,
+    BatchedAugment,
     apply_autoaugment,
     apply_ops,
     batched_crop,
@@ -178,7 +178,7 @@ def test_subpolicy_and_op_frequencies():
 @pytest.mark.parametrize("shape,cutout", [((3, 32, 32), 16), ((1, 28, 28), 14)])
 def test_pipeline_deterministic_and_shaped(shape, cutout):
     c = shape[0]
-    aug = CifarGpuAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c], cutout=cutout)
+    aug = BatchedAugment(mean=(0.4914, 0.4822, 0.4465)[:c], std=(0.2023, 0.1994, 0.2010)[:c], cutout=cutout)
     x = make_images(32, *shape)
     a = aug(x, torch.Generator().manual_seed(7))
     b = aug(x, torch.Generator().manual_seed(7))
@@ -190,7 +190,7 @@ def test_pipeline_deterministic_and_shaped(shape, cutout):
 
 def test_pipeline_without_randomness_is_to_tensor_normalize():
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    aug = CifarGpuAugment(mean, std, cutout=0, padding=0, autoaugment=False, flip=False)
+    aug = BatchedAugment(mean, std, cutout=0, padding=0, autoaugment=False, flip=False)
     x = make_images(4, 3, 32, 32)
     ref = TF.normalize(x.float() / 255, mean, std)
     torch.testing.assert_close(aug(x, torch.Generator().manual_seed(0)), ref, rtol=0, atol=1e-6)
@@ -200,8 +200,8 @@ def test_cutout_order_switch():
     mean, std = (0.5,), (0.25,)
     kw = dict(padding=0, autoaugment=False, flip=False, cutout=8)
     x = torch.full((2, 1, 16, 16), 200, dtype=torch.uint8)
-    before = CifarGpuAugment(mean, std, **kw)(x, torch.Generator().manual_seed(0))
-    after = CifarGpuAugment(mean, std, cutout_after_normalize=True, **kw)(x, torch.Generator().manual_seed(0))
+    before = BatchedAugment(mean, std, **kw)(x, torch.Generator().manual_seed(0))
+    after = BatchedAugment(mean, std, cutout_after_normalize=True, **kw)(x, torch.Generator().manual_seed(0))
     hole_value_before = (0.0 - 0.5) / 0.25  # black in [0,1], then normalised (released code)
     assert ((before == hole_value_before).sum() > 0) and ((after == 0).sum() > 0)
     assert torch.equal(before == hole_value_before, after == 0)
@@ -225,7 +225,7 @@ class _RecordDevices(TorchDispatchMode):
 def test_no_host_sync_runs_on_meta_device(policy):
     # meta tensors have no data: any .item(), nonzero, boolean mask or data-sized output would fail,
     # and a host tensor reaching the device (a blocking copy on CUDA) shows up as a CPU operand
-    aug = CifarGpuAugment((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), policy=policy)
+    aug = BatchedAugment((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), policy=policy)
     x = torch.zeros(8, 3, 32, 32, dtype=torch.uint8, device="meta")
     aug(x, None)  # first call fills the per-device caches (one copy each, not per batch)
     rec = _RecordDevices()
@@ -236,7 +236,7 @@ def test_no_host_sync_runs_on_meta_device(policy):
 
 
 def test_rejects_bad_input():
-    aug = CifarGpuAugment((0.5,) * 3, (0.2,) * 3)
+    aug = BatchedAugment((0.5,) * 3, (0.2,) * 3)
     with pytest.raises(ValueError, match="dtype"):
         aug(torch.zeros(2, 3, 32, 32), None)
     with pytest.raises(ValueError, match="channels"):
@@ -355,16 +355,16 @@ def test_released_sampler_frequencies_are_the_policys():
 
 
 def test_released_recipe_draws_then_applies_and_differs_from_torchvisions():
-    """CifarGpuAugment(policy='released'): the split draw/apply is the call; not torchvision's policy."""
+    """BatchedAugment(policy='released'): the split draw/apply is the call; not torchvision's policy."""
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-    released = CifarGpuAugment(mean, std, policy="released")
+    released = BatchedAugment(mean, std, policy="released")
     x = make_images(64, 3, 32, 32)
     whole = released(x, torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
     assert torch.equal(released.apply(x, released.sample_params(x.shape, g, x.device)), whole)
     assert set(released.sample_params(x.shape, g, x.device)) >= {"aa_policy", "aa_apply", "aa_sign"}
-    other = CifarGpuAugment(mean, std, policy="torchvision")(x, torch.Generator().manual_seed(1))
+    other = BatchedAugment(mean, std, policy="torchvision")(x, torch.Generator().manual_seed(1))
     assert not torch.equal(whole, other)
     with pytest.raises(ValueError, match="policy must be one of released, torchvision"):
-        CifarGpuAugment(mean, std, policy="timm")
+        BatchedAugment(mean, std, policy="timm")
 
