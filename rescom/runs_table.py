@@ -19,14 +19,8 @@ NUMERIC = ("seed", "epochs", *HEADLINE.values())
 
 
 def _variant(run_name: str, seed) -> str:
-    """'supcon_siambs-q32-s0' with seed 0 -> 'supcon_siambs-q32' (the table's run names end in -s<seed>)."""
+    """'supcon_siambs-q32-s0' with seed 0 -> 'supcon_siambs-q32', for runs logged before the `variant` tag."""
     return re.sub(rf"-s{re.escape(str(seed))}$", "", run_name) if seed not in (None, "") else run_name
-
-
-def _metric(frame: pd.DataFrame, key: str) -> pd.Series:
-    summary, bare = f"metrics.{SUMMARY_PREFIX}{key}", f"metrics.{key}"
-    values = frame[summary] if summary in frame.columns else pd.Series(float("nan"), index=frame.index)
-    return values.combine_first(frame[bare]) if bare in frame.columns else values
 
 
 def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
@@ -55,7 +49,7 @@ def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
         params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
         seed = params.get("run.seed", "")
         row = {"experiment": names.get(run.info.experiment_id, run.info.experiment_id),
-               "variant": _variant(tags.get("mlflow.runName", run.info.run_name or ""), seed),
+               "variant": tags.get("variant") or _variant(tags.get("mlflow.runName", run.info.run_name or ""), seed),
                "seed": seed, "epochs": params.get("optim.epochs", ""), "status": run.info.status}
         for key, column in HEADLINE.items():
             row[column] = metrics.get(SUMMARY_PREFIX + key, metrics.get(key, float("nan")))

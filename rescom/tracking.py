@@ -4,8 +4,9 @@ mlflow is imported lazily so the training path runs where it is not installed (`
 The default store is an absolute sqlite URI in the working directory; MLFLOW_TRACKING_URI overrides.
 
 How a run looks in the MLflow UI is decided here:
-- experiments are tagged as model training (`mlflow.experimentKind`), and `ui_url` opens the
-  experiment page in the model-training view (`?workflowType=machine_learning`), not the GenAI one;
+- experiments are tagged as model training (`mlflow.experimentKind`), and every address the suite
+  prints (`ui_url`) carries `?workflowType=machine_learning`, without which MLflow 3's UI opens the
+  GenAI view; MLflow's own "View run at" lines, which lack it, are silenced;
 - per-epoch values are the curves (`curves/<key>`, step = epoch); one-off values (best/last
   accuracy, epochs) go under `summary/`, a chart section of its own after the curves;
 - values are rounded to 6 significant digits (accuracy 14.000000000000002 shows as 14);
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # Tracker.finish prints the address
 
 
 def default_tracking_uri() -> str:
@@ -64,12 +66,10 @@ def display_value(value: float) -> float:
     return float(f"{float(value):.6g}")
 
 
-def ui_url(host: str, port: int, experiment_id: str | None = None) -> str:
-    """The UI's address; with an experiment, its page in the model-training view."""
-    base = f"http://{host}:{port}/"
-    if experiment_id is None:
-        return base
-    return f"{base}#/experiments/{experiment_id}?workflowType=machine_learning"
+def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """The UI at `base` (http://host:port), an experiment's or a run's page, in the model-training view."""
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "") if experiment_id else ""
+    return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
 def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[str]]:
@@ -91,12 +91,12 @@ def ui_landing(uri: str, host: str, port: int) -> str:
     has experiments, else the UI's home page. Reading never creates a store."""
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
-        return ui_url(host, port)
+        return ui_url(f"http://{host}:{port}")
     from mlflow.tracking import MlflowClient
 
     experiments = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
                    if e.name != "Default"]
-    return ui_url(host, port, experiments[0].experiment_id if experiments else None)
+    return ui_url(f"http://{host}:{port}", experiments[0].experiment_id if experiments else None)
 
 
 def artifact_repository(client, run_id: str):
@@ -233,33 +233,16 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
+            if self.uri.startswith(("http://", "https://")):  # a tracking server's UI: where to look
+                print(f"MLflow run {status.lower()}: {ui_url(self.uri, self.experiment_id, self.run_id)}", flush=True)
 
 
 class NullTracker:
-    """Stands in for Tracker when tracking is off."""
+    """Stands in for Tracker when tracking is off: every method takes anything and does nothing."""
 
     run_id = None
 
-    def start(self, *args, **kwargs) -> None:
-        return None
-
-    def resume(self, run_id) -> None:
-        return None
-
-    def set_tags(self, *args, **kwargs) -> None:
-        return None
-
-    def log_metrics(self, *args, **kwargs) -> None:
-        return None
-
-    def log_summary(self, *args, **kwargs) -> None:
-        return None
-
-    def log_dataset(self, *args, **kwargs) -> None:
-        return None
-
-    def log_artifacts(self, *args, **kwargs) -> None:
-        return None
-
-    def finish(self, *args, **kwargs) -> None:
-        return None
+    def __getattr__(self, name: str):
+        if name.startswith("_"):  # copy, pickle and friends probe dunders: those stay missing
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None

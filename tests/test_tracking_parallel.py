@@ -92,6 +92,15 @@ def test_sixteen_writers_into_a_server(server):
     sixteen_writers(server.uri)
 
 
+def test_a_finished_run_prints_its_address_in_the_training_view(server, capsys):
+    tracker = Tracker("parallel", server.uri)
+    run_id = tracker.start("addressed", {}, {})
+    tracker.finish()
+    printed = capsys.readouterr().out
+    assert f"/#/experiments/{tracker.experiment_id}/runs/{run_id}?workflowType=machine_learning" in printed
+    assert "View run" not in printed  # MLflow's own line, without the view, stays silent
+
+
 def test_two_dask_workers_log_into_a_server(server, tmp_path):
     from distributed import Client
 

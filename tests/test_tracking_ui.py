@@ -124,6 +124,10 @@ def test_runs_lists_experiment_variant_seed_epochs_and_headline(workdir, tiny_fo
     row = frame.iloc[0]
     assert (row["experiment"], row["variant"], row["seed"], row["epochs"]) == ("runs/main", "listed", "0", "2")
     assert 0.0 <= row["last All"] <= 100.0
+    # Piped (not a terminal): TSV, every cell whole however narrow the pipe's reader.
+    piped = run_cli(["runs", "--experiment", "runs/main"])
+    header, line = (text.split("\t") for text in piped.output.splitlines())
+    assert header == list(frame.columns) and line[:4] == ["runs/main", "listed", "0", "2"]
 
 
 def test_runs_of_an_unknown_experiment_is_one_line_and_exit_2(workdir, tiny_folder):

@@ -18,22 +18,26 @@ from rescom.cli.common import expected_errors
 def runs(experiment: Optional[str] = typer.Option(None, help="Only this MLflow experiment."),
          limit: int = typer.Option(50)):
     """A table of MLflow runs: experiment (profile/table), variant, seed, epochs, last and best All, Few, ECE."""
+    from rich.console import Console
     from rich.table import Table
 
-    from rescom.progress import console
     from rescom.runs_table import NUMERIC, runs_frame
 
     frame = runs_frame(experiment, limit)
     if frame.empty:
         typer.echo("no runs yet")
         return
+    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: no width to fit, so whole cells as TSV
+        typer.echo("\n".join("\t".join(cells) for cells in [list(frame.columns), *rows]))
+        return
     table = Table(box=None, pad_edge=False)
     for column in frame.columns:
         numeric = column in NUMERIC
-        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=numeric,
-                         overflow="fold")
-    for _, row in frame.iterrows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
+    for cells in rows:
+        table.add_row(*cells)
     console.print(table)
 
 
