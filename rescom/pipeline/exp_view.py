@@ -1,19 +1,12 @@
-"""One profile's columns of `dvc exp show`, under short names: its headline metrics and defining params.
+"""One profile's columns of `dvc exp show` under short names: its headline metrics and defining params.
 
-DVC gathers every dvc.yaml of the repository, so a bare `dvc exp show` lists the metrics of every
-profile and every key of every params file (about 575 columns with four profiles). `rescom exp
-show --profile P` runs the same `dvc exp show` (its row options still work) keeping only
-
-- the profile's `reports/<P>/summary.json` (per table and row the last-epoch All, main also Few,
-  mean over seeds: about 20 numbers), or the tables asked for;
-- the params that say what the experiment is: `profile`, each prepared set's imbalance, and the
-  shared training settings of DEFINING_PARAMS (epochs, batch size, lr, schedule, backbone,
-  recipe), when the profile sets them.
-
-DVC names a column `key` when one file of the repository has it and `file:key` when several do
-(every profile's summary has `main.bs.all`). So the `--keep` pattern's names are worked out from DVC's
-own collection of the workspace with DVC's rule, and the table is drawn from DVC's CSV under short
-names unique within a profile (`main.bs.all`, `epochs`).
+A bare `dvc exp show` lists every profile's metrics and every params key (about 575 columns). `rescom
+exp show --profile P` keeps the profile's `reports/<P>/summary.json` (per table and row the last-epoch
+All, main also Few; or the tables asked for) and the params that define it: `profile`, each prepared
+set's imbalance and the training settings of DEFINING_PARAMS. DVC names a column `key` when one file
+has it and `file:key` when several do (every profile's summary has `main.bs.all`), so the `--keep`
+pattern's names are worked out from DVC's own collection with DVC's rule; the table is then drawn from
+DVC's CSV under names unique within the profile (`main.bs.all`, `epochs`).
 """
 
 from __future__ import annotations
