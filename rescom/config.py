@@ -31,7 +31,7 @@ class DataConfig:
     subsample_seed: int = 0
     test_per_class: int | None = None   # keep at most this many test images per class (small profiles)
     recipe: str = "auto"                # augmentation: cifar, fashion-mnist[-basic], large[-inat], none; auto by dataset
-    prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>
+    prepared_dir: str | None = None     # None: data/prepared/<dataset>-if<IF>-n<max>-s<seed>[-<root>-<hash>]
     workers: int = 0                    # DataLoader worker processes (PIL pipeline)
     pipeline: str = "auto"              # tensor (batched ops on a resident uint8 set) | pil (per image) | auto
     # fidelity note 11: the released code's own augmentation policies, or torchvision's

@@ -64,6 +64,13 @@ else
     echo "dvc.lock: the committed stages (hashes differ across machine kinds)"
 fi
 
+# Every plot dvc.yaml declares is a file the stages wrote (a missing one is only a warning to DVC).
+plots=$(dvc plots show pipelines/smoke/dvc.yaml -o "$committed/plots" 2>&1)
+if grep -qi "failed to load\|missing\|not found" <<<"$plots"; then
+    echo "dvc plots show: a declared plot has no file:"; echo "$plots"; exit 1
+fi
+echo "dvc plots show: every declared plot has its file"
+
 second=$(dvc repro pipelines/smoke/dvc.yaml 2>&1)
 if ! grep -q "Data and pipelines are up to date" <<<"$second"; then
     echo "a second dvc repro was not a no-op:"; echo "$second"; exit 1

@@ -31,14 +31,17 @@ def _cfg(root, **kw):
     return DataConfig(dataset="folder-lt", root=str(root), imbalance=6, **kw)
 
 
-def test_other_root_is_prepared_again_not_reused(workdir, tiny_folder):
+def test_two_roots_are_two_prepared_sets_that_never_overwrite_each_other(workdir, tiny_folder):
     other = _without_class(tiny_folder, workdir / "three-classes", "class3")
     first = get_data(_cfg(tiny_folder))
     second = get_data(_cfg(other))
-    assert prepared_dir(_cfg(tiny_folder)) == prepared_dir(_cfg(other))  # same cache directory...
-    assert len(first.classes) == 4 and second.classes == ["class0", "class1", "class2"]  # ...other content
-    meta = json.loads((prepared_dir(_cfg(other)) / "meta.json").read_text())
-    assert meta["classes"] == ["class0", "class1", "class2"]
+    assert prepared_dir(_cfg(tiny_folder)) != prepared_dir(_cfg(other))  # the root is part of the name
+    assert "three-classes" in prepared_dir(_cfg(other)).name
+    assert len(first.classes) == 4 and second.classes == ["class0", "class1", "class2"]
+    for root, classes in ((tiny_folder, 4), (other, 3)):  # switching back and forth reuses both sets
+        meta = json.loads((prepared_dir(_cfg(root)) / "meta.json").read_text())
+        assert len(meta["classes"]) == classes
+        assert len(get_data(_cfg(root)).classes) == classes
 
 
 def test_changed_test_per_class_changes_the_test_set(workdir, tiny_folder):

@@ -44,3 +44,20 @@ def test_a_registered_table_reaches_the_report_index(tmp_path, monkeypatch):
     assert len(names) >= 6
     for name in names:
         assert f"{TABLES[name].title} ({TABLES[name].reference})" in index, name
+
+
+def test_every_plot_a_dvc_file_declares_is_a_curves_file_the_report_writes():
+    """reports/<profile>/curves/<table>.csv exists only for tables with curves; a plot on any other
+    (draws.csv before) made `dvc plots show` warn that it failed to load some plots."""
+    from pathlib import Path
+
+    import yaml
+
+    from rescom.report.summary import CURVES_DIR
+
+    for dvc_file in (Path("dvc.yaml"), *sorted(Path("pipelines").glob("*/dvc.yaml"))):
+        for plot in yaml.safe_load(dvc_file.read_text()).get("plots", []):
+            (spec,) = plot.values()
+            for path in spec["y"]:
+                folder, name = Path(path).parts[-2:]
+                assert folder == CURVES_DIR and TABLES[Path(name).stem].curves, (dvc_file, path)

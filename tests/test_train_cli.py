@@ -288,9 +288,13 @@ def test_missing_data_root_is_an_error_not_a_fallback(workdir, tiny_folder, data
 
 
 def test_existing_run_needs_resume_or_overwrite(workdir, tiny_folder):
+    import shutil
+
     assert run_cli(tiny_args(tiny_folder, epochs=1)).exit_code == 0
+    shutil.rmtree(workdir / "data" / "prepared")
     again = run_cli(tiny_args(tiny_folder, epochs=1))
     assert_one_line_error(again, "--resume")
+    assert not (workdir / "data" / "prepared").exists()  # refused before its data was prepared again
 
 
 def test_evaluate_checkpoint_matches_training_metrics(workdir, tiny_folder):

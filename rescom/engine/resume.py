@@ -26,13 +26,19 @@ class RunStart:
     allow_change: tuple[str, ...] = ()
 
 
+def refuse_existing_run(paths: RunPaths, start: RunStart) -> None:
+    """A run directory that holds a run is refused unless resumed or overwritten: before any data is
+    read or prepared, so a refused run writes nothing."""
+    if not start.resume and not start.overwrite and paths.checkpoint.exists():
+        raise RunExistsError(f"{paths.root} already holds a run; pass --resume to continue it or --overwrite")
+
+
 def initial_state(config: TrainConfig, paths: RunPaths, parts: Components, start: RunStart,
                   data: PreparedData) -> tuple[RunState, str]:
     """(state to continue from, the allowed changes made on resume in words, '' if none); on resume
     the components are loaded from the checkpoint."""
     if not start.resume:
-        if paths.checkpoint.exists() and not start.overwrite:
-            raise RunExistsError(f"{paths.root} already holds a run; pass --resume to continue it or --overwrite")
+        refuse_existing_run(paths, start)
         return RunState(), ""
     checkpoint = load_checkpoint(paths.checkpoint)
     if checkpoint.get("code") != training_code_identity():

@@ -35,7 +35,7 @@ from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.hardware import device_description
 from rescom.engine.outputs import (confusion_matrix, plot_run_figures, run_log, write_config, write_history,
                                    write_json, write_per_class)
-from rescom.engine.resume import RunStart, initial_state
+from rescom.engine.resume import RunStart, initial_state, refuse_existing_run
 from rescom.engine.run_state import RunPaths
 from rescom.engine.run_tracking import open_tracker
 from rescom.engine.step import make_step, use_cuda_graphs
@@ -73,6 +73,7 @@ class Run:
     def __init__(self, config: TrainConfig, world: distributed.World, start: RunStart = RunStart(),
                  data_cache: dict | None = None):
         self.world = world
+        refuse_existing_run(RunPaths(Path(config.run.runs_dir) / run_name(config)), start)
         data = shared_data(config, data_cache)
         config = resolve_for_data(config, data.class_counts)
         config.data.pipeline = loaders.resolve_pipeline(config.data, data)  # the resolved choice is logged

@@ -16,8 +16,9 @@ from pathlib import Path
 from rescom.config import TrainConfig
 from rescom.engine import distributed
 from rescom.engine.pack import PackTooLargeError, check_packable, measured_first_run
-from rescom.engine.resume import RunStart
+from rescom.engine.resume import RunStart, refuse_existing_run
 from rescom.engine.run import Run, run_name
+from rescom.engine.run_state import RunPaths
 from rescom.engine.scheduler import Outcome, Terminated, run_pack, sigterm_unwinds
 from rescom.progress import console
 
@@ -47,6 +48,9 @@ def train_pack(configs: list[TrainConfig], starts: list[RunStart], *, setup_erro
     world = distributed.init_from_env(configs[0].run.device)  # Multi-GPU hook: World() without torchrun
     try:
         check_packable(configs, world)
+        if setup_errors_stop_all:  # every run's directory before the first run reads or prepares data
+            for config, start in zip(configs, starts):
+                refuse_existing_run(RunPaths(Path(config.run.runs_dir) / run_name(config)), start)
         with sigterm_unwinds():
             runs, outcomes = build_runs(configs, starts, world, setup_errors_stop_all, on_outcome)
             trained = iter(run_pack(runs, on_outcome)) if runs else iter(())

@@ -175,7 +175,7 @@ def top_level_plots(profile: Profile) -> list[dict]:
     # Top-level plot paths are relative to the dvc.yaml, not to a stage's wdir.
     up = "../" * (len(dvc_path(profile).parts) - 1)
     plots = []
-    for table in profile.tables():
+    for table in [t for t in profile.tables() if TABLES[t].curves]:  # the tables the report writes curves of
         labels = list(curve_runs(profile, table))
         title, reference = TABLES[table].title, TABLES[table].reference
         plots.append({f"{profile.name} {table}: test top-1 over epochs": {

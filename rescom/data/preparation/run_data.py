@@ -38,7 +38,18 @@ def prepared_dir(cfg: DataConfig) -> Path:
     _, longtail = parse_dataset(cfg.dataset)
     factor = f"-if{cfg.imbalance:g}" if longtail and cfg.imbalance is not None else ""
     cap = f"-n{cfg.max_count}" if longtail and cfg.max_count else ""
-    return Path("data/prepared") / f"{cfg.dataset}{factor}{cap}-s{cfg.subsample_seed}"
+    return Path("data/prepared") / f"{cfg.dataset}{factor}{cap}-s{cfg.subsample_seed}{_root_tag(cfg.root)}"
+
+
+def _root_tag(root: str | None) -> str:
+    """'-<folder name>-<8 hex of its absolute path>' for a set read from its own root ('' for the
+    source's default location): two image folders never share (and overwrite) one prepared set."""
+    if not root:
+        return ""
+    import hashlib
+
+    path = Path(root).expanduser().resolve()
+    return f"-{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
 class DataMismatchError(ConfigError):
