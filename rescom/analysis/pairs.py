@@ -52,18 +52,8 @@ class _PairCounter:
       3. enqueue the batch's labels (one view: B keys).
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        batch_size: int,
-        queue: str,
-        queue_size: int,
-        *,
-        size_per_class: int | None = None,
-        in_batch: bool = True,
-        views: int = 1,
-        prefill: bool = False,
-    ):
+    def __init__(self, num_classes: int, batch_size: int, queue: str, queue_size: int, *,
+                 size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False):
         if queue not in QUEUE_TYPES:
             raise ValueError(f"queue must be one of {QUEUE_TYPES}, got {queue!r}")
         if views < 1:
@@ -138,15 +128,8 @@ class _PairCounter:
 
 
 def pair_counts_from_batches(
-    batches: np.ndarray | Sequence[Sequence[int]],
-    num_classes: int,
-    queue: str = "fifo",
-    queue_size: int = 0,
-    *,
-    size_per_class: int | None = None,
-    in_batch: bool = True,
-    views: int = 1,
-    prefill: bool = False,
+    batches: np.ndarray | Sequence[Sequence[int]], num_classes: int, queue: str = "fifo", queue_size: int = 0, *,
+    size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
 ) -> np.ndarray:
     """Pair counts [K, K] for a given batch sequence [T, B] (the queue starts empty).
 
@@ -155,10 +138,8 @@ def pair_counts_from_batches(
     for the order of operations within a batch.
     """
     batches = np.asarray(batches, dtype=np.int64)
-    counter = _PairCounter(
-        num_classes, batches.shape[1], queue, queue_size, size_per_class=size_per_class,
-        in_batch=in_batch, views=views, prefill=prefill,
-    )
+    counter = _PairCounter(num_classes, batches.shape[1], queue, queue_size, size_per_class=size_per_class,
+                           in_batch=in_batch, views=views, prefill=prefill)
     counter.update(batches)
     return counter.pairs
 
@@ -174,17 +155,8 @@ class PairSimulation:
 
 
 def simulate_pairs(
-    class_counts: Sequence[int],
-    batch_size: int,
-    queue_size: int,
-    epochs: int,
-    seed: int,
-    queue: str = "fifo",
-    *,
-    size_per_class: int | None = None,
-    in_batch: bool = True,
-    views: int = 1,
-    prefill: bool = False,
+    class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, queue: str = "fifo", *,
+    size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
 ) -> PairSimulation:
     """Simulate ``epochs`` epochs of shuffled drop_last batches; see :func:`pair_frequency`."""
     counts = np.asarray(class_counts, dtype=np.int64)
@@ -195,10 +167,8 @@ def simulate_pairs(
     k = counts.size
     labels = np.repeat(np.arange(k), counts)
     nb = labels.size // batch_size
-    counter = _PairCounter(
-        k, batch_size, queue, queue_size, size_per_class=size_per_class,
-        in_batch=in_batch, views=views, prefill=prefill,
-    )
+    counter = _PairCounter(k, batch_size, queue, queue_size, size_per_class=size_per_class, in_batch=in_batch,
+                           views=views, prefill=prefill)
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         order = rng.permutation(labels)
@@ -208,17 +178,8 @@ def simulate_pairs(
 
 
 def pair_frequency(
-    class_counts: Sequence[int],
-    batch_size: int,
-    queue_size: int,
-    epochs: int,
-    seed: int,
-    queue: str = "fifo",
-    *,
-    size_per_class: int | None = None,
-    in_batch: bool = True,
-    views: int = 1,
-    prefill: bool = False,
+    class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, queue: str = "fifo", *,
+    size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
 ) -> np.ndarray:
     """Count contrastive pairs by (anchor class, key class) over simulated long-tailed training.
 
@@ -281,16 +242,10 @@ def contrastive_imbalance_ratio(freq: np.ndarray, kind: str = "positive") -> flo
     freq = np.asarray(freq, dtype=np.float64)
     if freq.ndim != 2 or freq.shape[0] != freq.shape[1]:
         raise ValueError(f"freq must be square [K, K], got {freq.shape}")
-    if kind == "positive":
-        values = np.diag(freq)
-    elif kind == "all":
-        values = freq.ravel()
-    elif kind == "key":
-        values = freq.sum(axis=0)
-    elif kind == "anchor":
-        values = freq.sum(axis=1)
-    else:
+    views = {"positive": np.diag, "all": np.ravel, "key": lambda f: f.sum(axis=0), "anchor": lambda f: f.sum(axis=1)}
+    if kind not in views:
         raise ValueError(f"kind must be positive, all, key or anchor, got {kind!r}")
+    values = views[kind](freq)
     lo, hi = values.min(), values.max()
     if hi == 0:
         raise ValueError("no pairs counted")
@@ -309,17 +264,8 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def simulate_report(
-    class_counts: Sequence[int],
-    batch_size: int,
-    queue_size: int,
-    epochs: int,
-    seed: int,
-    out_dir,
-    *,
-    queues: Sequence[str] = ("fifo", "balanced"),
-    in_batch: bool = True,
-) -> dict:
+def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, out_dir,
+                    *, queues: Sequence[str] = ("fifo", "balanced"), in_batch: bool = True) -> dict:
     """Run the pair simulation for each queue type and write its report to ``out_dir``.
 
     Writes ``pairs_<queue>.png`` (heatmap of normalised pair frequencies), ``queue_histograms.png``
@@ -337,14 +283,9 @@ def simulate_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {
-        "class_counts": [int(c) for c in class_counts],
-        "batch_size": int(batch_size),
-        "queue_size": int(queue_size),
-        "epochs": int(epochs),
-        "seed": int(seed),
-        "in_batch": bool(in_batch),
-        "proposition1_ratio": proposition1_ratio(class_counts),
-        "queues": {},
+        "class_counts": [int(c) for c in class_counts], "batch_size": int(batch_size), "queue_size": int(queue_size),
+        "epochs": int(epochs), "seed": int(seed), "in_batch": bool(in_batch),
+        "proposition1_ratio": proposition1_ratio(class_counts), "queues": {},
     }
     histograms = {}
     rows = []
@@ -364,9 +305,7 @@ def simulate_report(
             title=(f"Contrastive pair frequency, {queue} queue (K={len(class_counts)}, "
                    f"IF {max(class_counts) / max(min(class_counts), 1):.0f}, {epochs} epochs, Q={queue_size}, B={batch_size})"),
         )
-        for i in range(freq.shape[0]):
-            for j in range(freq.shape[1]):
-                rows.append((queue, i, j, int(sim.freq[i, j]), float(freq[i, j])))
+        rows += [(queue, i, j, int(sim.freq[i, j]), float(freq[i, j])) for i, j in np.ndindex(freq.shape)]
     figures.plot_queue_histograms(histograms, out / "queue_histograms.png", ylabel="mean keys in queue per batch")
     with open(out / "pair_frequency.csv", "w", newline="") as f:
         writer = csv.writer(f)
