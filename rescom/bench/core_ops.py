@@ -116,13 +116,18 @@ def format_rows(rows: list[dict], device: torch.device | str = "cpu") -> str:
     header = ("op", "K", "median ms", "min ms", "spread", "x resnet32")
     body = [(r["op"], str(r["K"]), f"{r['median_ms']:.3f}", f"{r['min_ms']:.3f}", f"{r['spread']:.2f}",
              f"{r['ratio_to_resnet']:.3f}") for r in rows]
+    return "\n".join([environment(device), *table_lines(header, body)])
+
+
+def table_lines(header: tuple, body: list[tuple]) -> list[str]:
+    """Header and rows between rules; the first column left-aligned, the others right-aligned."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def fmt(line: tuple) -> str:
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
 
     rule = "-" * len(fmt(header))
-    return "\n".join([environment(device), rule, fmt(header), rule, *map(fmt, body), rule])
+    return [rule, fmt(header), rule, *map(fmt, body), rule]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,12 +17,11 @@ other policy's augmentation time in place of its own; issue 20's target: <= 1.1x
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from rescom.bench.core_ops import environment
+from rescom.bench.timing import synchronize, wall_seconds
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.data.preparation.prepared import PreparedData
@@ -74,28 +73,15 @@ def bench_config(method: str, device: torch.device, *, bf16: bool, compile: bool
     return resolve_for_data(config, counts)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device) -> tuple[float, object]:
-    _synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    _synchronize(device)
-    return time.perf_counter() - start, out
-
-
 def count_launches(fn, device: torch.device) -> dict[str, int]:
     """Ops of one call of fn from torch.profiler: aten ops dispatched, and on CUDA the kernel and graph launches."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    _synchronize(device)
+    synchronize(device)
     with profile(activities=activities) as prof:
         fn()
-        _synchronize(device)
+        synchronize(device)
     names = [event.name for event in prof.events()]
     counts = {"aten_ops": sum(1 for n in names if n.startswith("aten::"))}
     if device.type == "cuda":
@@ -117,6 +103,8 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
     step: eager and as run), "graphs" (captured or why not), "augment_by_policy_s" (an epoch's
     augmentation under each AutoAugment policy), "released_over_torchvision" (augmentation and epoch)}.
     """
+    from rescom.data.augmentation.batched.recipes import POLICIES
+
     device = torch.device(device)
     data = synthetic_longtail(num_classes, max_count, imbalance, test_per_class=test_per_class)
     config = bench_config(method, device, bf16=bf16, compile=compile, graphs=graphs, eval_every=eval_every,
@@ -131,9 +119,12 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
     resident: dict = {}
     test_batches = loaders.evaluation_batches(data, config.data, 256, device)
 
-    def loader(epoch: int):
-        return loaders.epoch_batches(data, config.data, batch, two_views, epoch_seed(0, epoch), device,
-                                      resident, graphs=graphed)
+    def loader(epoch: int, data_config=config.data, cache=resident):
+        return loaders.epoch_batches(data, data_config, batch, two_views, epoch_seed(0, epoch), device,
+                                      cache, graphs=graphed)
+
+    def augment(epoch: int, *policy):  # the epoch's batches alone
+        return [None for _ in loader(epoch, *policy)]
 
     def epoch_fn(epoch: int):
         with progress_bar() as bar:
@@ -143,28 +134,32 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
         probs, targets = predict(parts.model.inference_model(), test_batches, device)
         return evaluation_metrics(probs, targets, data.class_counts)
 
-    console.log(f"bench epoch: warm-up epoch ({steps_label(data, batch)}; CUDA graph capture, compilation, autotuning)")
-    epoch_fn(0)  # warm-up: CUDA graph capture, compilation, cuDNN autotuning, allocator growth
+    console.log(f"bench epoch: warm-up epoch ({sum(data.class_counts) // batch} steps of {batch}; "
+                "CUDA graph capture, compilation, cuDNN autotuning, allocator growth)")
+    epoch_fn(0)
     evaluate()
     console.log(f"bench epoch: timing {epochs} epoch(s), then augmentation alone, steps alone, one evaluation")
-    epoch_times = [_timed(lambda e=e: epoch_fn(e), device)[0] for e in range(1, epochs + 1)]
+    epoch_times = [wall_seconds(lambda e=e: epoch_fn(e), device) for e in range(1, epochs + 1)]
     epoch_s = float(np.median(epoch_times))
-    augment_s = _timed(lambda: [None for _ in loader(epochs + 1)], device)[0]
+    augment_s = wall_seconds(lambda: augment(epochs + 1), device)
     *views, target = next(iter(loader(epochs + 2)))
     steps = len(loader(0))
-    step_s = _timed(lambda: [step(views, target) for _ in range(steps)], device)[0]
-    eval_s = _timed(evaluate, device)[0]
+    step_s = wall_seconds(lambda: [step(views, target) for _ in range(steps)], device)
+    eval_s = wall_seconds(evaluate, device)
     per_epoch = epoch_s + eval_s / eval_every
+    # The other policy's augmentation, built and warmed up (graph capture, allocator growth) as this one was.
+    (other,) = (p for p in POLICIES if p != autoaugment)
+    other_policy = (apply_overrides(config, {"data.autoaugment": other}).data, {})
+    augment(0, *other_policy)
     augment_by_policy = {autoaugment: augment_s,
-                         **other_policy_augment_s(data, config, batch, two_views, device, graphed, epochs)}
+                         other: wall_seconds(lambda: augment(epochs + 1, *other_policy), device)}
     # the epoch under the other policy: this epoch with its augmentation time swapped for the other's
     epoch_by_policy = {policy: epoch_s - augment_s + seconds for policy, seconds in augment_by_policy.items()}
     eager_step = make_step(apply_overrides(config, {"run.cuda_graphs": False}), parts, device)
     launches = {"eager": count_launches(lambda: eager_step(views, target), device)}
-    if graphed:
-        launches["as run"] = count_launches(lambda: step(views, target), device)
     graph_state = "off (CPU)" if device.type != "cuda" else "off (run.cuda_graphs=false)"
     if graphed:
+        launches["as run"] = count_launches(lambda: step(views, target), device)
         augment = resident.get("augment")
         reasons = [f"{c.name}: {'captured' if c.captured else 'eager, ' + str(c.disabled_reason)}"
                    for c in (step, getattr(augment, "captured", None)) if c is not None]
@@ -181,28 +176,6 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
             "augmentation": augment_by_policy["released"] / augment_by_policy["torchvision"],
             "epoch": epoch_by_policy["released"] / epoch_by_policy["torchvision"]},
     }
-
-
-def other_policy_augment_s(data: PreparedData, config: TrainConfig, batch: int, two_views: bool,
-                           device: torch.device, graphed: bool, epochs: int) -> dict[str, float]:
-    """{other policy: seconds of one epoch's augmentation}, built and warmed up (graph capture) as
-    the trained policy was: one untimed pass over the epoch's batches, then a timed one."""
-    from rescom.data.augmentation.batched.recipes import POLICIES
-
-    (other,) = (p for p in POLICIES if p != config.data.autoaugment)
-    other_cfg = apply_overrides(config, {"data.autoaugment": other}).data
-    resident: dict = {}
-
-    def one_epoch(epoch: int):
-        return [None for _ in loaders.epoch_batches(data, other_cfg, batch, two_views, epoch_seed(0, epoch),
-                                                     device, resident, graphs=graphed)]
-
-    one_epoch(0)  # warm-up: the other policy's graph capture and allocator growth
-    return {other: _timed(lambda: one_epoch(epochs + 1), device)[0]}
-
-
-def steps_label(data: PreparedData, batch: int) -> str:
-    return f"{sum(data.class_counts) // batch} steps of {batch}"
 
 
 def format_epoch(result: dict) -> str:

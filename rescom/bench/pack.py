@@ -13,13 +13,13 @@ issue 21 on one H100/H200: 8 runs at >= 4x one run, 16 runs at >= 8x.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from rescom.bench.core_ops import environment
 from rescom.bench.epoch import bench_config, write_synthetic
+from rescom.bench.timing import wall_seconds
 from rescom.config import apply_overrides
 from rescom.engine import distributed
 from rescom.engine.pack import GIB, memory_baseline, peak_rss
@@ -31,11 +31,6 @@ from rescom.progress import console, progress_bar
 TARGETS = {8: 4.0, 16: 8.0}  # runs -> aggregate throughput over one run's (issue 21)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict:
     """Build a pack of `size` runs, one warm-up epoch, then `epochs` timed epochs of the whole pack."""
     configs = configs_for(size)
@@ -45,12 +40,7 @@ def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict
         for run in runs:
             run.open(bar, size)
         interleaved_epoch(runs)  # warm-up: CUDA graph capture, cuDNN autotuning, allocator growth
-        _synchronize(device)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            interleaved_epoch(runs)
-        _synchronize(device)
-        seconds = time.perf_counter() - start
+        seconds = wall_seconds(lambda: [interleaved_epoch(runs) for _ in range(epochs)], device)
     if device.type == "cuda":
         memory = (torch.cuda.max_memory_allocated(device) - before["used"]) / size
     else:

@@ -17,11 +17,11 @@ import sys
 
 import torch
 
-from rescom.bench.core_ops import environment
-from rescom.bench.timing import time_interleaved
+from rescom.bench.core_ops import environment, table_lines
+from rescom.bench.timing import synchronize, time_interleaved
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
-from rescom.engine.components import Components, build_components
+from rescom.engine.components import build_components
 from rescom.engine.step import make_step, train_step
 from rescom.methods import preset_config
 
@@ -38,12 +38,6 @@ def bench_configs(*, batch_size: int = 128, bf16: bool = False,
     return {"rescom": rescom, "plain": apply_overrides(rescom, PLAIN_OVERRIDES)}
 
 
-def _peak_memory_start(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def _peak_memory(device: torch.device) -> tuple[float, str]:
     """(MiB, what was measured): allocator peak on CUDA, else the whole process's max RSS so far."""
     if device.type == "cuda":
@@ -51,13 +45,6 @@ def _peak_memory(device: torch.device) -> tuple[float, str]:
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     mib = kib / 2**20 if sys.platform == "darwin" else kib / 2**10
     return mib, "process max RSS so far (cumulative: rescom's step ran first, then plain's)"
-
-
-def _stepper(config: TrainConfig, parts: Components, views: list[torch.Tensor], target: torch.Tensor,
-             graphs: bool):
-    """One step as training runs it: replayed as a CUDA graph on a GPU when graphs (run.cuda_graphs)."""
-    step = make_step(apply_overrides(config, {"run.cuda_graphs": graphs}), parts, views[0].device)
-    return lambda: step(views, target)
 
 
 def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num_classes: int = 100,
@@ -86,18 +73,21 @@ def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num
     prior = torch.as_tensor(counts, dtype=torch.float64)
     target = torch.multinomial(prior, batch_size, replacement=True, generator=gen).to(device)
 
-    steppers, parts_of = {}, {}
+    steppers = {}
     for name, cfg in configs.items():
         parts = build_components(cfg, counts, 3, device)
         if compile:
             parts.model = torch.compile(parts.model)
-        parts_of[name] = parts
-        steppers[name] = _stepper(cfg, parts, views, target, graphs)
+        # One step as training runs it: replayed as a CUDA graph on a GPU when graphs (run.cuda_graphs).
+        step = make_step(apply_overrides(cfg, {"run.cuda_graphs": graphs}), parts, views[0].device)
+        steppers[name] = lambda step=step: step(views, target)
 
     # Memory: one step of each method alone after its own reset (on CPU the RSS is cumulative).
     results: dict[str, dict] = {}
     for name, fn in steppers.items():
-        _peak_memory_start(device)
+        synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         fn()
         results[name] = {"peak_mib": _peak_memory(device)[0]}
     memory_kind = _peak_memory(device)[1]
@@ -133,19 +123,13 @@ def format_step(result: dict) -> str:
     body = [(name, f"{r['median_ms']:.1f}", f"{r['min_ms']:.1f}", f"{r['spread']:.2f}", f"{r['epoch_s']:.1f}",
              f"{r['images_per_s']:.0f}", f"{r['peak_mib']:.0f}")
             for name, r in (("rescom", result["rescom"]), ("plain", result["plain"]))]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-
-    def fmt(line: tuple) -> str:
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-
-    rule = "-" * len(fmt(header))
     if result["target_met"] is None:
         verdict = "(the 1.15x target applies to the CPU)"
     else:
         verdict = f"target <= {result['target_ratio']:.2f}x: {'met' if result['target_met'] else 'NOT met'}"
     return "\n".join([
         result["env"], opts, f"{result['steps_per_epoch']} steps per epoch; peak memory: {result['memory']}",
-        rule, fmt(header), rule, *map(fmt, body), rule,
+        *table_lines(header, body),
         f"rescom / plain = {result['ratio']:.3f} (median), {result['ratio_min']:.3f} (min)  {verdict}",
     ])
 

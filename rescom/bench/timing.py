@@ -9,40 +9,18 @@ from collections.abc import Callable
 import torch
 
 
-def _summary(times_ms: list[float]) -> dict[str, float]:
-    """median_ms, min_ms and spread = (max - min) / median of per-call times in milliseconds."""
-    median = statistics.median(times_ms)
-    spread = (max(times_ms) - min(times_ms)) / median if median > 0 else 0.0
-    return {"median_ms": median, "min_ms": min(times_ms), "spread": spread}
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-class _Clock:
-    """Times one call of fn in ms. On CUDA the events are read after one synchronise per batch of calls."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.device = device
-        self._pending: list[tuple[torch.cuda.Event, torch.cuda.Event, list[float]]] = []
-
-    def call(self, fn: Callable[[], object], out: list[float]) -> None:
-        if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            self._pending.append((start, end, out))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - t0) * 1000.0)
-
-    def flush(self) -> None:
-        """Wait for the device once and read every recorded event pair."""
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-            for start, end, out in self._pending:
-                out.append(start.elapsed_time(end))
-        self._pending.clear()
+def wall_seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds of one call of fn, the device's queued work before and inside it included."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def time_fn(fn: Callable[[], object], *, warmup: int, repeat: int,
@@ -63,15 +41,30 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int, repea
     if repeat < 1 or warmup < 0:
         raise ValueError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     device = torch.device(device)
-    clock = _Clock(device)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
+    events = []  # CUDA: (name, start, end), read after one synchronise at the end
     for _ in range(repeat):
         for name, fn in fns.items():
-            clock.call(fn, times[name])
-    clock.flush()
-    return {name: _summary(t) for name, t in times.items()}
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                events.append((name, start, end))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+    synchronize(device)
+    for name, start, end in events:
+        times[name].append(start.elapsed_time(end))
+    summary = {}
+    for name, t in times.items():
+        median = statistics.median(t)
+        spread = (max(t) - min(t)) / median if median > 0 else 0.0
+        summary[name] = {"median_ms": median, "min_ms": min(t), "spread": spread}
+    return summary
