@@ -5,12 +5,11 @@ Rows: one class-balanced enqueue of 256 keys, one SPM loss forward + backward (E
 contrast, Eq. 2 weights) at CIFAR-100 scale (K = 100) and iNaturalist scale (K = 8142), each with its
 ratio to one ResNet-32 forward + backward of the same 256 images (3 x 32 x 32, fp32).
 
-    python -m rescom.bench.core_ops [--device cpu] [--repeat 10]
+    rescom bench core [--device cpu] [--repeat 10]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 from collections.abc import Callable
@@ -128,18 +127,3 @@ def table_lines(header: tuple, body: list[tuple]) -> list[str]:
 
     rule = "-" * len(fmt(header))
     return [rule, fmt(header), rule, *map(fmt, body), rule]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(format_rows(bench_core_ops(args.device, args.repeat), args.device))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,12 +6,11 @@ Q = 10, Q_p = 1, Q_n = 400. Inputs are random tensors already on the device: no 
 "plain" is the rescom preset with method.contrastive=none, method.queue=none, classifier_loss=siambs:
 the same two views through the same backbone, classifier loss only (no projection head, no queue).
 
-    python -m rescom.bench.step [--device cpu] [--steps 10] [--bf16] [--channels-last] [--compile]
+    rescom bench step [--device cpu] [--steps 10] [--bf16] [--channels-last] [--compile] [--profile rescom]
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 
@@ -151,31 +150,3 @@ def profile_step(device: torch.device | str = "cpu", *, method: str = "rescom", 
         for _ in range(steps):
             train_step(cfg, parts, views, target)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--profile", choices=("rescom", "plain"), default=None,
-                        help="print a torch.profiler table of this method's step instead of timing")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = {"bf16": args.bf16, "channels_last": args.channels_last}
-    if args.profile:
-        print(profile_step(args.device, method=args.profile, batch_size=args.batch_size, **options))
-        return
-    print(format_step(bench_step(args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-                                 compile=args.compile, quick=args.quick, **options)))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
+from rescom.cli.common import fail
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (ratios measured in one run; no timed tests).")
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @bench_app.command("step")
@@ -13,22 +24,34 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          bf16: bool = typer.Option(False), channels_last: bool = typer.Option(False),
          compile: bool = typer.Option(False, "--compile", help="torch.compile the model (untested on CPU)."),
          quick: bool = typer.Option(False, help="1 warm-up and 2 timed steps."),
-         graphs: bool = typer.Option(True, help="Replay the step as a CUDA graph, as training does (GPU only).")):
+         graphs: bool = typer.Option(True, help="Replay the step as a CUDA graph, as training does (GPU only)."),
+         threads: Optional[int] = typer.Option(None, help="torch.set_num_threads (default: torch's)."),
+         profile: Optional[str] = typer.Option(None, help="rescom or plain: print a torch.profiler table of this "
+                                               "method's step (after one warm-up) instead of timing.")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
-    from rescom.bench.step import bench_step, format_step
+    from rescom.bench.step import bench_step, format_step, profile_step
     from rescom.engine.run import select_device
 
+    if profile not in (None, "rescom", "plain"):
+        fail(f"--profile: rescom or plain, not {profile!r}")
+    _set_threads(threads)
     resolved = select_device(device)
+    if profile:
+        typer.echo(profile_step(resolved, method=profile, batch_size=batch_size, bf16=bf16,
+                                channels_last=channels_last))
+        return
     result = bench_step(resolved, batch_size=batch_size, steps=steps, warmup=warmup, bf16=bf16,
                         channels_last=channels_last, compile=compile, quick=quick, graphs=graphs)
     typer.echo(format_step(result))
 
 
 @bench_app.command("core")
-def core(device: str = typer.Option("cpu"), repeat: int = typer.Option(10)):
+def core(device: str = typer.Option("cpu"), repeat: int = typer.Option(10),
+         threads: Optional[int] = typer.Option(None, help="torch.set_num_threads (default: torch's).")):
     """One enqueue of 256 keys and one SPM loss fwd+bwd (K = 100 and K = 8,142) beside ResNet-32 fwd+bwd, as ratios."""
     from rescom.bench.core_ops import bench_core_ops, format_rows
 
+    _set_threads(threads)
     typer.echo(format_rows(bench_core_ops(device, repeat), device))
 
 
@@ -47,7 +70,6 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
                                           "(the other one's augmentation is timed too, for the ratio).")):
     """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
     from rescom.bench.epoch import bench_epoch, format_epoch
-    from rescom.cli.common import fail
     from rescom.data.augmentation.batched.recipes import POLICIES
     from rescom.engine.run import select_device
 
@@ -71,7 +93,6 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
          test_per_class: int = typer.Option(100)):
     """K runs packed in one process against one run on synthetic CIFAR-100-LT IF=100 shapes: aggregate epochs/s, ratio, memory per run."""
     from rescom.bench.pack import bench_pack, format_pack
-    from rescom.cli.common import fail
     from rescom.engine.run import select_device
 
     try:
