@@ -28,8 +28,7 @@ QUEUE_SOURCES = ("auto", "queue", "batch")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-# --------------------------------------------------------------------------------------------
-# loading
+# -- loading
 
 
 def load_run_state(checkpoint_path, device: str | torch.device | None = None):
@@ -101,8 +100,7 @@ def _device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
-# --------------------------------------------------------------------------------------------
-# MLflow
+# -- MLflow
 
 
 def mlflow_run_id(checkpoint_path, state: dict | None = None) -> str | None:
@@ -150,8 +148,7 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
     return f"logged to MLflow run {run_id} under analysis/"
 
 
-# --------------------------------------------------------------------------------------------
-# vanishing gradients (Fig. 1 right)
+# -- vanishing gradients (Fig. 1 right)
 
 
 def _merge_rank_results(results: list[dict]) -> dict:
@@ -159,9 +156,7 @@ def _merge_rank_results(results: list[dict]) -> dict:
     out: dict = {}
     for name in ("positive", "negative"):
         n = max((r[f"{name}_count"].size for r in results), default=0)
-        count = np.zeros(n)
-        grad = np.zeros(n)
-        sim = np.zeros(n)
+        count, grad, sim = np.zeros(n), np.zeros(n), np.zeros(n)
         for r in results:
             c = r[f"{name}_count"]
             count[: c.size] += c
@@ -175,13 +170,12 @@ def _merge_rank_results(results: list[dict]) -> dict:
 
 def _write_gradient_csv(path: Path, result: dict, embedding: str, source: str) -> Path:
     n = max(result["positive"].size, result["negative"].size)
-    columns = ("positive_grad", "negative_grad", "positive_similarity", "negative_similarity",
-               "positive_count", "negative_count")
     keys = ("positive", "negative", "positive_similarity", "negative_similarity", "positive_count",
             "negative_count")
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("rank", *columns, "embedding", "keys"))
+        writer = csv.writer(f)  # the mean |grad| columns are positive_grad and negative_grad
+        writer.writerow(("rank", *(f"{k}_grad" if k in ("positive", "negative") else k for k in keys), "embedding",
+                         "keys"))
         for rank in range(n):
             row = [rank]
             for key in keys:
@@ -255,8 +249,7 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
             "mlflow": log_analysis_artifacts(mlflow_run_id(checkpoint, state), paths)}
 
 
-# --------------------------------------------------------------------------------------------
-# similarity distributions (Fig. 5)
+# -- similarity distributions (Fig. 5)
 
 
 def similarity_summary(label: str, embedding: str, groups: Mapping[str, np.ndarray]) -> list[dict]:

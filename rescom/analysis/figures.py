@@ -71,8 +71,7 @@ def plot_gradient_by_rank(result: Mapping[str, np.ndarray], path,
 
 
 def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], path,
-                               title: str = "Positive-pair cosine similarity",
-                               bins: int = 50) -> Path:
+                               title: str = "Positive-pair cosine similarity", bins: int = 50) -> Path:
     """One panel per shot group (many / medium / few); one histogram per method in each panel.
 
     ``groups``: method -> group -> 1-D array of similarities (as returned by
@@ -81,9 +80,8 @@ def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], p
     names = []
     for per_method in groups.values():
         names += [g for g in per_method if g not in names]
-    order = [g for g in ("many", "medium", "few") if g in names] + [
-        g for g in names if g not in ("many", "medium", "few")
-    ]
+    rank = {"many": 0, "medium": 1, "few": 2}
+    order = sorted(names, key=lambda g: rank.get(g, 3))  # shot groups first, the others as they come
     fig = Figure(figsize=(4 * max(len(order), 1), 3.6))
     edges = np.linspace(-1.0, 1.0, bins + 1)
     for n, group in enumerate(order):
@@ -101,8 +99,7 @@ def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], p
     return _save(fig, path)
 
 
-def plot_queue_histograms(histograms: Mapping[str, np.ndarray], path,
-                          title: str = "Keys per class in the queue",
+def plot_queue_histograms(histograms: Mapping[str, np.ndarray], path, title: str = "Keys per class in the queue",
                           ylabel: str = "keys in queue") -> Path:
     """Grouped bars: per-class key count of each queue type (queue type -> [K])."""
     fig = Figure(figsize=(7, 3.8))
@@ -110,8 +107,7 @@ def plot_queue_histograms(histograms: Mapping[str, np.ndarray], path,
     width = 0.8 / max(len(histograms), 1)
     for n, (name, hist) in enumerate(histograms.items()):
         hist = np.asarray(hist, dtype=np.float64)
-        ax.bar(np.arange(hist.size) + (n - (len(histograms) - 1) / 2) * width, hist, width,
-               label=name)
+        ax.bar(np.arange(hist.size) + (n - (len(histograms) - 1) / 2) * width, hist, width, label=name)
     ax.set_xlabel("class (sorted by training count, head first)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

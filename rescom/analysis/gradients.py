@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_numpy(x) -> np.ndarray:
+def as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -41,16 +41,14 @@ def similarity_gradients(query, labels, keys, key_labels, temperature: float):
         Rows of anchors without a positive key are zero in grad: L_i is undefined and such anchors are
         left out of the loss (as SupCon does).
     """
-    z = _as_numpy(query).astype(np.float64)
-    k = _as_numpy(keys).astype(np.float64)
-    y = _as_numpy(labels).astype(np.int64).ravel()
-    yk = _as_numpy(key_labels).astype(np.int64).ravel()
+    z = as_numpy(query).astype(np.float64)
+    k = as_numpy(keys).astype(np.float64)
+    y = as_numpy(labels).astype(np.int64).ravel()
+    yk = as_numpy(key_labels).astype(np.int64).ravel()
     if z.ndim != 2 or k.ndim != 2 or z.shape[1] != k.shape[1]:
         raise ValueError(f"query [B, D] and keys [M, D] must share D, got {z.shape} and {k.shape}")
     if y.shape[0] != z.shape[0] or yk.shape[0] != k.shape[0]:
-        raise ValueError(
-            f"labels {y.shape} / key_labels {yk.shape} must match query {z.shape} / keys {k.shape}"
-        )
+        raise ValueError(f"labels {y.shape} / key_labels {yk.shape} must match query {z.shape} / keys {k.shape}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     sim = z @ k.T  # [B, M]

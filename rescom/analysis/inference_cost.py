@@ -56,21 +56,26 @@ def _time_ms(fn, device: torch.device, repeat: int, warmup: int) -> list[float]:
     return times
 
 
+def _image_shape(config, data) -> tuple[int, ...]:
+    """(C, H, W) of the first test image under the evaluation transform."""
+    from rescom.data.augmentation.pil.transforms import eval_transform
+    from rescom.data.loading.datasets import SingleViewDataset
+    from rescom.data.preparation.run_data import recipe_for
+
+    transform = eval_transform(recipe_for(config.data), data.channels)
+    return tuple(SingleViewDataset(data.test, transform, data.channels)[0][0].shape)
+
+
 def _networks_from_checkpoint(path, device):
     """(config, model, key_encoder or None, (C, H, W), MLflow run id or None) of a trained run."""
     from rescom.analysis.checkpoint_analyses import load_run_state, mlflow_run_id
-    from rescom.data.loading.datasets import SingleViewDataset
-    from rescom.data.augmentation.pil.transforms import eval_transform
-    from rescom.data.preparation.run_data import recipe_for
 
     config, data, model, state = load_run_state(path, device)
     key_encoder = None
     if config.method.key_encoder == "momentum":
-        key_encoder = copy.deepcopy(model)
+        key_encoder = copy.deepcopy(model).requires_grad_(False)
         key_encoder.load_state_dict(state["components"]["key_encoder"])
-        key_encoder.requires_grad_(False)
-    image = SingleViewDataset(data.test, eval_transform(recipe_for(config.data), data.channels), data.channels)[0][0]
-    return config, model, key_encoder, tuple(image.shape), mlflow_run_id(path, state)
+    return config, model, key_encoder, _image_shape(config, data), mlflow_run_id(path, state)
 
 
 def _networks_from_config(config, device):
@@ -84,13 +89,8 @@ def _networks_from_config(config, device):
         classes, channels, size = _KNOWN_SHAPES[source]
         shape = (channels, size, size)
     else:
-        from rescom.data.loading.datasets import SingleViewDataset
-        from rescom.data.augmentation.pil.transforms import eval_transform
-
         data = run_data.get_data(config.data, persist=False)  # only the shapes are needed; write nothing
-        classes, channels = len(data.class_counts), data.channels
-        shape = tuple(SingleViewDataset(data.test, eval_transform(run_data.recipe_for(config.data), channels),
-                                        channels)[0][0].shape)
+        classes, channels, shape = len(data.class_counts), data.channels, _image_shape(config, data)
     torch.manual_seed(config.run.seed)
     m = config.model
     model = build_model(m.backbone, classes, channels, m.width, m.proj_hidden, m.proj_dim,

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rescom.analysis.gradients import as_numpy
+
 GROUPS = ("many", "medium", "few")
 
 
@@ -18,14 +20,8 @@ def shot_group(train_count: int, many: int = 100, few: int = 20) -> str:
     return "medium"
 
 
-def positive_pair_similarities(
-    embeddings,
-    labels,
-    class_counts: Sequence[int],
-    many: int = 100,
-    few: int = 20,
-    block: int = 2048,
-) -> dict[str, np.ndarray]:
+def positive_pair_similarities(embeddings, labels, class_counts: Sequence[int], many: int = 100, few: int = 20,
+                               block: int = 2048) -> dict[str, np.ndarray]:
     """Cosine similarities of all same-class pairs (i < j), grouped by the class's training count.
 
     Args:
@@ -40,12 +36,8 @@ def positive_pair_similarities(
         {"many": [P_many], "medium": [P_medium], "few": [P_few]} float32 arrays (empty if a group has
         no class with >= 2 images).
     """
-    if hasattr(embeddings, "detach"):
-        embeddings = embeddings.detach().cpu().numpy()
-    if hasattr(labels, "detach"):
-        labels = labels.detach().cpu().numpy()
-    emb = np.asarray(embeddings, dtype=np.float32)
-    y = np.asarray(labels).astype(np.int64).ravel()
+    emb = as_numpy(embeddings).astype(np.float32)
+    y = as_numpy(labels).astype(np.int64).ravel()
     counts = np.asarray(class_counts)
     if emb.ndim != 2 or emb.shape[0] != y.shape[0]:
         raise ValueError(f"embeddings [N, D] and labels [N] disagree: {emb.shape} vs {y.shape}")
@@ -65,7 +57,4 @@ def positive_pair_similarities(
             r = np.arange(rows.shape[0])[:, None]
             j = np.arange(s.shape[1])[None, :]
             parts[group].append(s[j >= r])
-    return {
-        g: (np.concatenate(v).astype(np.float32) if v else np.zeros(0, np.float32))
-        for g, v in parts.items()
-    }
+    return {g: (np.concatenate(v).astype(np.float32) if v else np.zeros(0, np.float32)) for g, v in parts.items()}
