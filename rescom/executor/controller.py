@@ -140,7 +140,7 @@ class Controller:
         log = log_path(self.settings.log_dir.resolve(), names)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.unlink(missing_ok=True)
-        cwd = plan.stage_workdir(self.plan, names[0])
+        cwd = self.plan.stages[names[0]].wdir
         env = job_environment(self.settings, self.repo.root_dir, names)
         if len(names) == 1:
             return Job(names, self.commands[names[0]], cwd, str(log), env)
@@ -178,8 +178,7 @@ class Controller:
             return
         self.summary.failed[name] = f"{error}; log {log}"
         say(f"[red]failed   {name}[/red]: {error}; log {log}")
-        blocked = self.plan.downstream_of(name)
-        for other in blocked:
+        for other in self.plan.downstream_of(name):
             if other in self.pending:
                 self.pending.remove(other)
                 self.summary.not_run.append(other)

@@ -162,7 +162,3 @@ def stage_commands(plan: StagePlan, name: str) -> list[str]:
     """The stage's cmd from dvc.yaml, interpolated by DVC, as a list (a cmd may be several lines)."""
     cmd = plan.stages[name].cmd
     return list(cmd) if isinstance(cmd, list) else cmd.splitlines()
-
-
-def stage_workdir(plan: StagePlan, name: str) -> str:
-    return plan.stages[name].wdir

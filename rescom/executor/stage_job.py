@@ -49,21 +49,17 @@ class JobResult:
     pack_results: dict | None = None  # the pack command's JSON, when the job is a pack
 
 
-def shell_argv(command: str) -> list[str]:
-    """The user's shell running `command` without reading rc files, as `dvc repro` runs a cmd."""
-    shell = os.environ.get("SHELL") or "/bin/sh"
-    options = {"bash": ["--noprofile", "--norc"], "zsh": ["--no-rcs"]}.get(Path(shell).name, [])
-    return [shell, *options, "-c", command]
-
-
 # Seconds an orphaned command gets between SIGTERM and SIGKILL (training saves its state on SIGTERM).
 ORPHAN_GRACE_SECONDS = 30.0
-_GUARD = Path(__file__).with_name("orphan_guard.py")
 
 
 def guarded_argv(command: str) -> list[str]:
-    """The guard, then the shell running `command`: the guard is the worker's direct child."""
-    return [sys.executable, str(_GUARD), str(ORPHAN_GRACE_SECONDS), *shell_argv(command)]
+    """The guard (the worker's direct child), then the user's shell running `command` without reading
+    rc files, as `dvc repro` runs a cmd."""
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    options = {"bash": ["--noprofile", "--norc"], "zsh": ["--no-rcs"]}.get(Path(shell).name, [])
+    guard = Path(__file__).with_name("orphan_guard.py")
+    return [sys.executable, str(guard), str(ORPHAN_GRACE_SECONDS), shell, *options, "-c", command]
 
 
 def _die_with_parent() -> None:
