@@ -29,13 +29,12 @@ def parse_run_options(items: list[str]) -> dict[str, Path]:
     """['rescom=runs/a/checkpoint.pt', ...] -> {label: path}; every path must exist, labels unique."""
     runs: dict[str, Path] = {}
     for item in items:
-        label, sep, path = item.partition("=")
-        if not sep or not label.strip() or not path.strip():
+        label, sep, path = (part.strip() for part in item.partition("="))
+        if not sep or not label or not path:
             raise ValueError(f"--run {item!r}: expected LABEL=CHECKPOINT")
-        label = label.strip()
         if label in runs:
             raise ValueError(f"--run: label {label!r} given twice")
-        runs[label] = Path(path.strip())
+        runs[label] = Path(path)
         _check_checkpoint(runs[label])
     if not runs:
         raise ValueError("--run LABEL=CHECKPOINT is required (repeatable)")
@@ -100,9 +99,7 @@ def inference_cost(checkpoint: Optional[Path] = typer.Argument(None, help="A run
         raise ValueError("give a CHECKPOINT or --method (with --dataset), not both")
     if checkpoint is not None:
         _check_checkpoint(checkpoint)
-        target = checkpoint
-    else:
-        if out is None:
-            raise ValueError("--out is required with --method")
-        target = build_config(method, dataset, None, None, sets, {})
+    elif out is None:
+        raise ValueError("--out is required with --method")
+    target = checkpoint or build_config(method, dataset, None, None, sets, {})
     _echo(measure(target, device=device, batch=batch, repeat=repeat, warmup=warmup, out_dir=out))

@@ -18,13 +18,9 @@ def _on_this_machine(address: str) -> bool:
     return is_loopback(urlparse(address if "://" in address else f"tcp://{address}").hostname or "")
 
 
-def profile_dvcfile(profile: str) -> Path:
-    return Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
-
-
 def profile_targets(targets: list[str], profile: str) -> list[str]:
     """The profile's dvc.yaml for no targets; a bare stage name (no file part) is one of its stages."""
-    dvcfile = profile_dvcfile(profile)
+    dvcfile = Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
     if not dvcfile.is_file():
         known = ["default", *sorted(p.parent.name for p in Path("pipelines").glob("*/dvc.yaml"))]
         fail(f"unknown profile {profile!r}: {dvcfile} not found; profiles: {', '.join(known)}")

@@ -48,8 +48,8 @@ def train(
                            **({} if track else {"run.track": False})})
     if seeds is None:
         _print_metrics(run_training(config, resume=resume, overwrite=overwrite, allow_change=allowed))
-        return
-    _train_seeds(config, seeds, seed, resume, overwrite, allowed)
+    else:
+        _train_seeds(config, seeds, seed, resume, overwrite, allowed)
 
 
 def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowed: tuple[str, ...]) -> None:
@@ -97,6 +97,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt.
     from rescom.analysis.checkpoint_analyses import load_run_state
     from rescom.data.loading import loaders
     from rescom.engine.evaluate import evaluation_metrics, predict
+    from rescom.engine.outputs import json_safe
 
     config, data, model, state = load_run_state(checkpoint)
     device = next(model.parameters()).device
@@ -104,8 +105,6 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt.
     metrics = evaluation_metrics(probs, targets, data.class_counts)
     metrics.pop("per_class")
     metrics["epoch"] = state["epoch"]
-    from rescom.engine.outputs import json_safe
-
     text = json.dumps(json_safe(metrics), indent=2, allow_nan=False)  # strict JSON: null, never NaN
     typer.echo(text)
     if out is not None:
