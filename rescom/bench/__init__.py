@@ -1,1 +1,1 @@
-"""Benchmarks: per-operation costs (core_ops) and the training step (step), with a shared timer."""
+"""Benchmarks behind `rescom bench`: core ops, the training step, a real epoch, packed runs; a shared timer."""

@@ -4,8 +4,6 @@ Rows: one class-balanced enqueue of 256 keys, one SPM loss forward + backward (E
 [256, 32] = both views of a batch of 128, released settings: Q = 10, Q_p = 1, Q_n = 400, in-batch
 contrast, Eq. 2 weights) at CIFAR-100 scale (K = 100) and iNaturalist scale (K = 8142), each with its
 ratio to one ResNet-32 forward + backward of the same 256 images (3 x 32 x 32, fp32).
-
-    rescom bench core [--device cpu] [--repeat 10]
 """
 
 from __future__ import annotations

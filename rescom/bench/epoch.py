@@ -10,9 +10,6 @@ The epoch trains with one AutoAugment policy (--autoaugment, default the release
 profile); the augmentation of an epoch is then also timed under the other policy, and the ratio
 released / torchvision is printed for the augmentation alone and for the epoch (the epoch with the
 other policy's augmentation time in place of its own; issue 20's target: <= 1.1x on a GPU).
-
-    rescom bench epoch [--device cuda] [--epochs 2] [--eval-every 10] [--bf16] [--no-graphs]
-                       [--autoaugment released|torchvision]
 """
 
 from __future__ import annotations

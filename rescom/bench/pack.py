@@ -6,8 +6,6 @@ tracking) and the pack is the one `rescom train --seeds` trains (engine.pack, me
 first). After one warm-up epoch (graph capture, autotuning), `epochs` epochs are timed; the
 aggregate throughput is K x epochs / seconds, and the ratio is that over one run's. The target of
 issue 21 on one H100/H200: 8 runs at >= 4x one run, 16 runs at >= 8x.
-
-    rescom bench pack --runs 2,4,8,16 [--device cuda] [--epochs 2]
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ K = 100 classes with counts exponential_counts(100, 500, 100) (10847 images, 84 
 Q = 10, Q_p = 1, Q_n = 400. Inputs are random tensors already on the device: no data loading.
 "plain" is the rescom preset with method.contrastive=none, method.queue=none, classifier_loss=siambs:
 the same two views through the same backbone, classifier loss only (no projection head, no queue).
-
-    rescom bench step [--device cpu] [--steps 10] [--bf16] [--channels-last] [--compile] [--profile rescom]
 """
 
 from __future__ import annotations
