@@ -10,6 +10,7 @@ one line on the terminal (`say`): stage output goes to the stage's log, DVC's ba
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import time
@@ -189,11 +190,9 @@ class Controller:
 
         self.summary.interrupted = True
         say(f"interrupted: stopping {len(self.running)} running job(s) with SIGTERM, recording the stages that finished")
-        try:
+        with contextlib.suppress(Exception):  # a second Ctrl-C or a timeout: keep what is done
             self.client.run(terminate_running)
             wait(list(self.running), timeout=STOP_GRACE_S)
-        except Exception:  # noqa: BLE001 - a second Ctrl-C or a timeout: keep what is done
-            pass
         for future, job in list(self.running.items()):
             if future.done():
                 self._finish(future, self.running.pop(future))

@@ -64,12 +64,10 @@ def guarded_argv(command: str) -> list[str]:
 
 def _die_with_parent() -> None:
     """In the guard before exec: SIGHUP when the worker process that started it dies (Linux)."""
-    try:
-        import ctypes
+    import ctypes
 
+    with contextlib.suppress(OSError):  # not Linux: an orphan is possible after kill -9 of the worker
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGHUP)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: an orphan is possible after kill -9 of the worker
 
 
 def run_job(job: Job) -> JobResult:
