@@ -33,8 +33,7 @@ def _enqueue_fn(num_classes: int, num_keys: int, device: torch.device) -> Callab
     return lambda: queue.enqueue(keys, labels)
 
 
-def _loss_fn(counts: list[int], num_queries: int, device: torch.device, num_pos: int,
-             num_neg: int) -> Callable[[], None]:
+def _loss_fn(counts: list[int], num_queries: int, device: torch.device, num_neg: int) -> Callable[[], None]:
     num_classes = len(counts)
     queue = ClassBalancedQueue(num_classes, QUEUE_PER_CLASS, DIM).to(device)
     weights = class_balanced_weights(counts, BETA).to(device, torch.float32)
@@ -43,7 +42,7 @@ def _loss_fn(counts: list[int], num_queries: int, device: torch.device, num_pos:
 
     def step() -> None:
         query.grad = None
-        loss = spm_contrastive_loss(query, labels, queue.keys, queue.labels, num_pos=num_pos,
+        loss = spm_contrastive_loss(query, labels, queue.keys, queue.labels, num_pos=NUM_POS,
                                     num_neg=num_neg, temperature=TEMPERATURE, class_weights=weights,
                                     in_batch=True)
         loss.backward()
@@ -84,7 +83,7 @@ def bench_core_ops(device: torch.device | str = "cpu", repeat: int = 10, *, warm
         enqueue = f"{name}: enqueue {num_keys} keys (Q={QUEUE_PER_CLASS})"
         loss = f"{name}: SPM loss fwd+bwd [{num_keys},{DIM}] Q_p={NUM_POS} Q_n={num_neg} in-batch"
         fns[enqueue] = _enqueue_fn(num_classes, num_keys, device)
-        fns[loss] = _loss_fn(counts, num_keys, device, NUM_POS, num_neg)
+        fns[loss] = _loss_fn(counts, num_keys, device, num_neg)
         classes[enqueue] = classes[loss] = num_classes
     # Interleaved, so that load from other processes falls on the ops and the reference alike.
     times = time_interleaved(fns, warmup=warmup, repeat=repeat, device=device)

@@ -21,6 +21,7 @@ from rescom.data.preparation.longtail import exponential_counts
 from rescom.engine.components import build_components
 from rescom.engine.step import make_step, train_step
 from rescom.methods import preset_config
+from rescom.progress import console
 
 CPU_TARGET_RATIO = 1.15  # the rescom step may cost at most 15% more than the plain step on the CPU
 PLAIN_OVERRIDES = {"method.contrastive": "none", "method.queue": "none", "method.classifier_loss": "siambs"}
@@ -88,8 +89,6 @@ def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num
         fn()
         results[name] = {"peak_mib": _peak_memory(device)[0]}
     memory_kind = _peak_memory(device)[1]
-
-    from rescom.progress import console
 
     console.log(f"bench step: {warmup} warm-up and {steps} timed steps of each of {', '.join(steppers)} on {device}")
     timings = time_interleaved(steppers, warmup=warmup, repeat=steps, device=device)

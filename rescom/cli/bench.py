@@ -75,11 +75,10 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
 
     if autoaugment not in POLICIES:
         fail(f"--autoaugment: one of {', '.join(POLICIES)}, not {autoaugment!r}")
-
-    resolved = select_device(device)
-    typer.echo(format_epoch(bench_epoch(resolved, method=method, epochs=epochs, eval_every=eval_every, bf16=bf16,
-                                        compile=compile, graphs=graphs, num_classes=classes, max_count=max_count,
-                                        imbalance=imbalance, test_per_class=test_per_class, autoaugment=autoaugment)))
+    typer.echo(format_epoch(bench_epoch(select_device(device), method=method, epochs=epochs, eval_every=eval_every,
+                                        bf16=bf16, compile=compile, graphs=graphs, num_classes=classes,
+                                        max_count=max_count, imbalance=imbalance, test_per_class=test_per_class,
+                                        autoaugment=autoaugment)))
 
 
 @bench_app.command("pack")
@@ -101,10 +100,9 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
         fail(f"--runs: expected a number or comma-separated numbers, got {runs!r}")
     if not sizes or min(sizes) < 1:
         fail(f"--runs: pack sizes must be at least 1, got {runs!r}")
-    resolved = select_device(device)
-    typer.echo(format_pack(bench_pack(resolved, runs=sizes, method=method, epochs=epochs, eval_every=eval_every,
-                                      graphs=graphs, num_classes=classes, max_count=max_count, imbalance=imbalance,
-                                      test_per_class=test_per_class)))
+    typer.echo(format_pack(bench_pack(select_device(device), runs=sizes, method=method, epochs=epochs,
+                                      eval_every=eval_every, graphs=graphs, num_classes=classes, max_count=max_count,
+                                      imbalance=imbalance, test_per_class=test_per_class)))
 
 
 @bench_app.command("synthetic-data")

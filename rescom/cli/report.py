@@ -94,8 +94,7 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, 
     from rescom.report.draws import render_draws
     from rescom.report.render import render_table
 
-    params = profile_params(profile)
-    loaded = load_profile(params)
+    loaded = load_profile(profile_params(profile))
     stage = ABLATIONS[name]
     dvcfile = dvc_path(loaded)
     targets = [f"{dvcfile}:{stage}", *(f"{dvcfile}:{s}" for s in referenced_stages(loaded, stage))]
