@@ -96,8 +96,7 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
                              f"{', '.join(GROUPS)} and margin >= 0, got {group!r} and {margin}")
         frame = _where(frames(claim["table"]), claim.get("where") or {})
         try:
-            diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"],
-                                     _context(claim["table"]),
+            diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"], _context(claim["table"]),
                                      metric=f"last_test_{group}")
         except ValueError as err:
             raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None

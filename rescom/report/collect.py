@@ -15,7 +15,7 @@ METRICS = ("test_all", "test_many", "test_medium", "test_few", "test_ece")
 def run_row(profile: Profile, spec: RunSpec) -> dict:
     """The run's axes, config highlights and last/best metrics; `finished` False when not yet trained."""
     run_dir = spec.run_dir(profile.name)
-    row = {"table": spec.table, "run": spec.name, **{k: v for k, v in spec.item.items()}, "finished": False}
+    row = {"table": spec.table, "run": spec.name, **spec.item, "finished": False}
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         return row
@@ -32,8 +32,7 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "schedule": config["optim"]["schedule"], "eval_every": config["run"]["eval_every"],
         "subsample_seed": config["data"]["subsample_seed"],  # which draw of the long-tailed subset
     })
-    row.update({f"last_{m}": _metric_or_nan(metrics[f"last_{m}"]) for m in METRICS})
-    row.update({f"best_{m}": _metric_or_nan(metrics[f"best_{m}"]) for m in METRICS})
+    row.update({f"{when}_{m}": _metric_or_nan(metrics[f"{when}_{m}"]) for when in ("last", "best") for m in METRICS})
     return row
 
 

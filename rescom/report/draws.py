@@ -58,10 +58,12 @@ def profile_draw_spread(profile: Profile) -> float | None:
     return draw_spread(draw_values(table_frame(profile, "draws")))
 
 
-def _spread_cell(series: pd.Series) -> str:
-    if len(series) < 2:
-        return f"{series.mean():.2f}" if len(series) else "n/a"
-    return f"{series.mean():.2f} ± {series.std(ddof=1):.2f}"
+def _over_draws(series: pd.Series, spec: str = ".2f") -> str:
+    """Mean ± sample std of the values present ('n/a' for none, the mean alone for one)."""
+    if series.empty:
+        return "n/a"
+    mean = f"{series.mean():{spec}}"
+    return mean if len(series) < 2 else f"{mean} ± {series.std(ddof=1):.2f}"
 
 
 def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) -> str:
@@ -85,18 +87,16 @@ def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) 
         group = group.set_index("subsample_seed").reindex(draws)
         per = lambda col: " / ".join("n/a" if math.isnan(v) else f"{v:.2f}" for v in group[col])  # noqa: E731
         alls = group["last_test_all"].dropna()
-        lines.append(f"| {method} | {per('last_test_all')} | {_spread_cell(alls)} | "
+        lines.append(f"| {method} | {per('last_test_all')} | {_over_draws(alls)} | "
                      f"{alls.max() - alls.min():.2f} | {per('last_test_few')} | "
-                     f"{_spread_cell(group['last_test_few'].dropna())} |")
+                     f"{_over_draws(group['last_test_few'].dropna())} |")
     gaps = draw_gaps(values)
     if not gaps.empty:
         lines += ["", f"| gap to {BASELINE} (All) | per draw ({head}) | over draws |", "|---|---|---|"]
         for method, group in gaps.groupby("method", sort=False):
             group = group.set_index("subsample_seed").reindex(draws)["gap_all"]
             cells = " / ".join("n/a" if math.isnan(v) else f"{v:+.2f}" for v in group)
-            present = group.dropna()
-            over = f"{present.mean():+.2f}" + (f" ± {present.std(ddof=1):.2f}" if len(present) > 1 else "")
-            lines.append(f"| {difference_label(method, BASELINE)} | {cells} | {over} |")
+            lines.append(f"| {difference_label(method, BASELINE)} | {cells} | {_over_draws(group.dropna(), '+.2f')} |")
     if missing:
         lines.append(f"\n- **not yet trained**: {', '.join(missing)}")
     return "\n".join(lines) + "\n"

@@ -13,8 +13,11 @@ from rescom.pipeline.catalogue import Profile, expand_table
 from rescom.report.tables import TABLES, Curve, Points
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: Figure, path: Path, caption: str | None = None) -> Path:
+    """At 100 dpi, a caption (if any) centred under the axes."""
+    if caption is not None:
+        fig.text(0.5, 0.01, caption, ha="center", fontsize=8)
+    fig.tight_layout(rect=None if caption is None else (0, 0.04, 1, 1))
     fig.savefig(path, dpi=100)
     return path
 
@@ -62,10 +65,7 @@ def _points(agg: pd.DataFrame, label_column: str, title: str, caption: str, path
         if len(shots) > 1:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.text(0.5, 0.01, caption, ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path, caption)
 
 
 def _curve(agg: pd.DataFrame, x: str, series: str | None, title: str, caption: str, path: Path,
@@ -88,10 +88,7 @@ def _curve(agg: pd.DataFrame, x: str, series: str | None, title: str, caption: s
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.text(0.5, 0.01, caption, ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path, caption)
 
 
 def queue_histograms(profile: Profile) -> dict[str, list[int]]:

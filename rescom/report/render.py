@@ -18,6 +18,7 @@ from rescom.report.collect import aggregate, table_frame
 from rescom.report.draws import render_draws
 from rescom.report.numbers import difference_label, signed
 from rescom.report.paired import baseline_label, paired_cell, paired_differences
+from rescom.report.render_labels import key_text
 from rescom.report.summary import SUMMARY_NAME, headline_summary, write_curves
 from rescom.report.tables import TABLES
 from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
@@ -60,18 +61,17 @@ def _cell(row: pd.Series, prefix: str, metric: str) -> str:
 
 def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
     keys = list(TABLES[table].keys)
-    lines = [header, ""]
     baseline = baseline_label(table) if "paired_n" in agg else None
-    paired = [f"{difference_label('All', baseline)} (paired)", f"{difference_label('Few', baseline)} (paired)"] if baseline else []
+    paired = [f"{difference_label(group, baseline)} (paired)" for group in ("All", "Few")] if baseline else []
     columns = [*keys, "All (last)", "Many", "Medium", "Few", "ECE", *paired, "All (best epoch)", "best epoch",
                "paper All", "Δ vs paper"]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "---|" * len(columns))
+    lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in agg.iterrows():
         paper = row.get("paper_all")
         has_paper = paper is not None and not (isinstance(paper, float) and math.isnan(paper))
         delta = signed(row['last_test_all_mean'] - paper) if has_paper else ""
-        cells = [_key_cell(k, row[k]) for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
+        # a None (NaN) mining count means all keys; another key's NaN is a missing value
+        cells = [key_text(k, row[k], "all" if k in ("num_pos", "num_neg") else "n/a") for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
             _cell(row, "last", "ece"), *([paired_cell(row, "all"), paired_cell(row, "few")] if paired else []),
             _cell(row, "best", "all"), str(row["best_epoch"]),
             f"{paper:.1f}" if has_paper else "", delta]
@@ -91,15 +91,6 @@ def run_context(frame: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def _key_cell(key: str, value) -> str:
-    """A row label: None/NaN mining counts mean 'all keys'; integral floats print as ints."""
-    if isinstance(value, float) and math.isnan(value):
-        return "all" if key in ("num_pos", "num_neg") else "n/a"
-    if isinstance(value, float) and value.is_integer() and key != "beta":
-        return str(int(value))
-    return str(value)
-
-
 def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame) -> str:
     title, ref = TABLES[table].title, TABLES[table].reference
     done = frame[frame["finished"]]
@@ -115,7 +106,7 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
         "(as the released code reports) and is optimistic",
         "- ECE in %, 15 bins; Many > 100, Medium 20-100, Few < 20 training images",
     ]
-    settings = report_settings(profile)
+    settings = report_settings(profile)  # note, stands_in_for
     if settings.get("note"):
         lines.insert(2, f"- **data: {settings['note']}**")
     intervals = sorted({int(e) for e in done.get("eval_every", []) if e == e})
@@ -128,14 +119,14 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
         lines.append(f"- paired: last-epoch top-1 minus {baseline_label(table)}'s on the same seed, mean ± std over "
                      "the seeds both have (their number in brackets); a gap within about two stds is within noise")
     if table in ("main", "large"):
-        settings = sorted({(d, None if i != i else float(i)) for d, i in zip(done.get("dataset", []), done.get("imbalance", []))},
-                          key=lambda s: (s[0], s[1] or 0))
-        stand_in = report_settings(profile).get("stands_in_for")
-        lines.extend(reference_line(paper_dataset(profile, d), i) for d, i in settings)
-        if stand_in:
-            lines.append(f"- the paper's numbers are for the official {stand_in}; this profile trains on a stand-in "
-                         f"for it ({report_settings(profile).get('note', 'see the params file')}), so compare the "
-                         "paired differences, not the absolute accuracies")
+        runs_of = sorted({(d, None if i != i else float(i)) for d, i in zip(done.get("dataset", []),
+                                                                            done.get("imbalance", []))},
+                         key=lambda s: (s[0], s[1] or 0))
+        lines.extend(reference_line(paper_dataset(profile, d), i) for d, i in runs_of)
+        if settings.get("stands_in_for"):
+            lines.append(f"- the paper's numbers are for the official {settings['stands_in_for']}; this profile "
+                         f"trains on a stand-in for it ({settings.get('note', 'see the params file')}), so compare "
+                         "the paired differences, not the absolute accuracies")
     if table in ABLATION_NOTES:
         lines.append(f"- the paper's ablations are on ImageNet-LT, not this set; it states: {ABLATION_NOTES[table]}")
     if missing:

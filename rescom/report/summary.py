@@ -22,7 +22,6 @@ from rescom.pipeline.catalogue import Profile, expand_table, format_value
 from rescom.report.tables import TABLES
 from rescom.report.render_labels import row_labels
 
-# Tables whose curves are drawn: entirety is a selection of main's rows, so it has none of its own.
 SUMMARY_NAME = "summary.json"
 CURVES_DIR = "curves"
 
