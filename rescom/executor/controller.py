@@ -174,7 +174,9 @@ class Controller:
     def _failed(self, name: str, error: str, log: str) -> None:
         if self.summary.interrupted:  # its error is the SIGTERM we sent (training exits 143)
             self.summary.stopped.append(name)
-            kept = "; its checkpoint is kept, running again continues from it" if plan.keeps_outputs(self.plan, name) else ""
+            # A `persist` out (a training stage's checkpoint) stays for the interrupted run to continue.
+            persists = any(out.persist for out in self.plan.stages[name].outs)
+            kept = "; its checkpoint is kept, running again continues from it" if persists else ""
             say(f"[yellow]interrupted {name}[/yellow]{kept}; log {log}")
             return
         self.summary.failed[name] = f"{error}; log {log}"

@@ -153,11 +153,6 @@ def _keep_sequential_order(repo, plan: StagePlan, path: str) -> None:
             entries[name] = entries.pop(name)
 
 
-def keeps_outputs(plan: StagePlan, name: str) -> bool:
-    """Whether a `persist` out (a training stage's checkpoint) stays for an interrupted run to continue."""
-    return any(out.persist for out in plan.stages[name].outs)
-
-
 def stage_commands(plan: StagePlan, name: str) -> list[str]:
     """The stage's cmd from dvc.yaml, interpolated by DVC, as a list (a cmd may be several lines)."""
     cmd = plan.stages[name].cmd

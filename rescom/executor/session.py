@@ -14,11 +14,9 @@ def dask_client(jobs: int | None, scheduler: str | None):
 
     from rescom.executor.cluster import start_local_cluster
 
-    if scheduler:
-        with Client(scheduler) as client:
-            yield client
-        return
-    with start_local_cluster(jobs) as cluster, Client(cluster) as client:
+    # An existing scheduler's address, or a local cluster that is closed with the client.
+    with (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

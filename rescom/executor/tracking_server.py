@@ -92,11 +92,11 @@ class TrackingServer:
 
 
 def start_server(store: Path = Path("mlflow.db"), host: str = LOOPBACK, port: int | None = None,
-                 advertise: str | None = None, workers: int = 1, timeout: float = 120.0,
-                 auth: bool | None = None) -> TrackingServer:
-    """Start `mlflow server` and wait until it answers /health. `advertise`: the host name workers
-    reach it by (default: `host`, or this machine's name when bound to all interfaces)."""
-    port = port or free_port(host if host != "0.0.0.0" else LOOPBACK)
+                 timeout: float = 120.0, auth: bool | None = None) -> TrackingServer:
+    """Start `mlflow server` and wait until it answers /health. Workers reach it by `host`, or by
+    this machine's name when it is bound to all interfaces."""
+    local = LOOPBACK if host == "0.0.0.0" else host
+    port = port or free_port(local)
     # Job execution (a job runner and a dozen huey consumers for MLflow's GenAI jobs) is not needed
     # to track runs, and those processes slow the server's start on a busy machine.
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -106,12 +106,11 @@ def start_server(store: Path = Path("mlflow.db"), host: str = LOOPBACK, port: in
     log_path = store.resolve().parent / "logs" / "mlflow-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(server_argv(store, host, port, workers, auth), env=env, stdout=log,
+        process = subprocess.Popen(server_argv(store, host, port, auth=auth), env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    reach = advertise or (socket.gethostname() if host == "0.0.0.0" else host)
-    server = TrackingServer(f"http://{reach}:{port}", process, log_path)
+    server = TrackingServer(f"http://{socket.gethostname() if host == '0.0.0.0' else host}:{port}", process, log_path)
     deadline = time.monotonic() + timeout
-    health = f"http://{LOOPBACK if host == '0.0.0.0' else host}:{port}/health"
+    health = f"http://{local}:{port}/health"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise TrackingServerError(f"mlflow server exited ({process.returncode}); see {log_path}")
