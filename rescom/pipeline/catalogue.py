@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from rescom.config import ConfigError, flatten
 
 TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large", "draws")
@@ -114,11 +113,8 @@ def expand_table(profile: Profile, table: str) -> list[RunSpec]:
     missing = [a for a in axes if a not in apply]
     if missing:
         raise ConfigError(f"{profile.path}: {table}.apply does not say what axes {missing} set")
-    runs = []
-    for values in itertools.product(*axes.values()):
-        item = dict(zip(axes, values))
-        runs.append(_spec(profile, table, section, item, apply))
-    return runs
+    return [_spec(profile, table, section, dict(zip(axes, values)), apply)
+            for values in itertools.product(*axes.values())]
 
 
 def find_run(profile: Profile, table: str, item: dict[str, str]) -> RunSpec:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rescom.config import TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
+from pathlib import Path
+
+from rescom.config import ConfigError, TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
 from rescom.data.preparation import run_data
 from rescom.methods import preset_config
 from rescom.pipeline.catalogue import Profile, RunSpec, find_run, load_profile, run_config_overrides
@@ -19,8 +21,6 @@ def prepare_dataset(params_path: str, key: str):
     profile = load_profile(params_path)
     datasets = profile.section("datasets")
     if key not in datasets:
-        from rescom.config import ConfigError
-
         raise ConfigError(f"{params_path}: datasets has no entry {key!r}; entries: {', '.join(datasets)}")
     spec = RunSpec("prepare", key, {}, "ce", key)
     config = run_config(profile, spec)
@@ -75,8 +75,6 @@ ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")
 
 def run_checkpoint(profile: Profile, run: str):
     """'main/rescom-if100-s0' -> runs/<profile>/main/rescom-if100-s0/checkpoint.pt"""
-    from pathlib import Path
-
     return Path("runs") / profile.name / run / "checkpoint.pt"
 
 
@@ -84,8 +82,6 @@ def run_analysis(params_path: str, name: str) -> dict:
     """One analysis stage of the profile (paper Fig. 1 centre/right, Fig. 5, Tables 5/8), its
     settings from the params file's `analysis.<name>` section, its output under reports/<profile>/analysis/
     (wall-clock ones under reports/<profile>/timings/, see rescom.report.layout)."""
-    from rescom.config import ConfigError
-
     profile = load_profile(params_path)
     settings = profile.section("analysis").get(name)
     if name not in ANALYSES or settings is None:

@@ -22,11 +22,8 @@ def cpu_flags() -> list[str]:
     info = Path("/proc/cpuinfo")
     if not info.is_file():
         return []
-    flags: set[str] = set()
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            flags |= set(line.split(":", 1)[1].split())
-            break
+    line = next((line for line in info.read_text().splitlines() if line.startswith("flags")), "flags:")
+    flags = set(line.split(":", 1)[1].split())
     return [f for f in NUMERIC_FLAGS if f in flags]
 
 
