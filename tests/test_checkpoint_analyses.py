@@ -95,10 +95,10 @@ def column(rows, name):
 def _reference_gradient_by_rank(ckpt):
     """Independent reference: embed all training images, Eq. 1 over the checkpoint's queue, torch.autograd,
     then rank each anchor's positive and negative keys by similarity and average |dL/ds| per rank."""
-    from rescom.analysis.checkpoint_analyses import load_run
+    from rescom.analysis.checkpoint_analyses import load_run_state
     from rescom.data.augmentation.pil.transforms import eval_transform
 
-    config, data, model = load_run(ckpt, "cpu")
+    config, data, model, _ = load_run_state(ckpt, "cpu")
     state = torch.load(ckpt, weights_only=True)
     keys = state["components"]["queue"]["queue_keys"].double()
     key_labels = state["components"]["queue"]["queue_labels"]
@@ -252,9 +252,9 @@ def test_inference_cost_of_a_config_needs_no_checkpoint(in_runs):
 
 
 def test_load_run_gives_the_trained_model(in_runs):
-    from rescom.analysis.checkpoint_analyses import load_run
+    from rescom.analysis.checkpoint_analyses import load_run_state
 
-    config, data, model = load_run(RESCOM, "cpu")
+    config, data, model, _ = load_run_state(RESCOM, "cpu")
     state = torch.load(RESCOM, weights_only=True)["components"]["model"]
     assert config.method_name == "rescom" and data.class_counts == [24, 13, 7, 4]
     assert not model.training and model.projection is not None

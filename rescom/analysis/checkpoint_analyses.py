@@ -54,12 +54,6 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
     return config, data, parts.model, state
 
 
-def load_run(checkpoint_path, device: str | torch.device | None = None):
-    """(config, data, model) of a run's checkpoint; the model is the trained ResComNet in eval mode."""
-    config, data, model, _ = load_run_state(checkpoint_path, device)
-    return config, data, model
-
-
 @torch.no_grad()
 def embed(model, loader, device: torch.device, limit: int | None = None,
           channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, str]:

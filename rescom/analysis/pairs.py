@@ -25,7 +25,10 @@ Q = 10 per class is ``size_per_class=10``); each class's slots are a FIFO of tha
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -274,10 +277,6 @@ def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: in
     :func:`contrastive_imbalance_ratio` per queue and kind, and Prop. 1's (N_max/N_min)^2).
     Returns the JSON's content.
     """
-    import csv
-    import json
-    from pathlib import Path
-
     from rescom.analysis import figures
 
     out = Path(out_dir)

@@ -13,11 +13,7 @@ GROUPS = ("many", "medium", "few")
 
 def shot_group(train_count: int, many: int = 100, few: int = 20) -> str:
     """many: > ``many`` training images; few: < ``few``; medium: the rest (few .. many inclusive)."""
-    if train_count > many:
-        return "many"
-    if train_count < few:
-        return "few"
-    return "medium"
+    return "many" if train_count > many else "few" if train_count < few else "medium"
 
 
 def positive_pair_similarities(embeddings, labels, class_counts: Sequence[int], many: int = 100, few: int = 20,

@@ -63,13 +63,10 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
 
 def paired_cell(row: pd.Series, metric: str = "all") -> str:
     """'+1.23 ± 0.40 (3)' -- or '(baseline)' / '' when there is nothing to show."""
-    n = row.get("paired_n")
-    mean = row.get(f"paired_{metric}_mean")
-    if n is None or pd.isna(n) or mean is None or pd.isna(mean):
+    n, mean, std = row.get("paired_n"), row.get(f"paired_{metric}_mean"), row.get(f"paired_{metric}_std")
+    if pd.isna(n) or pd.isna(mean):  # pd.isna(None) is True too
         return ""
     flag = row.get("paired_is_baseline")  # numpy bool, or NaN after a left merge
-    if flag is not None and not pd.isna(flag) and bool(flag):
+    if not pd.isna(flag) and bool(flag):
         return "(baseline)"
-    std = row.get(f"paired_{metric}_std")
-    spread = "" if std is None or pd.isna(std) else f" ± {std:.2f}"
-    return f"{signed(mean)}{spread} ({int(n)})"
+    return f"{signed(mean)}{'' if pd.isna(std) else f' ± {std:.2f}'} ({int(n)})"
