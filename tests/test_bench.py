@@ -5,15 +5,15 @@ import torch
 
 from rescom.bench.core_ops import bench_core_ops, format_rows
 from rescom.bench.step import bench_configs, bench_step, format_step
-from rescom.bench.timing import time_fn, time_interleaved
+from rescom.bench.timing import time_interleaved
 from rescom.data.preparation.longtail import exponential_counts
 
 TIME_KEYS = {"median_ms", "min_ms", "spread"}
 
 
-def test_time_fn_counts_calls_and_reports_positive_times():
+def test_time_interleaved_counts_calls_and_reports_positive_times():
     calls = []
-    t = time_fn(lambda: calls.append(torch.ones(64).sum()), warmup=2, repeat=3, device="cpu")
+    t = time_interleaved({"fn": lambda: calls.append(torch.ones(64).sum())}, warmup=2, repeat=3, device="cpu")["fn"]
     assert len(calls) == 5
     assert set(t) == TIME_KEYS and t["median_ms"] > 0 and t["min_ms"] <= t["median_ms"] and t["spread"] >= 0
 

@@ -23,21 +23,15 @@ def wall_seconds(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def time_fn(fn: Callable[[], object], *, warmup: int, repeat: int,
-            device: torch.device | str = "cpu") -> dict[str, float]:
-    """Time fn() `repeat` times after `warmup` untimed calls.
+def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int, repeat: int,
+                     device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    """Time each callable `repeat` times after `warmup` untimed calls, in alternation (a, b, a, b, ...),
+    so that drift in machine load (other processes, thermal state) falls on all of them alike.
 
-    Returns {"median_ms", "min_ms", "spread"}; spread = (max - min) / median over the repeats.
+    Returns {name: {"median_ms", "min_ms", "spread"}}; spread = (max - min) / median over the repeats.
     On CUDA each call is bracketed by events (the host is not blocked between calls; one synchronise
     at the end), so a call's time is its device time including any host sync inside fn.
     """
-    return time_interleaved({"fn": fn}, warmup=warmup, repeat=repeat, device=device)["fn"]
-
-
-def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int, repeat: int,
-                     device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
-    """Time several callables in alternation (a, b, a, b, ...), so that drift in machine load
-    (other processes, thermal state) falls on all of them alike; returns time_fn's dict per name."""
     if repeat < 1 or warmup < 0:
         raise ValueError(f"repeat must be >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     device = torch.device(device)
