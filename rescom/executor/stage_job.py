@@ -41,7 +41,6 @@ class Job:
 
 @dataclass
 class JobResult:
-    names: list[str]
     returncode: int
     seconds: float
     log_path: str
@@ -96,7 +95,7 @@ def run_job(job: Job) -> JobResult:
     pack_results = None
     if job.results_path is not None and Path(job.results_path).is_file():
         pack_results = json.loads(Path(job.results_path).read_text())
-    return JobResult(job.names, returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results)
+    return JobResult(returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results)
 
 
 def terminate_running() -> None:
