@@ -170,13 +170,10 @@ def _write_gradient_csv(path: Path, result: dict, embedding: str, source: str) -
         writer = csv.writer(f)  # the mean |grad| columns are positive_grad and negative_grad
         writer.writerow(("rank", *(f"{k}_grad" if k in ("positive", "negative") else k for k in keys), "embedding",
                          "keys"))
-        for rank in range(n):
-            row = [rank]
-            for key in keys:
-                values = result[key]
-                row.append("" if rank >= values.size else (int(values[rank]) if key.endswith("count")
-                                                           else f"{values[rank]:.6g}"))
-            writer.writerow(row + [embedding, source])
+        for rank in range(n):  # a shorter column (fewer ranks of that kind) leaves its cells empty
+            cells = ("" if rank >= result[k].size else int(result[k][rank]) if k.endswith("count")
+                     else f"{result[k][rank]:.6g}" for k in keys)
+            writer.writerow([rank, *cells, embedding, source])
     return path
 
 

@@ -97,9 +97,7 @@ def _networks_from_config(config, device):
                         config.method.contrastive != "none").to(device)
     if config.run.channels_last:
         model.to(memory_format=torch.channels_last)
-    key_encoder = None
-    if config.method.key_encoder == "momentum":
-        key_encoder = copy.deepcopy(model).requires_grad_(False)
+    key_encoder = copy.deepcopy(model).requires_grad_(False) if config.method.key_encoder == "momentum" else None
     return config, model, key_encoder, shape, None
 
 
@@ -128,14 +126,11 @@ def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", bat
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda requested but no CUDA device is available")
     is_path = isinstance(checkpoint_or_config, (str, Path))
-    if is_path:
-        config, model, key_encoder, shape, run_id = _networks_from_checkpoint(checkpoint_or_config, device)
-        out = Path(out_dir) if out_dir is not None else Path(checkpoint_or_config).parent / "analysis"
-    else:
-        if out_dir is None:
-            raise ValueError("inference_cost of a config needs out_dir")
-        config, model, key_encoder, shape, run_id = _networks_from_config(checkpoint_or_config, device)
-        out = Path(out_dir)
+    if not is_path and out_dir is None:
+        raise ValueError("inference_cost of a config needs out_dir")
+    networks = _networks_from_checkpoint if is_path else _networks_from_config
+    config, model, key_encoder, shape, run_id = networks(checkpoint_or_config, device)
+    out = Path(out_dir) if out_dir is not None else Path(checkpoint_or_config).parent / "analysis"
     model.to(device)
     if key_encoder is not None:
         key_encoder.to(device)

@@ -187,9 +187,8 @@ def pair_frequency(
     """Count contrastive pairs by (anchor class, key class) over simulated long-tailed training.
 
     Each epoch shuffles the N = sum(class_counts) labels (``np.random.default_rng(seed)``, one
-    generator for the whole run) and cuts batches of ``batch_size`` (drop_last). Per batch, every
-    anchor is paired with every key in the queue at that moment and, if ``in_batch``, with every other
-    member of the batch; then the batch is enqueued. The queue persists across epochs and starts empty.
+    generator for the whole run) and cuts batches of ``batch_size`` (drop_last), each counted as
+    ``_PairCounter`` says. The queue persists across epochs and starts empty.
 
     Args:
         class_counts: n_k, [K].
@@ -209,10 +208,8 @@ def pair_frequency(
         int64 [K, K]: entry (i, j) is the number of (anchor of class i, key of class j) pairs; positive
         pairs are the diagonal.
     """
-    return simulate_pairs(
-        class_counts, batch_size, queue_size, epochs, seed, queue, size_per_class=size_per_class,
-        in_batch=in_batch, views=views, prefill=prefill,
-    ).freq
+    return simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue, size_per_class=size_per_class,
+                          in_batch=in_batch, views=views, prefill=prefill).freq
 
 
 def normalised(freq: np.ndarray) -> np.ndarray:

@@ -42,14 +42,12 @@ def _points(agg: pd.DataFrame, label_column: str, title: str, caption: str, path
     """Left: All per row; right: Many / Medium / Few per row (last epoch, mean over seeds, std bars).
     Points, not bars, so each axis can be zoomed to its data without a bar starting mid-air."""
     fig = Figure(figsize=(max(7, 1.5 * len(agg) + 3), 4))
-    labels = [str(v) for v in agg[label_column]]
     xs = list(range(len(agg)))
     panels = ((fig.add_subplot(1, 2, 1), ("all",)), (fig.add_subplot(1, 2, 2), ("many", "medium", "few")))
     for ax, shots in panels:
         lows, highs = [], []
         for j, shot in enumerate(shots):
-            means = agg[f"last_test_{shot}_mean"]
-            stds = agg[f"last_test_{shot}_std"].fillna(0)
+            means, stds = agg[f"last_test_{shot}_mean"], agg[f"last_test_{shot}_std"].fillna(0)
             offset = (j - (len(shots) - 1) / 2) * 0.15
             ax.errorbar([x + offset for x in xs], means, yerr=stds, fmt="o", capsize=3, label=shot.capitalize())
             finite = means.notna()
@@ -57,7 +55,7 @@ def _points(agg: pd.DataFrame, label_column: str, title: str, caption: str, path
             highs += list((means + stds)[finite])
         if lows:
             _zoom(ax, lows, highs)
-        ax.set_xticks(xs, labels, rotation=20, ha="right", fontsize=9)
+        ax.set_xticks(xs, [str(v) for v in agg[label_column]], rotation=20, ha="right", fontsize=9)
         ax.set_xlim(-0.5, len(agg) - 0.5)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylabel("last-epoch top-1 (%)")
