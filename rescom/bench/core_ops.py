@@ -97,10 +97,8 @@ def bench_core_ops(device: torch.device | str = "cpu", repeat: int = 10, *, warm
 def environment(device: torch.device | str) -> str:
     """One line naming the hardware and software the numbers were measured on."""
     device = torch.device(device)
-    if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     # Other processes competing for the cores inflate CPU times; the load average says whether they did.
     load = f", 1-min load average {os.getloadavg()[0]:.2f} (this run included)" if hasattr(os, "getloadavg") else ""
     return (f"device {device} ({hardware}), torch {torch.__version__}, "

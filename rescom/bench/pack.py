@@ -10,6 +10,7 @@ issue 21 on one H100/H200: 8 runs at >= 4x one run, 16 runs at >= 8x.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from pathlib import Path
 
@@ -45,8 +46,6 @@ def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict
         memory = max(peak_rss() - before["used"], 0) / size  # growth of the peak RSS; 0 if an earlier peak was higher
     graphs = [getattr(run.step_fn, "captured", None) for run in runs]
     del runs
-    import gc
-
     gc.collect()  # the runs' graphs and tensors go before the next pack is measured
     if device.type == "cuda":
         torch.cuda.empty_cache()
