@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rescom.stages.entry import one_line_errors, stage_parser
+from rescom.stages.entry import stage_main
 
 
 def run(params: str, name: str) -> str:
@@ -15,11 +15,7 @@ def run(params: str, name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser("analysis", __doc__)
-    parser.add_argument("name", help="simulate_pairs, gradients, similarity or inference_cost.")
-    args = parser.parse_args(argv)
-    with one_line_errors():
-        print(run(args.params, args.name))
+    stage_main("analysis", __doc__, run, argv, (["name"], {"help": "simulate_pairs, gradients, similarity or inference_cost."}))
 
 
 if __name__ == "__main__":

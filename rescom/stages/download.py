@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rescom.stages.entry import one_line_errors, stage_parser
+from rescom.stages.entry import stage_main
 
 
 def run(name: str, root: str | None, url: str | None = None) -> str:
@@ -15,12 +15,8 @@ def run(name: str, root: str | None, url: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser("download", __doc__, params=False)
-    parser.add_argument("name", help="cifar10 or cifar100.")
-    parser.add_argument("--root", default=None, help="Folder for the archive (default data/raw/<name>).")
-    args = parser.parse_args(argv)
-    with one_line_errors():
-        print(run(args.name, args.root))
+    stage_main("download", __doc__, run, argv, (["name"], {"help": "cifar10 or cifar100."}),
+               (["--root"], {"help": "Folder for the archive (default data/raw/<name>)."}), params=False)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,19 @@ import os
 import sys
 
 
-def stage_parser(kind: str, doc: str | None, params: bool = True) -> argparse.ArgumentParser:
-    """The parser of `python -m rescom.stages.<kind>`, with the profile's --params file unless params=False."""
+def stage_main(kind: str, doc: str | None, run, argv: list[str] | None, *arguments, params: bool = True) -> None:
+    """`python -m rescom.stages.<kind>`: parse the profile's --params (unless params=False) and each
+    (flags, argparse options) of `arguments`, call run(**parsed) and print the line it returns."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     parser = argparse.ArgumentParser(prog=f"python -m rescom.stages.{kind}", description=(doc or "").strip())
     if params:
         parser.add_argument("--params", default="params.yaml", help="The profile's params file.")
-    return parser
+    for flags, options in arguments:
+        parser.add_argument(*flags, **options)
+    parsed = parser.parse_args(argv)
+    with one_line_errors():
+        print(run(**vars(parsed)))
 
 
 @contextlib.contextmanager

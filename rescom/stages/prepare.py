@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rescom.stages.entry import one_line_errors, stage_parser
+from rescom.stages.entry import stage_main
 
 
 def run(params: str, key: str) -> str:
@@ -15,11 +15,7 @@ def run(params: str, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser("prepare", __doc__)
-    parser.add_argument("--key", required=True, help="An entry of the params file's datasets section.")
-    args = parser.parse_args(argv)
-    with one_line_errors():
-        print(run(args.params, args.key))
+    stage_main("prepare", __doc__, run, argv, (["--key"], {"required": True, "help": "A datasets entry."}))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from rescom.stages.entry import one_line_errors, stage_parser
+from rescom.stages.entry import stage_main
+
+
+def run(params: str) -> str:
+    from rescom.report.render import render_reports
+
+    return f"wrote {render_reports(params)}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_parser("report", __doc__).parse_args(argv)
-    with one_line_errors():
-        from rescom.report.render import render_reports
-
-        print(f"wrote {render_reports(args.params)}")
+    stage_main("report", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rescom.stages.entry import one_line_errors, stage_parser
+from rescom.stages.entry import stage_main
 
 
 def parse_items(items: list[str]) -> dict[str, str]:
@@ -27,12 +27,9 @@ def run(params: str, table: str, items: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser("train", __doc__)
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--item", action="append", default=[], help="axis=value, one per axis of the table.")
-    args = parser.parse_args(argv)
-    with one_line_errors():
-        print(run(args.params, args.table, args.item))
+    stage_main("train", __doc__, run, argv, (["--table"], {"required": True}),
+               (["--item"], {"dest": "items", "action": "append", "default": [], "metavar": "AXIS=VALUE",
+                                "help": "one per axis of the table"}))
 
 
 if __name__ == "__main__":
