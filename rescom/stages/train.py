@@ -29,7 +29,7 @@ def run(params: str, table: str, items: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     stage_main("train", __doc__, run, argv, (["--table"], {"required": True}),
                (["--item"], {"dest": "items", "action": "append", "default": [], "metavar": "AXIS=VALUE",
-                                "help": "one per axis of the table"}))
+                                  "help": "one per axis of the table"}))
 
 
 if __name__ == "__main__":
