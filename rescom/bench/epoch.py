@@ -59,8 +59,8 @@ def write_synthetic(out_dir, **shape) -> PreparedData:
     return prepare(raw, out_dir, imbalance_factor=None, max_count=None, seed=0)
 
 
-def bench_config(method: str, device: torch.device, *, bf16: bool, compile: bool, graphs: bool,
-                 eval_every: int, counts: list[int], autoaugment: str = "released") -> TrainConfig:
+def bench_config(method: str, device: torch.device, *, graphs: bool, eval_every: int, counts: list[int],
+                 bf16: bool = False, compile: bool = False, autoaugment: str = "released") -> TrainConfig:
     """The released recipe of `method` (CIFAR recipe, batch 128) on the tensor pipeline, untracked."""
     config = apply_overrides(preset_config(method), {
         "data.dataset": "cifar100-lt", "data.recipe": "cifar", "data.pipeline": "tensor",

@@ -65,8 +65,7 @@ def bench_pack(device: torch.device | str = "cpu", *, runs: list[int], method: s
                                test_per_class=test_per_class)
 
         def configs_for(size: int):
-            base = bench_config(method, device, bf16=False, compile=False, graphs=graphs, eval_every=eval_every,
-                                counts=data.class_counts)
+            base = bench_config(method, device, graphs=graphs, eval_every=eval_every, counts=data.class_counts)
             made = []
             for seed in range(size):
                 config = apply_overrides(base, {"data.prepared_dir": str(prepared), "run.seed": seed,
