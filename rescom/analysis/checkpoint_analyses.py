@@ -28,9 +28,6 @@ QUEUE_SOURCES = ("auto", "queue", "batch")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-# -- loading
-
-
 def load_run_state(checkpoint_path, device: str | torch.device | None = None):
     """(config, data, model, state): the resolved config, prepared data, trained ResComNet (eval mode).
 
@@ -94,9 +91,6 @@ def _device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
-# -- MLflow
-
-
 def mlflow_run_id(checkpoint_path, state: dict | None = None) -> str | None:
     """The run's MLflow id: from run_log.json beside the checkpoint; for runs written before the run
     log existed, from the checkpoint state or metrics.json. None if the run was not tracked."""
@@ -140,9 +134,6 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
     for path in paths:
         repository.log_artifact(str(path), "analysis")
     return f"logged to MLflow run {run_id} under analysis/"
-
-
-# -- vanishing gradients (Fig. 1 right)
 
 
 def _merge_rank_results(results: list[dict]) -> dict:
@@ -240,9 +231,6 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
             "mlflow": log_analysis_artifacts(mlflow_run_id(checkpoint, state), paths)}
 
 
-# -- similarity distributions (Fig. 5)
-
-
 def similarity_summary(label: str, embedding: str, groups: Mapping[str, np.ndarray]) -> list[dict]:
     """One row per shot group: method, embedding, group, n_pairs, mean, std and quantiles (empty if no pair)."""
     rows = []
@@ -250,8 +238,7 @@ def similarity_summary(label: str, embedding: str, groups: Mapping[str, np.ndarr
         values = np.asarray(groups.get(group, []), dtype=np.float64)
         row = {"method": label, "embedding": embedding, "group": group, "n_pairs": int(values.size)}
         stats = {"mean": values.mean(), "std": values.std()} if values.size else {"mean": None, "std": None}
-        for q in QUANTILES:
-            stats[f"q{round(q * 100):02d}"] = float(np.quantile(values, q)) if values.size else None
+        stats |= {f"q{round(q * 100):02d}": float(np.quantile(values, q)) if values.size else None for q in QUANTILES}
         row.update({k: (None if v is None else round(float(v), 6)) for k, v in stats.items()})
         rows.append(row)
     return rows

@@ -77,9 +77,7 @@ def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], p
     ``groups``: method -> group -> 1-D array of similarities (as returned by
     :func:`rescom.analysis.similarity.positive_pair_similarities`).
     """
-    names = []
-    for per_method in groups.values():
-        names += [g for g in per_method if g not in names]
+    names = list(dict.fromkeys(g for per_method in groups.values() for g in per_method))  # in order of appearance
     rank = {"many": 0, "medium": 1, "few": 2}
     order = sorted(names, key=lambda g: rank.get(g, 3))  # shot groups first, the others as they come
     fig = Figure(figsize=(4 * max(len(order), 1), 3.6))

@@ -27,8 +27,7 @@ import torch
 
 from rescom.engine.hardware import device_description  # noqa: F401  (re-exported)
 
-# The paper's RIDE-vs-ResCom inference numbers (Tables 5 and 8) come from rescom/report/paper/:
-# measured by the authors on a GeForce 2080Ti, batch 64, so comparable only as ratios.
+# The paper's RIDE-vs-ResCom numbers (Tables 5 and 8) are read from rescom/report/paper/: ratios only.
 PAPER_NOTE = ("Paper rows: Tables 5 and 8 of arXiv 2203.11506, ms per batch of 64 on a GeForce 2080Ti "
               "(the authors' measurement, not this machine's)")
 

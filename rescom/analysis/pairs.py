@@ -38,8 +38,7 @@ QUEUE_TYPES = ("fifo", "balanced", "none")
 
 def _batch_histograms(batches: np.ndarray, num_classes: int, first: int | None = None) -> np.ndarray:
     """Class histogram of each row of ``batches`` [T, B] (of its first ``first`` labels): [T, K]."""
-    if first is not None:
-        batches = batches[:, :first]
+    batches = batches[:, :first]  # first=None keeps the whole row
     t = batches.shape[0]
     flat = (np.arange(t)[:, None] * num_classes + batches).ravel()
     return np.bincount(flat, minlength=t * num_classes).reshape(t, num_classes)
@@ -193,8 +192,7 @@ def pair_frequency(
     Args:
         class_counts: n_k, [K].
         batch_size: B.
-        queue_size: total keys in the queue (FIFO: Q; balanced: queue_size // K per class unless
-            ``size_per_class`` is given; ignored for ``none``).
+        queue_size: total keys in the queue, as the module docstring's queue convention says (ignored for ``none``).
         epochs, seed: length and seed of the simulation.
         queue: ``fifo`` (long-tailed FIFO, as MoCo), ``balanced`` (ResCom, Eq. 3: a FIFO of
             ``size_per_class`` keys per class) or ``none`` (in-batch pairs only).

@@ -25,7 +25,6 @@ def positive_pair_similarities(embeddings, labels, class_counts: Sequence[int], 
         labels: [N] int class of each image.
         class_counts: training images per class [K], which decides a class's group (see
             :func:`shot_group`).
-        many, few: group thresholds.
         block: rows per matrix product; memory stays O(block * n_c) per class besides the output.
 
     Returns:

@@ -229,9 +229,10 @@ class _Walk:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             self.run_import(node, module.name)
             return
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for decorator in node.decorator_list:  # applied at import: the decorator itself runs
                 self.refer_expression(decorator, module, bindings)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for default in [*node.args.defaults, *node.args.kw_defaults]:
                 if default is not None:
                     self.run_top_level(default, module, bindings)
@@ -239,8 +240,6 @@ class _Walk:
         if isinstance(node, ast.Lambda):
             return
         if isinstance(node, ast.ClassDef):
-            for decorator in node.decorator_list:
-                self.refer_expression(decorator, module, bindings)
             for child in [*node.bases, *node.keywords, *node.body]:
                 self.run_top_level(child, module, bindings)
             return

@@ -60,12 +60,6 @@ def _context(table: str) -> tuple[str, ...]:
     return () if baseline is None else baseline.context
 
 
-def _where(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    for column, value in where.items():
-        frame = frame[matches(frame[column], value)]
-    return frame
-
-
 def verdict(differences: pd.Series, margin: float = 0.0) -> str:
     """The rule (module docstring) on per-seed differences in the paper's direction."""
     interval = mean_interval(float(differences.mean()), float(differences.std(ddof=1)), len(differences))
@@ -94,7 +88,9 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         if group not in GROUPS or margin < 0:
             raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: group must be one of "
                              f"{', '.join(GROUPS)} and margin >= 0, got {group!r} and {margin}")
-        frame = _where(frames(claim["table"]), claim.get("where") or {})
+        frame = frames(claim["table"])
+        for column, value in (claim.get("where") or {}).items():  # narrows the table to one setting
+            frame = frame[matches(frame[column], value)]
         try:
             diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"], _context(claim["table"]),
                                      metric=f"last_test_{group}")

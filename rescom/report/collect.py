@@ -62,9 +62,8 @@ def aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     done = frame[frame["finished"]]
     value_columns = [c for c in done.columns if c.startswith(("last_", "best_test"))]
     grouped = done.groupby(keys, sort=False, dropna=False)
-    mean = grouped[value_columns].mean().add_suffix("_mean")
-    std = grouped[value_columns].std(ddof=1).add_suffix("_std")
-    out = pd.concat([mean, std], axis=1)
+    out = pd.concat([grouped[value_columns].mean().add_suffix("_mean"),
+                     grouped[value_columns].std(ddof=1).add_suffix("_std")], axis=1)
     out["n_seeds"] = grouped.size()
     out["seeds"] = grouped["seed"].apply(lambda s: ",".join(str(int(v)) for v in sorted(s)))
     out["epochs"] = grouped["epochs"].first()

@@ -71,10 +71,10 @@ def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
         has_paper = paper is not None and not (isinstance(paper, float) and math.isnan(paper))
         delta = signed(row['last_test_all_mean'] - paper) if has_paper else ""
         # a None (NaN) mining count means all keys; another key's NaN is a missing value
-        cells = [key_text(k, row[k], "all" if k in ("num_pos", "num_neg") else "n/a") for k in keys] + [_cell(row, "last", m) for m in SHOTS] + [
-            _cell(row, "last", "ece"), *([paired_cell(row, "all"), paired_cell(row, "few")] if paired else []),
-            _cell(row, "best", "all"), str(row["best_epoch"]),
-            f"{paper:.1f}" if has_paper else "", delta]
+        cells = [key_text(k, row[k], "all" if k in ("num_pos", "num_neg") else "n/a") for k in keys] + [
+            *(_cell(row, "last", m) for m in (*SHOTS, "ece")),
+            *([paired_cell(row, "all"), paired_cell(row, "few")] if paired else []),
+            _cell(row, "best", "all"), str(row["best_epoch"]), f"{paper:.1f}" if has_paper else "", delta]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -85,9 +85,7 @@ def run_context(frame: pd.DataFrame) -> str:
     sets = sorted({f"{d} IF {i:g}" if i is not None and i == i else str(d)
                    for d, i in zip(done.get("dataset", []), done.get("imbalance", []))})
     epochs = sorted({int(e) for e in done.get("epochs", [])})
-    parts = [", ".join(sets)] if sets else []
-    if epochs:
-        parts.append(f"{'/'.join(map(str, epochs))} epochs")
+    parts = ([", ".join(sets)] if sets else []) + ([f"{'/'.join(map(str, epochs))} epochs"] if epochs else [])
     return ", ".join(parts)
 
 
