@@ -211,12 +211,10 @@ def _write_csv(path: Path, rows: list[dict], description: str, shape) -> Path:
 def _write_markdown(path: Path, rows: list[dict], config, description: str, shape, repeat: int, warmup: int) -> Path:
     dtype = "bf16 autocast" if config.run.bf16 else "fp32"
     lines = [
-        f"# Inference vs training cost: {config.method_name} on {config.data.dataset}",
-        "",
+        f"# Inference vs training cost: {config.method_name} on {config.data.dataset}", "",
         f"Measured on {description}; batch {rows[0]['batch']}, images {'x'.join(map(str, shape))}, {dtype}, "
         f"backbone {config.model.backbone} (width {config.model.width}); median of {repeat} timed calls after "
-        f"{warmup} warm-up calls.",
-        "",
+        f"{warmup} warm-up calls.", "",
         "| model | what runs | ms / batch (median) | min | max | parameters | x inference |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]

@@ -71,10 +71,8 @@ class _PairCounter:
         if queue == "balanced":
             slots = size_per_class if size_per_class is not None else queue_size // num_classes
             if slots < 1:
-                raise ValueError(
-                    f"balanced queue needs >= 1 slot per class: queue_size={queue_size}, "
-                    f"K={num_classes}, size_per_class={size_per_class}"
-                )
+                raise ValueError(f"balanced queue needs >= 1 slot per class: queue_size={queue_size}, "
+                                 f"K={num_classes}, size_per_class={size_per_class}")
             self.slots = int(slots)
             self.seen = np.zeros(num_classes, dtype=np.int64)  # keys of each class enqueued so far
         elif queue == "fifo":

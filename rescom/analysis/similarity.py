@@ -38,8 +38,7 @@ def positive_pair_similarities(embeddings, labels, class_counts: Sequence[int], 
         raise ValueError(f"embeddings [N, D] and labels [N] disagree: {emb.shape} vs {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= counts.size):
         raise ValueError(f"labels must lie in [0, {counts.size}), got {y.min()}..{y.max()}")
-    norm = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = emb / np.maximum(norm, 1e-12)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     parts: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
     for c in np.unique(y):
         e = emb[y == c]  # [n_c, D]

@@ -161,10 +161,8 @@ def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:
     """Every override of a run, lowest priority first: dataset, profile-wide train settings, table, axes."""
     dataset = profile.params["datasets"][spec.data_key]
     overrides = {
-        "data.dataset": dataset["dataset"],
-        "data.imbalance": dataset.get("imbalance"),
-        "data.max_count": dataset.get("max_count"),
-        "data.subsample_seed": dataset.get("seed", 0),
+        "data.dataset": dataset["dataset"], "data.imbalance": dataset.get("imbalance"),
+        "data.max_count": dataset.get("max_count"), "data.subsample_seed": dataset.get("seed", 0),
         "data.test_per_class": dataset.get("test_per_class"),
         "data.prepared_dir": str(Path("data/prepared") / profile.name / spec.data_key),
     }
@@ -172,10 +170,6 @@ def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:
         overrides["data.root"] = dataset["root"]
     overrides.update(flatten(profile.params.get("train")))
     overrides.update(spec.overrides)
-    overrides.update({
-        "run.profile": profile.name,
-        "run.runs_dir": str(Path("runs") / profile.name / spec.table),
-        "run.run_name": spec.name,
-        "run.experiment": f"{profile.name}/{spec.table}",
-    })
+    overrides.update({"run.profile": profile.name, "run.runs_dir": str(Path("runs") / profile.name / spec.table),
+                      "run.run_name": spec.name, "run.experiment": f"{profile.name}/{spec.table}"})
     return overrides

@@ -100,11 +100,9 @@ def import_graph(lazy: bool = False, root: Path = PACKAGE_ROOT) -> dict[str, set
     graph = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        edges = set()
-        for node in import_statements(tree, lazy):
-            edges |= resolve(node, name, path.name == "__init__.py", modules)
-        edges.discard(name)
-        graph[name] = edges
+        edges = set().union(*(resolve(node, name, path.name == "__init__.py", modules)
+                              for node in import_statements(tree, lazy)))
+        graph[name] = edges - {name}
     return graph
 
 

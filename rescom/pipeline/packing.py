@@ -8,10 +8,6 @@ and code) and writes `{cmd: {"ok": bool, "error": str}}` to results_path, rewrit
 ends, so a pack stopped midway still records the stages that finished. One failed run does not stop
 the others. Exit status: 0 when every stage is ok, 1 when one failed (the results say which), 2 for
 bad arguments (no results written).
-
-Training stages of one params file on one device pack (engine.pack: interleaved runs may differ in
-any other key: method, beta, Q_p/Q_n, queue, seed, dataset); prepare, analysis and report stages
-never do (None).
 """
 
 from __future__ import annotations
@@ -66,7 +62,8 @@ def parse_train_command(cmd: str) -> TrainStage | None:
 
 def pack_key(cmd: str) -> str | None:
     """Stages with the same non-None key may train in one process: training stages of the same params
-    file whose runs ask for the same device. None for every other stage."""
+    file whose runs ask for the same device (engine.pack: interleaved runs may differ in any other key:
+    method, beta, Q_p/Q_n, queue, seed, dataset). None for prepare, analysis and report stages."""
     stage = parse_train_command(cmd)
     if stage is None:
         return None

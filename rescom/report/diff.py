@@ -36,8 +36,7 @@ def row_keys(frame: pd.DataFrame, name: Path) -> list[str]:
 
 
 def _same(a, b, tolerance: float) -> bool:
-    a_nan = isinstance(a, float) and math.isnan(a)
-    b_nan = isinstance(b, float) and math.isnan(b)
+    a_nan, b_nan = (isinstance(v, float) and math.isnan(v) for v in (a, b))
     if a_nan or b_nan:
         return a_nan and b_nan
     # numbers.Real covers numpy's integer cells (an int column such as best_epoch), which int does not.

@@ -97,11 +97,8 @@ def queue_histograms(profile: Profile) -> dict[str, list[int]]:
                    for spec in expand_table(profile, "queue_type") if spec.item.get("seed", first_seed) == first_seed}
     for reference in section.get("references") or []:  # a reused run of another table
         checkpoints[str(reference["queue"])] = Path("runs") / profile.name / reference["run"] / "checkpoint.pt"
-    labels_by_queue = {}
-    for name, checkpoint in checkpoints.items():
-        if checkpoint.is_file():
-            queue = load_checkpoint(checkpoint)["components"]["queue"]
-            labels_by_queue[name] = queue["queue_labels"]
+    labels_by_queue = {name: load_checkpoint(checkpoint)["components"]["queue"]["queue_labels"]
+                       for name, checkpoint in checkpoints.items() if checkpoint.is_file()}
     if not labels_by_queue:
         return {}
     num_classes = max(int(labels.max()) + 1 for labels in labels_by_queue.values())
