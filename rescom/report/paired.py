@@ -44,9 +44,8 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
     done = frame[frame["finished"]] if "finished" in frame else frame
     if done.empty or column not in done:
         return None
-    is_base = matches(done[column], value)
     values = [f"last_test_{m}" for m in METRICS]
-    base = done[is_base][[*context, "seed", *values]]
+    base = done[matches(done[column], value)][[*context, "seed", *values]]
     if base.empty:
         return None
     merged = done.merge(base, on=[*context, "seed"], suffixes=("", "_baseline"))
