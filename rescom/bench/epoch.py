@@ -132,8 +132,8 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
         return evaluation_metrics(probs, targets, data.class_counts)
 
     console.log(f"bench epoch: warm-up epoch ({sum(data.class_counts) // batch} steps of {batch}; "
-                "CUDA graph capture, compilation, cuDNN autotuning, allocator growth)")
-    epoch_fn(0)
+                "CUDA graph capture, compilation, autotuning)")
+    epoch_fn(0)  # warm-up: CUDA graph capture, compilation, cuDNN autotuning, allocator growth
     evaluate()
     console.log(f"bench epoch: timing {epochs} epoch(s), then augmentation alone, steps alone, one evaluation")
     epoch_times = [wall_seconds(lambda e=e: epoch_fn(e), device) for e in range(1, epochs + 1)]
