@@ -163,29 +163,10 @@ RESUME_CHANGEABLE = ("optim.lr", "optim.epochs", "optim.schedule", "optim.milest
                      "optim.warmup_epochs", "run.eval_every")
 
 
-# Keys added after checkpoints were written, and the value a checkpoint that lacks one was trained
-# with: resuming such a run continues its own schedule (fidelity note 12) instead of being refused.
-LEGACY_VALUES = {"optim.schedule_version": 1}
-
-
-def adopt_legacy_values(config: "TrainConfig", saved: dict) -> list[str]:
-    """Set config's LEGACY_VALUES keys that the checkpoint's saved config tree lacks to the value that
-    checkpoint was trained with; returns them as 'key=value' (empty for a checkpoint that has them all)."""
-    saved_flat = flatten(saved)
-    adopted = []
-    for key, value in LEGACY_VALUES.items():
-        if key not in saved_flat:
-            section, _, name = key.partition(".")
-            setattr(getattr(config, section), name, value)
-            adopted.append(f"{key}={value}")
-    return adopted
-
-
 def differing_keys(config: "TrainConfig", saved: dict, allowed: tuple[str, ...] = ()) -> list[str]:
     """Keys whose value in config differs from a checkpoint's saved config tree (resume check),
-    apart from the neutral keys and the `allowed` ones. A LEGACY_VALUES key the checkpoint lacks
-    counts as its legacy value."""
-    saved_flat = {**LEGACY_VALUES, **flatten(saved)}
+    apart from the neutral keys and the `allowed` ones."""
+    saved_flat = flatten(saved)
     skip = set(RESUME_NEUTRAL) | set(allowed)
     return sorted(k for k, v in config.flat().items() if k not in skip and saved_flat.get(k) != v)
 
@@ -259,10 +240,6 @@ def _members(annotation: Any) -> tuple:
     return (annotation,)
 
 
-def _section_types(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """Return a copy of config with dotted keys set; unknown keys and bad types raise ConfigError."""
     config = dataclasses.replace(config, **{
@@ -279,7 +256,7 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
         section = getattr(config, section_name, None)
         if not dataclasses.is_dataclass(section):
             raise ConfigError(f"{key}: unknown section {section_name!r}; sections: data, method, model, optim, run")
-        hints = _section_types(type(section))
+        hints = typing.get_type_hints(type(section))
         if name not in hints:
             raise ConfigError(f"{key}: unknown key; {section_name} has {', '.join(hints)}")
         setattr(section, name, _coerce(key, value, hints[name]))
@@ -320,25 +297,19 @@ def validate(config: TrainConfig) -> None:
     for key, value in positive.items():
         if not value > 0:  # also refuses nan (YAML's .nan)
             raise ConfigError(f"{key}: must be > 0, got {value}")
-    if not 0.0 <= m.beta < 1.0:
-        raise ConfigError(f"method.beta: must lie in [0, 1), got {m.beta}")
-    if not 0.0 <= m.momentum < 1.0:
-        raise ConfigError(f"method.momentum: must lie in [0, 1), got {m.momentum}")
-    if config.data.imbalance is not None and config.data.imbalance < 1:
-        raise ConfigError(f"data.imbalance: the imbalance factor must be >= 1, got {config.data.imbalance}")
+    for key, value in {"method.beta": m.beta, "method.momentum": m.momentum}.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key}: must lie in [0, 1), got {value}")
     size = config.data.image_size
     if isinstance(size, str) and size != "auto":
         raise ConfigError(f"data.image_size: expected a side in pixels, null (as stored) or 'auto', got {size!r}")
-    if isinstance(size, int) and size < 1:
-        raise ConfigError(f"data.image_size: must be >= 1, got {size}")
-    if config.data.max_count is not None and config.data.max_count < 1:
-        raise ConfigError(f"data.max_count: must be >= 1, got {config.data.max_count}")
-    if m.num_pos is not None and m.num_pos < 1:
-        raise ConfigError(f"method.num_pos: must be >= 1 or null (all), got {m.num_pos}")
     if isinstance(m.num_neg, str) and m.num_neg != "auto":
         raise ConfigError(f"method.num_neg: expected an int, null (all) or 'auto', got {m.num_neg!r}")
-    if isinstance(m.num_neg, int) and m.num_neg < 1:
-        raise ConfigError(f"method.num_neg: must be >= 1, got {m.num_neg}")
+    at_least_one = {"data.imbalance": config.data.imbalance, "data.image_size": size,  # null: none / as stored / all
+                    "data.max_count": config.data.max_count, "method.num_pos": m.num_pos, "method.num_neg": m.num_neg}
+    for key, value in at_least_one.items():
+        if isinstance(value, (int, float)) and value < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {value}")
     # anchors=view1 always has the batch's view-2 keys, so it needs neither a queue nor in_batch.
     if m.contrastive == "supcon" and m.queue == "none" and not m.in_batch and m.anchors == "both":
         raise ConfigError("method.in_batch: a contrastive loss without a queue needs in-batch contrast")

@@ -126,34 +126,28 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_a_checkpoint_from_before_the_schedule_fix_resumes_with_its_own_schedule(workdir, tiny_folder, monkeypatch):
-    """A checkpoint without optim.schedule_version was trained with the shifted cosine (version 1):
-    --resume continues that schedule (fidelity note 12) instead of switching or refusing."""
+def test_resume_refuses_a_checkpoint_written_by_other_training_code(workdir, tiny_folder, monkeypatch):
+    """The checkpoint's code identity (the training stage's code deps) differs: one line, nothing written."""
     import rescom.engine.run as engine
     from rescom.engine.checkpoint import save_checkpoint
 
-    cosine = ["--set", "run.run_name=old", "--set", "optim.schedule=cosine", "--set", "optim.cosine_warmup_epochs=1"]
     original = engine.EpochPass
 
-    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 2:
+    def killed_in_second_epoch(config, parts, step_fn, loader, device, bar, epoch):
+        if epoch == 1:
             raise KeyboardInterrupt
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
-    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
-    assert run_cli(tiny_args(tiny_folder, epochs=3, extra=cosine)).exit_code != 0
+    monkeypatch.setattr(engine, "EpochPass", killed_in_second_epoch)
+    assert run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=other"])).exit_code != 0
     monkeypatch.setattr(engine, "EpochPass", original)
-    path = workdir / "runs/old/checkpoint.pt"
+    path = workdir / "runs/other/checkpoint.pt"
     state = torch.load(path, weights_only=True)
-    del state["config"]["optim"]["schedule_version"]  # as written before the key existed
-    save_checkpoint(state, path)
-
-    resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=[*cosine, "--resume"]))
-    assert resumed.exit_code == 0, resumed.output
-    state = torch.load(path, weights_only=True)
-    # epoch 3 of 3, warmup 1: version 1 at cosine position 1/2 (lr / 2), version 2 would be at the floor 0
-    assert state["history"][2]["lr"] == pytest.approx(0.05 * 0.5)
-    assert state["config"]["optim"]["schedule_version"] == 1
+    save_checkpoint({**state, "code": "0" * 64}, path)  # as an edit of the engine would have written it
+    before = path.read_bytes()
+    resumed = run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=other", "--resume"]))
+    assert_one_line_error(resumed, "other training code")
+    assert path.read_bytes() == before
 
 
 def test_mlflow_run_has_params_tags_metrics_artifacts(workdir, tiny_folder):

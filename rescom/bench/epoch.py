@@ -27,7 +27,7 @@ from rescom.data.loading import loaders
 from rescom.engine.components import build_components
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.step import make_step, use_cuda_graphs
-from rescom.engine.run import epoch_seed, train_epoch
+from rescom.engine.run import EpochPass, epoch_seed
 from rescom.methods import preset_config, uses_two_views
 from rescom.progress import console, progress_bar
 
@@ -125,7 +125,7 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
 
     def epoch_fn(epoch: int):
         with progress_bar() as bar:
-            return train_epoch(config, parts, step, loader(epoch), device, bar, epoch)
+            return EpochPass(config, parts, step, loader(epoch), device, bar, epoch).run_to_end()
 
     def evaluate():
         probs, targets = predict(parts.model.inference_model(), test_batches, device)

@@ -47,11 +47,9 @@ def run_log(mlflow_run_id: str | None, hardware: str, epoch_seconds: list[float]
 
 def read_run_log(path: Path) -> dict:
     """The run log, or {} when the run has none (a run from before it existed, or never started)."""
-    if not path.is_file():
-        return {}
     try:
         payload = json.loads(path.read_text())
-    except ValueError:  # a log cut short by a crash: timing only, the run itself is in the checkpoint
+    except (OSError, ValueError):  # none, or cut short by a crash: timing only, the run is in the checkpoint
         return {}
     return payload if isinstance(payload, dict) else {}
 

@@ -17,12 +17,14 @@ step of a throwaway copy of it measured, and K times that peak must fit what the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import resource
 from pathlib import Path
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from rescom.config import ConfigError, TrainConfig, apply_overrides
 from rescom.data.loading import loaders
@@ -48,12 +50,8 @@ def seed_configs(config: TrainConfig, seeds: list[int]) -> list[TrainConfig]:
         raise ConfigError("run.run_name names one run; with --seeds each run takes its own name (drop run.run_name)")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds: a seed appears twice ({','.join(map(str, seeds))})")
-    return [_with_name(apply_overrides(config, {"run.seed": seed}), config.method_name) for seed in seeds]
-
-
-def _with_name(config: TrainConfig, method_name: str) -> TrainConfig:
-    config.method_name = method_name
-    return config
+    return [dataclasses.replace(apply_overrides(config, {"run.seed": seed}), method_name=config.method_name)
+            for seed in seeds]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -100,12 +98,10 @@ def memory_baseline(device: torch.device) -> dict:
 
 def available_host_memory() -> int:
     """MemAvailable of /proc/meminfo in bytes (the kernel's estimate of what can be allocated without swapping)."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except OSError:
-        pass
     return 2**62  # no /proc (not Linux): no basis to refuse
 
 
@@ -142,21 +138,10 @@ def probe_peak(run: Run, before: dict) -> int:
 def _tensor_bytes(run: Run) -> int:
     """Parameters (x2 for their gradients), buffers, optimizer state, queue, and the test tensors."""
     state = run.parts.state_dict()
-    tensors = [t for t in _leaves(state) if isinstance(t, torch.Tensor)]
+    tensors = [t for t in tree_leaves(state) if isinstance(t, torch.Tensor)]
     grads = sum(p.nbytes for p in run.parts.model.parameters())
     test = sum(images.nbytes for images, _ in run.test_batches) if isinstance(run.test_batches, list) else 0
     return sum(t.nbytes for t in tensors) + grads + test
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for value in tree.values():
-            yield from _leaves(value)
-    elif isinstance(tree, (list, tuple)):
-        for value in tree:
-            yield from _leaves(value)
-    else:
-        yield tree
 
 
 def check_fits(peak: int, pack_size: int, free: int, device: torch.device) -> None:

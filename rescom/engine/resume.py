@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, adopt_legacy_values, differing_keys, flatten
+from rescom.config import RESUME_CHANGEABLE, ConfigError, TrainConfig, differing_keys, flatten
 from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
 from rescom.engine.checkpoint import load_checkpoint, training_code_identity
@@ -37,17 +37,13 @@ def initial_state(config: TrainConfig, paths: RunPaths, parts: Components, start
                   data: PreparedData) -> tuple[RunState, str]:
     """(state to continue from, the allowed changes made on resume in words, '' if none); on resume
     the components are loaded from the checkpoint."""
-    if not start.resume:
-        refuse_existing_run(paths, start)
+    if not start.resume:  # Run refused an existing run directory already
         return RunState(), ""
     checkpoint = load_checkpoint(paths.checkpoint)
     if checkpoint.get("code") != training_code_identity():
         raise ConfigError(f"--resume: {paths.checkpoint} was written by other training code (rescom/engine, "
                           "losses, models, data or config changed since); --overwrite trains the run again")
     saved = checkpoint["config"]
-    adopted = adopt_legacy_values(config, saved)  # an older run continues its own schedule
-    if adopted:
-        console.log(f"resuming {paths.root} with what its checkpoint was trained with: {', '.join(adopted)}")
     differing = differing_keys(config, saved, start.allow_change)
     if differing:
         changeable = [k for k in differing if k in RESUME_CHANGEABLE]

@@ -72,14 +72,13 @@ class Run:
 
     def __init__(self, config: TrainConfig, world: distributed.World, start: RunStart = RunStart(),
                  data_cache: dict | None = None):
-        self.world = world
-        refuse_existing_run(RunPaths(Path(config.run.runs_dir) / run_name(config)), start)
+        self.world, self.paths = world, RunPaths(Path(config.run.runs_dir) / run_name(config))
+        refuse_existing_run(self.paths, start)  # before any data is read or prepared
         data = shared_data(config, data_cache)
         config = resolve_for_data(config, data.class_counts)
         config.data.pipeline = loaders.resolve_pipeline(config.data, data)  # the resolved choice is logged
         distributed.check_batch_size(config.optim.batch_size, world)
         self.config, self.data = config, data
-        self.paths = RunPaths(Path(config.run.runs_dir) / run_name(config))
         self.device = distributed.device_for(world, select_device(config.run.device))
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._cpu_rng = torch.get_rng_state()
@@ -90,7 +89,7 @@ class Run:
             if config.run.compile:  # the training forward only; evaluation and checkpoints use the plain module
                 self.parts.forward_model = torch.compile(self.parts.forward_model or self.parts.model)
             self.test_batches = loaders.evaluation_batches(data, config.data, max(256, config.optim.batch_size),
-                                                            self.device)
+                                                           self.device)
         self.resident: dict = {}  # the tensor pipeline's device copy of the training set, made once
         self.graphs = use_cuda_graphs(config, self.device)
         self.hardware = device_description(self.device)  # what the run log's seconds were measured on
@@ -270,20 +269,18 @@ class EpochPass:
             self.bar.update(self.task, completed=step, info=f"loss {loss:.3f} acc {accuracy:.1f}")
         return True
 
+    def run_to_end(self) -> dict:
+        """The whole epoch at once (rescom bench epoch); its metrics."""
+        while self.step():
+            pass
+        return self.metrics()
+
     def metrics(self) -> dict:
         """The epoch's mean losses and train accuracy (%)."""
         steps = max(self.length, 1)
         out = {k: v.item() / steps for k, v in self.totals.items() if k != "correct"}
         out["train_acc"] = 100.0 * self.totals["correct"].item() / max(self.total_seen, 1) if self.totals else 0.0
         return out
-
-
-def train_epoch(config: TrainConfig, parts: Components, step_fn, loader, device: torch.device, bar, epoch: int) -> dict:
-    """One whole epoch outside a run (rescom bench epoch); its metrics."""
-    epoch_pass = EpochPass(config, parts, step_fn, loader, device, bar, epoch)
-    while epoch_pass.step():
-        pass
-    return epoch_pass.metrics()
 
 
 def shared_data(config: TrainConfig, cache: dict | None) -> PreparedData:

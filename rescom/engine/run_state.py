@@ -22,17 +22,11 @@ class RunState:
 
 @dataclass
 class RunPaths:
+    """A run directory's files; run_log (wall-clock seconds, hardware, MLflow run id) is no DVC output
+    (outputs.run_log)."""
+
     root: Path
 
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint.pt"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def run_log(self) -> Path:
-        """Wall-clock seconds, hardware and MLflow run id: not a DVC output (see outputs.run_log)."""
-        return self.root / RUN_LOG_NAME
+    def __post_init__(self) -> None:
+        self.checkpoint, self.metrics, self.run_log = (self.root / name for name in
+                                                       ("checkpoint.pt", "metrics.json", RUN_LOG_NAME))

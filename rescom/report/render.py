@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rescom.pipeline.catalogue import Profile, expand_table, load_profile
+from rescom.pipeline.catalogue import Profile, load_profile
 from rescom.report.claims import render_claims
 from rescom.report.collect import aggregate, table_frame
 from rescom.report.draws import render_draws

@@ -7,6 +7,7 @@ so an offline machine fails in seconds instead of hanging.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -50,11 +51,8 @@ def _reachable(url: str, timeout: float) -> bool:
     ok: list[bool] = []
 
     def probe() -> None:
-        try:
-            with socket.create_connection((parsed.hostname, port), timeout=timeout):
-                ok.append(True)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), socket.create_connection((parsed.hostname, port), timeout=timeout):
+            ok.append(True)
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
