@@ -127,7 +127,7 @@ stage_cmd() {  # main:method=bs,seed=0 -> the dvc.yaml stage command of that run
     local table=${1%%:*} items=${1#*:} args=""
     IFS=, read -ra pairs <<<"$items"
     for p in "${pairs[@]}"; do args+=" --item $p"; done
-    echo "rescom pipeline train --params $PARAMS --table $table$args"
+    echo "python -m rescom.stages.train --params $PARAMS --table $table$args"
 }
 train_group() {  # train_group RUN...: one pack (or one run), stopped by SIGTERM at the budget
     local limit; limit=$(left)
