@@ -14,7 +14,6 @@ def dask_client(jobs: int | None, scheduler: str | None):
 
     from rescom.executor.cluster import start_local_cluster
 
-    # An existing scheduler's address, or a local cluster that is closed with the client.
     with (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
             Client(cluster) as client:
         yield client
@@ -28,9 +27,10 @@ def tracking(uri: str | None, serve: str | None, root: Path):
         yield uri
         return
     from rescom.executor.tracking_server import start_server
+    from rescom.tracking import ui_url
 
     server = start_server(root / "mlflow.db", host=serve)
-    say(f"MLflow tracking server {server.uri} (log {server.log_path})")
+    say(f"MLflow tracking server {server.uri}, its UI at {ui_url(server.uri)} (log {server.log_path})")
     try:
         yield server.uri
     finally:
