@@ -17,9 +17,6 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAIN_COMMAND = ("python", "-m", "rescom.stages.train")  # the training stage's cmd (pipeline/dvcfile.py)
-
-
 @dataclass(frozen=True)
 class TrainStage:
     """A parsed `python -m rescom.stages.train --params P --table T --item axis=value ...` command."""
@@ -31,14 +28,17 @@ class TrainStage:
 
 def parse_train_command(cmd: str) -> TrainStage | None:
     """The training stage a dvc.yaml cmd runs, or None for any other command (or one it cannot read)."""
+    from rescom.pipeline.dvcfile import stage_command
+
+    entry = shlex.split(stage_command("train", ""))  # the training stage's cmd, as dvc.yaml writes it
     try:
         words = shlex.split(cmd)
     except ValueError:
         return None
-    if tuple(words[:3]) != TRAIN_COMMAND:
+    if words[:len(entry)] != entry:
         return None
     params, table, item = "params.yaml", None, {}
-    rest = words[3:]
+    rest = words[len(entry):]
     while rest:
         option, *rest = rest
         name, equals, inline = option.partition("=")
