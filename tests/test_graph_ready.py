@@ -51,7 +51,7 @@ def _compiled_step(config, parts):
 
     def step(views, target):
         loss, losses, keys, labels = forward(views, target)
-        parts.optimizer.zero_grad(set_to_none=True)
+        parts.optimizer.zero_grad()
         loss.backward()
         update(keys, labels)
         return losses

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torch.optim.sgd import sgd
 
 from rescom.config import TrainConfig
+from rescom.engine.optimizer import MomentumSGD, build_optimizer
 from rescom.losses import class_balanced_weights
 from rescom.models import ResComNet, build_model
 from rescom.queue import ClassBalancedQueue, FifoQueue, ReversedQueue
@@ -23,7 +23,7 @@ class Components:
     queue: nn.Module | None
     class_counts: torch.Tensor         # [K] n_c, on the device
     class_weights: torch.Tensor | None # [K] w_c of Eq. 2, None when beta = 0
-    optimizer: torch.optim.Optimizer
+    optimizer: MomentumSGD
     # Multi-GPU hook: the DDP wrapper of `model` under torchrun (engine.distributed.prepare_components);
     # train_step calls it instead of `model`. None in a single process. Not part of the state.
     forward_model: nn.Module | None = None
@@ -96,52 +96,6 @@ def build_components(config: TrainConfig, class_counts: list[int], in_channels: 
     optimizer = build_optimizer(config, model, device)
     counts = torch.as_tensor(class_counts, dtype=torch.float32, device=device)
     return Components(model, key_encoder, queue, counts, weights, optimizer, mining_sizes=mining_sizes(config, queue))
-
-
-def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.SGD:
-    """SGD with momentum and weight decay: one fused kernel on a GPU, foreach (multi-tensor) on the CPU.
-
-    On a GPU the learning rate is a device tensor, so a CUDA graph that captured the step reads the
-    value set each epoch (set_learning_rate) instead of the one frozen at capture.
-    """
-    o = config.optim
-    if device.type == "cuda":
-        optimizer = torch.optim.SGD(model.parameters(), lr=torch.tensor(o.lr, device=device), momentum=o.momentum,
-                                    weight_decay=o.weight_decay, fused=True)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                                    foreach=True)
-    # Momentum buffers from the start, as zeros: SGD's first update m * 0 + g = g equals its lazy
-    # clone of g bit for bit, and the step never allocates state (CUDA graphs, fullgraph compile).
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    return optimizer
-
-
-@torch.no_grad()
-def sgd_update(optimizer: torch.optim.SGD) -> None:
-    """optimizer.step() as one call of torch.optim's functional SGD (same kernels, same numbers).
-
-    Optimizer.step wraps the update in hooks and a grad-mode guard that deliberately breaks a
-    torch.compile graph; this call has neither, so the update compiles with fullgraph=True and is
-    captured inside the step's CUDA graph. Groups' foreach/fused flags and lr (float or tensor) apply.
-    """
-    for group in optimizer.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        sgd(params, [p.grad for p in params], [optimizer.state[p]["momentum_buffer"] for p in params],
-            foreach=group["foreach"], fused=group["fused"], weight_decay=group["weight_decay"],
-            momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
-            nesterov=group["nesterov"], maximize=group["maximize"])
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's lr; a tensor lr is filled in place (no sync, and captured graphs see it)."""
-    for group in optimizer.param_groups:
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)
-        else:
-            group["lr"] = lr
 
 
 def mining_sizes(config: TrainConfig, queue: nn.Module | None) -> tuple[int | None, int | None]:

@@ -29,7 +29,7 @@ from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
 from rescom.engine import distributed
 from rescom.engine.checkpoint import save_checkpoint, training_code_identity
-from rescom.engine.components import Components, build_components, learning_rate, set_learning_rate
+from rescom.engine.components import Components, build_components, learning_rate
 from rescom.errors import NonFiniteLossError
 from rescom.engine.evaluate import evaluation_metrics, predict
 from rescom.engine.hardware import device_description
@@ -136,7 +136,7 @@ class Run:
         config, epoch = self.config, self.state.epoch
         with self.own_context():
             self.lr = learning_rate(config, epoch)
-            set_learning_rate(self.parts.optimizer, self.lr)
+            self.parts.optimizer.set_learning_rate(self.lr)
             # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
             torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
             loader = loaders.epoch_batches(self.data, config.data, config.optim.batch_size, uses_two_views(config),

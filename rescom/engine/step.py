@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from rescom.config import TrainConfig
 from rescom.engine import distributed
-from rescom.engine.components import Components, sgd_update
+from rescom.engine.components import Components
 from rescom.losses import balanced_softmax_loss, siamese_balanced_softmax_loss, spm_contrastive_loss
 
 
@@ -67,7 +67,7 @@ def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor]
     around backward() each compile with fullgraph=True (tests/test_graph_ready.py).
     """
     loss, losses, new_keys, key_labels = forward_losses(config, parts, views, target)
-    parts.optimizer.zero_grad(set_to_none=True)
+    parts.optimizer.zero_grad()
     loss.backward()
     apply_updates(config, parts, new_keys, key_labels)
     return losses
@@ -128,7 +128,7 @@ def forward_losses(config: TrainConfig, parts: Components, views: list[torch.Ten
 def apply_updates(config: TrainConfig, parts: Components, new_keys: torch.Tensor | None,
                   key_labels: torch.Tensor) -> None:
     """Everything after backward: the SGD update, the momentum encoder, the queue write (no grad)."""
-    sgd_update(parts.optimizer)
+    parts.optimizer.step()
     if parts.key_encoder is not None:
         update_momentum_encoder(parts, config.method.momentum)
     if parts.queue is not None and new_keys is not None:
