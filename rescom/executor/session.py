@@ -40,6 +40,7 @@ def tracking(uri: str | None, serve: str | None, root: Path):
 def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = None, pack: int = 1,
           threads: int | None = None, tracking_uri: str | None = None, serve_tracking: str | None = None,
           log_dir: Path = Path("logs/repro")) -> Summary:
+    from rescom.executor.cluster import cpu_workers, usable_cores, visible_gpus
     from rescom.executor.plan import open_repo, plan_stages
 
     repo = open_repo()
@@ -48,7 +49,15 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
         stage_plan = plan_stages(repo, targets)
         import torch  # its thread count here is what a stage of a sequential `dvc repro` gets
 
-        settings = ReproSettings(threads=threads or torch.get_num_threads(), pack=pack, log_dir=root / log_dir)
+        sequential_threads = torch.get_num_threads()
+        settings = ReproSettings(threads=threads or sequential_threads, pack=pack, log_dir=root / log_dir)
+        if scheduler is None and not visible_gpus():
+            jobs, fewer = cpu_workers(jobs, settings.threads, usable_cores())
+            if fewer:
+                say(fewer)
+        if settings.threads != sequential_threads:
+            say(f"{settings.threads} thread(s) per stage where a sequential dvc repro stage runs "
+                f"{sequential_threads}: its CPU numbers will differ (float sums split by thread count)")
         with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
             settings.tracking_uri = uri
             say(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
