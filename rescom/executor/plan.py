@@ -30,6 +30,7 @@ class StagePlan:
     stages: dict = field(repr=False)
     upstream: dict[str, set[str]]
     locked_before: dict[str, list[str]] = field(default_factory=dict)  # lockfile -> its entries at the start
+    appended: dict[str, list[str]] = field(default_factory=dict)  # lockfile -> new entries in the order written
 
     def downstream_of(self, name: str) -> set[str]:
         """Every stage that depends on `name`, directly or through others."""
@@ -135,22 +136,32 @@ def record(repo, plan: StagePlan, name: str) -> None:
         stage.save(allow_missing=False, run_cache=False)
         stage.commit(allow_missing=False)
         stage.dump(update_pipeline=False)
-        _keep_sequential_order(repo, plan, _lockfile(stage))
+        _keep_sequential_order(repo, plan, _lockfile(stage), stage.name)
 
 
-def _keep_sequential_order(repo, plan: StagePlan, path: str) -> None:
-    """dvc.lock lists entries in the order they were first written. `dvc repro` writes new ones in
-    plan order; here they finish in any order, so they are put back in plan order (entries that were
-    there before keep their places), which makes the file equal to a sequential run's byte for byte."""
+def _keep_sequential_order(repo, plan: StagePlan, path: str, written: str) -> None:
+    """dvc.lock lists entries in the order they were first written (DVC's dump updates an entry in
+    place or appends it). `dvc repro` writes new ones in plan order; here they finish in any order,
+    so they are put back in plan order (entries that were there before keep their places), which
+    makes the file equal to a sequential run's byte for byte. While they finish in plan order (one
+    worker) the file is already so and is not parsed and written a second time (a second
+    round-trip of the default profile's dvc.lock is about 1 s per stage)."""
     from dvc.utils.serialize import modify_yaml
 
     before = plan.locked_before.get(path, [])
+    appended = plan.appended.setdefault(path, [])
+    if written not in before and written not in appended:
+        appended.append(written)
     new_in_plan_order = [plan.stages[n].name for n in plan.order
                          if _lockfile(plan.stages[n]) == path and plan.stages[n].name not in before]
+    in_plan_order = [n for n in new_in_plan_order if n in appended]
+    if appended == in_plan_order:
+        return
     with modify_yaml(path, fs=repo.fs) as data:
         entries = data["stages"]
         for name in [n for n in before if n in entries] + [n for n in new_in_plan_order if n in entries]:
             entries[name] = entries.pop(name)
+    appended[:] = in_plan_order
 
 
 def stage_commands(plan: StagePlan, name: str) -> list[str]:
