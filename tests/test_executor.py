@@ -68,6 +68,21 @@ def test_run_job_logs_output_and_stops_at_first_failure(tmp_path):
     assert "first\n7\n" in text and "exit status 4" in text and "never\n" not in text
 
 
+def test_commands_get_the_controllers_environment_not_dasks_worker_settings(tmp_path, monkeypatch):
+    # A Dask nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536 (and one BLAS thread); a stage
+    # under it trained 2.2x slower. The command sees the controller's value, or none, as under dvc repro.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as in a Dask worker process
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    log = tmp_path / "x.log"
+    run_job(Job(["x"], ['echo "trim=${MALLOC_TRIM_THRESHOLD_-unset} blas=${OPENBLAS_NUM_THREADS-unset}"'],
+                str(tmp_path), str(log), {"OPENBLAS_NUM_THREADS": "4"}))
+    assert "trim=unset blas=4\n" in log.read_text()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the controller's environment
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    env = job_environment(ReproSettings(threads=2), str(tmp_path), ["a"])
+    assert env["OPENBLAS_NUM_THREADS"] == "4" and "MALLOC_TRIM_THRESHOLD_" not in env
+
+
 def test_worker_specs_one_worker_per_gpu_with_its_device():
     from rescom.executor.cluster import worker_specs
 

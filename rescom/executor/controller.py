@@ -11,6 +11,7 @@ one line on the terminal (`say`): stage output goes to the stage's log, DVC's ba
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rescom.executor import packs, plan
-from rescom.executor.stage_job import Job, JobResult, run_job, terminate_running
+from rescom.executor.stage_job import Job, JobResult, dask_worker_settings, run_job, terminate_running
 from rescom.progress import console
 
 # After Ctrl-C, how long running stages get to end on SIGTERM (save nothing new, close MLflow).
@@ -59,8 +60,11 @@ def log_path(log_dir: Path, names: list[str]) -> Path:
 
 
 def job_environment(settings: ReproSettings, repo_root: str, names: list[str]) -> dict[str, str]:
-    env = {"OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads),
-           "DVC_ROOT": repo_root, "DVC_STAGE": ",".join(names), "PYTHONUNBUFFERED": "1"}
+    """What a stage's command gets on top of its worker's environment: what `dvc repro` here would
+    give it (this process's values of the variables Dask sets in its workers, the thread count)."""
+    env = {key: os.environ[key] for key in dask_worker_settings() if key in os.environ}
+    env |= {"OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads),
+            "DVC_ROOT": repo_root, "DVC_STAGE": ",".join(names), "PYTHONUNBUFFERED": "1"}
     if settings.tracking_uri:
         env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     return env
