@@ -77,9 +77,11 @@ def test_commands_get_the_controllers_environment_not_dasks_worker_settings(tmp_
     run_job(Job(["x"], ['echo "trim=${MALLOC_TRIM_THRESHOLD_-unset} blas=${OPENBLAS_NUM_THREADS-unset}"'],
                 str(tmp_path), str(log), {"OPENBLAS_NUM_THREADS": "4"}))
     assert "trim=unset blas=4\n" in log.read_text()
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the controller's environment
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the controller's environment before its cluster starts
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
-    env = job_environment(ReproSettings(threads=2), str(tmp_path), ["a"])
+    settings = ReproSettings(threads=2)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what a local nanny then writes into it
+    env = job_environment(settings, str(tmp_path), ["a"])
     assert env["OPENBLAS_NUM_THREADS"] == "4" and "MALLOC_TRIM_THRESHOLD_" not in env
 
 

@@ -30,12 +30,16 @@ STOP_GRACE_S = 60.0
 class ReproSettings:
     """threads: OMP/MKL threads of every stage, whatever the worker count. CPU float results depend
     on it, so it must equal the sequential `dvc repro`'s for the same dvc.lock (default: torch's count
-    in the controller's environment, which is what a sequential stage gets). pack: stages per job."""
+    in the controller's environment, which is what a sequential stage gets). pack: stages per job.
+    environment: this process's values of the variables Dask sets in its workers, read before any
+    cluster starts (a local nanny writes them into this process's environment too)."""
 
     threads: int
     pack: int = 1
     log_dir: Path = Path("logs/repro")
     tracking_uri: str | None = None
+    environment: dict[str, str] = field(
+        default_factory=lambda: {k: os.environ[k] for k in dask_worker_settings() if k in os.environ})
 
 
 @dataclass
@@ -61,8 +65,8 @@ def log_path(log_dir: Path, names: list[str]) -> Path:
 
 def job_environment(settings: ReproSettings, repo_root: str, names: list[str]) -> dict[str, str]:
     """What a stage's command gets on top of its worker's environment: what `dvc repro` here would
-    give it (this process's values of the variables Dask sets in its workers, the thread count)."""
-    env = {key: os.environ[key] for key in dask_worker_settings() if key in os.environ}
+    give it (the controller's values of the variables Dask sets in its workers, the thread count)."""
+    env = dict(settings.environment)
     env |= {"OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads),
             "DVC_ROOT": repo_root, "DVC_STAGE": ",".join(names), "PYTHONUNBUFFERED": "1"}
     if settings.tracking_uri:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from rescom.executor.controller import Controller, ReproSettings, Summary, print_summary, say
@@ -10,13 +11,25 @@ from rescom.executor.controller import Controller, ReproSettings, Summary, print
 
 @contextlib.contextmanager
 def dask_client(jobs: int | None, scheduler: str | None):
+    """A client of the scheduler, or of a local cluster started here. A local nanny writes Dask's worker
+    settings (MALLOC_TRIM_THRESHOLD_, one BLAS thread) into this process's environment before it
+    spawns a worker; they are put back afterwards, so a later repro in this process starts clean."""
     from distributed import Client
 
     from rescom.executor.cluster import start_local_cluster
+    from rescom.executor.stage_job import dask_worker_settings
 
-    with (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
-            Client(cluster) as client:
-        yield client
+    before = {key: os.environ.get(key) for key in dask_worker_settings()}
+    try:
+        with (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
+                Client(cluster) as client:
+            yield client
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
