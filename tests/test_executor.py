@@ -97,15 +97,15 @@ def test_worker_specs_one_worker_per_gpu_with_its_device():
     assert list(cpu) == ["cpu0", "cpu1", "cpu2", "cpu3"] and all(s["options"]["env"] == {} for s in cpu.values())
 
 
-def test_cpu_workers_pack_the_stages_the_cores_cannot_hold():
+def test_cpu_workers_never_more_stages_than_the_cores_hold():
     from rescom.executor.cluster import cpu_workers
 
-    workers, pack, why = cpu_workers(2, threads=2, cores=2)  # dvc repro's 2 threads: one stage fills 2 cores
-    assert (workers, pack) == (1, 2) and "--jobs 2" in why and "1 worker(s)" in why and "--threads 1" in why
-    assert cpu_workers(5, threads=2, cores=4)[:2] == (2, 3)
-    assert cpu_workers(2, threads=1, cores=2) == (2, 1, None)  # cores split: each stage 1 thread
-    assert cpu_workers(3, threads=4, cores=16) == (3, 1, None)
-    assert cpu_workers(None, threads=8, cores=2) == (1, 1, None)  # one worker is always started
+    workers, why = cpu_workers(2, threads=2, cores=2)  # dvc repro's 2 threads: one stage fills 2 cores
+    assert workers == 1 and "--jobs 2" in why and "running 1" in why and "--threads 1" in why
+    assert cpu_workers(5, threads=2, cores=4)[0] == 2
+    assert cpu_workers(2, threads=1, cores=2) == (2, None)  # cores split: each stage 1 thread
+    assert cpu_workers(3, threads=4, cores=16) == (3, None)
+    assert cpu_workers(None, threads=8, cores=2) == (1, None)  # one worker is always started
 
 
 def test_slurm_job_script_renders_without_slurm():

@@ -65,9 +65,8 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
         sequential_threads = torch.get_num_threads()
         settings = ReproSettings(threads=threads or sequential_threads, pack=pack, log_dir=root / log_dir)
         if scheduler is None and not visible_gpus():
-            jobs, pack_size, fewer = cpu_workers(jobs, settings.threads, usable_cores())
+            jobs, fewer = cpu_workers(jobs, settings.threads, usable_cores())
             if fewer:
-                settings.pack = max(settings.pack, pack_size)
                 say(fewer)
         if settings.threads != sequential_threads:
             say(f"{settings.threads} thread(s) per stage where a sequential dvc repro stage runs "
