@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the smoke profile from scratch and compare it with the committed reports/smoke and
 # pipelines/smoke/dvc.lock. Usage: check-smoke-reports.sh [dvc|parallel]: `dvc repro` (default) or
-# `rescom repro --jobs 2` (independent stages on two Dask workers; it must give the same dvc.lock).
+# `rescom repro --jobs 2` (independent stages on Dask: two workers, or on 2 cores one worker training
+# packs of 2 stages; it must give the same dvc.lock).
 # Fails, printing a per-cell diff, when a number moved beyond report.tolerance of
 # pipelines/smoke/params.yaml (the one place the tolerance is stated). Then checks DVC's contract:
 # a second `dvc repro` runs nothing, and changing one ablation value invalidates only its stages.

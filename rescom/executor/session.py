@@ -14,14 +14,16 @@ def dask_client(jobs: int | None, scheduler: str | None):
     """A client of the scheduler, or of a local cluster started here. A local nanny writes Dask's worker
     settings (MALLOC_TRIM_THRESHOLD_, one BLAS thread) into this process's environment before it
     spawns a worker; they are put back afterwards, so a later repro in this process starts clean."""
+    import dask
     from distributed import Client
 
-    from rescom.executor.cluster import start_local_cluster
+    from rescom.executor.cluster import quiet_dask_config, start_local_cluster
     from rescom.executor.stage_job import dask_worker_settings
 
     before = {key: os.environ.get(key) for key in dask_worker_settings()}
     try:
-        with (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
+        with dask.config.set(quiet_dask_config()), \
+                (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
                 Client(cluster) as client:
             yield client
     finally:
