@@ -2,8 +2,9 @@
 
 It alone talks to DVC (plan.py): it decides which stages run, submits a job once a stage's upstream
 stages are done and a worker slot is free, and records each stage that finished in dvc.lock before
-the next result (after submitting the jobs its end let start, so workers do not wait on the write). A failure is a value the loop handles: the stage is reported with its log, its
-downstream stages are not run, the others go on. Ctrl-C stops scheduling, SIGTERMs the running
+the next result (after submitting the jobs its end let start, so workers do not wait on the write).
+A failure is a value the loop handles: the stage is reported with its log, its downstream stages
+are not run, the others go on. Ctrl-C stops scheduling, SIGTERMs the running
 stages (reported as interrupted, not failed) and still records those that finished. Every event is
 one line on the terminal (`say`): stage output goes to the stage's log, DVC's bars nowhere.
 """
