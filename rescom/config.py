@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from rescom.errors import ExpectedError
 
-class ConfigError(ValueError):
+
+class ConfigError(ExpectedError, ValueError):
     """A bad configuration: unknown key, wrong type or impossible value. The message names the key."""
 
 

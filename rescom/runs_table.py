@@ -11,6 +11,7 @@ import re
 
 import pandas as pd
 
+from rescom.errors import UsageError
 from rescom.tracking import SUMMARY_PREFIX, default_tracking_uri, sqlite_path
 
 HEADLINE = {"last_test_all": "last All", "best_test_all": "best All", "last_test_few": "last Few",
@@ -24,21 +25,21 @@ def _variant(run_name: str, seed) -> str:
 
 
 def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
-    """The newest runs first; an experiment the store does not have is a ValueError naming it."""
+    """The newest runs first; an experiment the store does not have is a UsageError naming it."""
     from mlflow.tracking import MlflowClient
 
     uri = default_tracking_uri()
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         if experiment:
-            raise ValueError(f"no MLflow experiment '{experiment}': the store {database} does not exist yet")
+            raise UsageError(f"no MLflow experiment '{experiment}': the store {database} does not exist yet")
         return pd.DataFrame()  # no store yet: a read-only command must not create one
     client = MlflowClient(uri)
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
             known = sorted(e.name for e in client.search_experiments())
-            raise ValueError(f"no MLflow experiment '{experiment}' in {uri} (known: {', '.join(known) or 'none'})")
+            raise UsageError(f"no MLflow experiment '{experiment}' in {uri} (known: {', '.join(known) or 'none'})")
         ids = [found.experiment_id]
     else:
         ids = [e.experiment_id for e in client.search_experiments()]

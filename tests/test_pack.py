@@ -172,21 +172,27 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
 
 
 @pytest.mark.slow
-def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, monkeypatch):
+@pytest.mark.parametrize("expected", [True, False], ids=["expected-error", "bug"])
+def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, monkeypatch, expected):
     import rescom.engine.run as engine
+    from rescom.errors import NonFiniteLossError
 
     original = engine.EpochPass
 
     def seed_one_breaks(config, parts, step_fn, loader, device, bar, epoch):
         if config.run.seed == 1 and epoch == 1:
-            raise RuntimeError("disk full")
+            raise (NonFiniteLossError if expected else RuntimeError)("disk full")
         return original(config, parts, step_fn, loader, device, bar, epoch)
 
     in_dir(monkeypatch, tmp_path)
     monkeypatch.setattr(engine, "EpochPass", seed_one_breaks)
     result = run_cli(args_for(folder28, extra=["--seeds", "0,1"]))
-    assert result.exit_code == 2
-    assert "rescom-folder-lt-if6-s1: disk full" in " ".join(result.output.split())
+    if expected:  # one line naming the run, exit 2
+        assert result.exit_code == 2
+        assert "rescom-folder-lt-if6-s1: disk full" in " ".join(result.output.split())
+    else:  # a bug: raised with its traceback once the other run has finished
+        assert result.exit_code == 1 and type(result.exception) is RuntimeError, result.output
+        assert "rescom-folder-lt-if6-s1: stopped, RuntimeError: disk full" in " ".join(result.output.split())
     assert (tmp_path / "runs/rescom-folder-lt-if6-s0/metrics.json").is_file()
     assert not (tmp_path / "runs/rescom-folder-lt-if6-s1/metrics.json").exists()
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from rescom.analysis.gradients import gradient_by_similarity_rank
 from rescom.analysis.similarity import GROUPS, positive_pair_similarities
+from rescom.errors import UsageError
 
 PROJECTION = "projection"
 ENCODER = "encoder (l2-normalised; run has no projection head)"
@@ -128,7 +129,7 @@ def log_analysis_artifacts(run_id: str | None, paths: list[Path]) -> str:
     try:
         client.get_run(run_id)
     except MlflowException as err:
-        raise ValueError(f"MLflow run {run_id} is not in the store {uri} (set MLFLOW_TRACKING_URI to the "
+        raise UsageError(f"MLflow run {run_id} is not in the store {uri} (set MLFLOW_TRACKING_URI to the "
                          f"store the run was trained with); the analysis files are written") from err
     repository = artifact_repository(client, run_id)
     for path in paths:
@@ -185,18 +186,18 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
     "num_queries", "num_keys", "temperature", "mlflow"}.
     """
     if queue_source not in QUEUE_SOURCES:
-        raise ValueError(f"queue_source must be one of {', '.join(QUEUE_SOURCES)}, got {queue_source!r}")
+        raise UsageError(f"queue_source must be one of {', '.join(QUEUE_SOURCES)}, got {queue_source!r}")
     if num_batches < 1 or batch_size < 1:
-        raise ValueError(f"num_batches and batch_size must be >= 1, got {num_batches}, {batch_size}")
+        raise UsageError(f"num_batches and batch_size must be >= 1, got {num_batches}, {batch_size}")
     config, data, model, state = load_run_state(checkpoint, device)
     queue_state = state["components"].get("queue")
     source = ("queue" if queue_state is not None else "batch") if queue_source == "auto" else queue_source
     if source == "queue" and queue_state is None:
-        raise ValueError(f"{checkpoint}: the run ({config.method_name}) has no queue; use queue_source batch")
+        raise UsageError(f"{checkpoint}: the run ({config.method_name}) has no queue; use queue_source batch")
     if source == "batch" and num_batches < 2:
-        raise ValueError("queue_source batch takes the keys from the other sampled batches: num_batches must be >= 2")
+        raise UsageError("queue_source batch takes the keys from the other sampled batches: num_batches must be >= 2")
     if batch_size > len(data.train.labels):
-        raise ValueError(f"batch_size {batch_size} is larger than the {len(data.train.labels)} training images")
+        raise UsageError(f"batch_size {batch_size} is larger than the {len(data.train.labels)} training images")
     loader = _train_eval_loader(config, data, batch_size, seed)
     z, y, embedding = embed(model, loader, _device_of(model), num_batches, config.run.channels_last)
     tau = config.method.temperature
@@ -210,7 +211,7 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
         b = batch_size
         batches = z.shape[0] // b
         if batches < 2:
-            raise ValueError(f"queue_source batch needs >= 2 batches of {b}; the training set gave {batches}")
+            raise UsageError(f"queue_source batch needs >= 2 batches of {b}; the training set gave {batches}")
         parts = []
         for i in range(batches):
             others = torch.cat([z[: i * b], z[(i + 1) * b :]]), torch.cat([y[: i * b], y[(i + 1) * b :]])

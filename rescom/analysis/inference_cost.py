@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from rescom.engine.hardware import device_description  # noqa: F401  (re-exported)
+from rescom.errors import UsageError
 
 # The paper's RIDE-vs-ResCom numbers (Tables 5 and 8) are read from rescom/report/paper/: ratios only.
 PAPER_NOTE = ("Paper rows: Tables 5 and 8 of arXiv 2203.11506, ms per batch of 64 on a GeForce 2080Ti "
@@ -118,12 +119,12 @@ def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", bat
     from rescom.methods import uses_two_views
 
     if batch < 1 or repeat < 1 or warmup < 0:
-        raise ValueError(f"need batch >= 1, repeat >= 1, warmup >= 0; got {batch}, {repeat}, {warmup}")
+        raise UsageError(f"need batch >= 1, repeat >= 1, warmup >= 0; got {batch}, {repeat}, {warmup}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda requested but no CUDA device is available")
+        raise UsageError("device cuda requested but no CUDA device is available")
     is_path = isinstance(checkpoint_or_config, (str, Path))
     if not is_path and out_dir is None:
         raise ValueError("inference_cost of a config needs out_dir")

@@ -33,6 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rescom.errors import UsageError
+
 QUEUE_TYPES = ("fifo", "balanced", "none")
 
 
@@ -61,7 +63,7 @@ class _PairCounter:
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
         if queue_size < 0:
-            raise ValueError(f"queue_size must be >= 0, got {queue_size}")
+            raise UsageError(f"queue_size must be >= 0, got {queue_size}")
         self.k, self.b, self.queue = num_classes, batch_size, queue
         self.in_batch, self.views, self.prefill = in_batch, views, prefill
         self.pairs = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -71,7 +73,7 @@ class _PairCounter:
         if queue == "balanced":
             slots = size_per_class if size_per_class is not None else queue_size // num_classes
             if slots < 1:
-                raise ValueError(f"balanced queue needs >= 1 slot per class: queue_size={queue_size}, "
+                raise UsageError(f"balanced queue needs >= 1 slot per class: queue_size={queue_size}, "
                                  f"K={num_classes}, size_per_class={size_per_class}")
             self.slots = int(slots)
             self.seen = np.zeros(num_classes, dtype=np.int64)  # keys of each class enqueued so far
@@ -163,7 +165,7 @@ def simulate_pairs(
     if counts.ndim != 1 or counts.size < 1 or (counts < 0).any():
         raise ValueError(f"class_counts must be a 1-D list of non-negative ints, got {class_counts}")
     if batch_size < 1 or epochs < 0:
-        raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        raise UsageError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
     k = counts.size
     labels = np.repeat(np.arange(k), counts)
     nb = labels.size // batch_size

@@ -14,6 +14,7 @@ import typer
 
 from rescom.cli.common import expected_errors as _expected_errors
 from rescom.cli.run_config import build_config
+from rescom.errors import MissingFileError, UsageError
 
 analysis_app = typer.Typer(no_args_is_help=True,
                            help="Analyses of trained runs: gradients by similarity rank (Fig. 1 right), "
@@ -22,7 +23,7 @@ analysis_app = typer.Typer(no_args_is_help=True,
 
 def _check_checkpoint(path: Path) -> None:
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingFileError(f"no checkpoint at {path}")
 
 
 def parse_run_options(items: list[str]) -> dict[str, Path]:
@@ -31,13 +32,13 @@ def parse_run_options(items: list[str]) -> dict[str, Path]:
     for item in items:
         label, sep, path = (part.strip() for part in item.partition("="))
         if not sep or not label or not path:
-            raise ValueError(f"--run {item!r}: expected LABEL=CHECKPOINT")
+            raise UsageError(f"--run {item!r}: expected LABEL=CHECKPOINT")
         if label in runs:
-            raise ValueError(f"--run: label {label!r} given twice")
+            raise UsageError(f"--run: label {label!r} given twice")
         runs[label] = Path(path)
         _check_checkpoint(runs[label])
     if not runs:
-        raise ValueError("--run LABEL=CHECKPOINT is required (repeatable)")
+        raise UsageError("--run LABEL=CHECKPOINT is required (repeatable)")
     return runs
 
 
@@ -96,10 +97,10 @@ def inference_cost(checkpoint: Optional[Path] = typer.Argument(None, help="A run
     from rescom.analysis.inference_cost import inference_cost as measure
 
     if (checkpoint is None) == (method is None):
-        raise ValueError("give a CHECKPOINT or --method (with --dataset), not both")
+        raise UsageError("give a CHECKPOINT or --method (with --dataset), not both")
     if checkpoint is not None:
         _check_checkpoint(checkpoint)
     elif out is None:
-        raise ValueError("--out is required with --method")
+        raise UsageError("--out is required with --method")
     target = checkpoint or build_config(method, dataset, None, None, sets, {})
     _echo(measure(target, device=device, batch=batch, repeat=repeat, warmup=warmup, out_dir=out))

@@ -1,6 +1,6 @@
 """Error handling shared by the command modules of rescom.cli: an expected error becomes one red line and exit status 2.
 
-Every other module of the package may import this one; it imports none of them.
+Every other module of the package may import this one; it imports only rescom.errors, which imports nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from functools import wraps
 
 import typer
 
+from rescom.errors import ExpectedError
+
 
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -16,16 +18,11 @@ def fail(message: str) -> None:
 
 
 def expected_errors(fn):
-    """Run fn; a bad config, missing data or file, existing run or NaN loss exits 2 with one line."""
+    """Run fn; an ExpectedError (rescom/errors.py) exits 2 with one line, anything else keeps its traceback."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from rescom.config import ConfigError
-        from rescom.data.sources.base import DataUnavailableError
-        from rescom.errors import NonFiniteLossError, RunExistsError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
-                ValueError) as err:
+        except ExpectedError as err:
             fail(str(err))
     return wrapper

@@ -58,5 +58,13 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
     except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
         typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
+    except ValueError as err:
+        # A bad target or dvc.yaml is DVC's error, which executor/plan.py hands on as a one-line ValueError:
+        # expected. Any other ValueError is a bug. (Goes when plan.py raises an ExpectedError instead.)
+        from dvc.exceptions import DvcException
+
+        if not isinstance(err.__context__, DvcException):
+            raise
+        fail(str(err))
     if summary.interrupted or not summary.ok:
         raise typer.Exit(130 if summary.interrupted else 1)

@@ -53,9 +53,11 @@ def train(
 
 
 def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowed: tuple[str, ...]) -> None:
-    """--seeds: the runs of every seed as one pack; the others finish when one fails, then exit 2 naming it."""
+    """--seeds: the runs of every seed as one pack; the others finish when one fails. Then a bug (any error
+    but an ExpectedError) is raised with its traceback; expected errors exit 2 naming each failed run."""
     from rescom.cli.common import fail
     from rescom.config import ConfigError
+    from rescom.errors import ExpectedError
     from rescom.engine.pack import parse_seeds, seed_configs
     from rescom.engine.resume import RunStart
     from rescom.engine.train import train_pack
@@ -67,6 +69,9 @@ def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowe
     for outcome in outcomes:
         if outcome.summary is not None:
             _print_metrics(outcome.summary)
+    bugs = [o.error for o in outcomes if o.error is not None and not isinstance(o.error, ExpectedError)]
+    if bugs:
+        raise bugs[0]
     failed = [f"{o.run_dir}: {o.error}" for o in outcomes if o.error is not None]
     if failed:
         fail("; ".join(failed))

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
+from rescom.errors import ExpectedError, MissingFileError
+
 # What every checkpoint written by the training loop holds, and the type each must have.
 REQUIRED_KEYS = {"config": dict, "components": dict, "epoch": int, "history": list}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ExpectedError, ValueError):
     """A checkpoint file that cannot be read: empty, truncated, not a torch file, or holding code."""
 
 
@@ -42,12 +44,12 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by save_checkpoint.
 
-    A missing file is a FileNotFoundError naming it; an empty, truncated or foreign file, or one that
+    A missing file is a MissingFileError naming it; an empty, truncated or foreign file, or one that
     pickles anything beyond tensors and plain containers, is a CheckpointError naming it.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingFileError(f"no checkpoint at {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
     try:

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from rescom.config import flatten
+from rescom.errors import UsageError
 from rescom.pipeline.catalogue import Profile
 from rescom.report.summary import SUMMARY_NAME
 
@@ -55,7 +56,7 @@ def headline_metrics(profile_name: str, tables: list[str] | None = None) -> dict
     summary = json.loads(path.read_text())
     unknown = sorted(set(tables or []) - set(summary))
     if unknown:
-        raise ValueError(f"{path} has no table {', '.join(unknown)} (it has {', '.join(sorted(summary))})")
+        raise UsageError(f"{path} has no table {', '.join(unknown)} (it has {', '.join(sorted(summary))})")
     return {f"{t}.{r}.{m}": (t, r, m) for t, rows in summary.items() if not tables or t in tables
             for r, metrics in rows.items() for m in metrics}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def train_stages(params_path: str, cmds: list[str], results_path: str | Path) ->
         try:
             config, start = table_run_start(stage.params, stage.table, stage.item)
         except Exception as error:  # noqa: BLE001  (this stage fails; the others train)
-            results[cmd] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+            results[cmd] = {"ok": False, "error": _failure(error)}
             continue
         configs.append(config)
         starts.append(start)
@@ -118,16 +119,26 @@ def train_stages(params_path: str, cmds: list[str], results_path: str | Path) ->
     def record(run, outcome) -> None:
         cmd = next(c for c, config in zip(owners, configs) if _run_dir(config) == outcome.run_dir)
         error = outcome.error
-        results[cmd] = {"ok": error is None, "error": "" if error is None else f"{type(error).__name__}: {error}"}
+        results[cmd] = {"ok": error is None, "error": "" if error is None else _failure(error)}
         _write_results(results_path, results)
 
     try:
         train_pack(configs, starts, setup_errors_stop_all=False, on_outcome=record)
     except Exception as error:  # noqa: BLE001  (the pack as a whole cannot train: too large, two devices)
         for cmd in owners:
-            results.setdefault(cmd, {"ok": False, "error": f"{type(error).__name__}: {error}"})
+            results.setdefault(cmd, {"ok": False, "error": _failure(error)})
         _write_results(results_path, results)
     return results
+
+
+def _failure(error: BaseException) -> str:
+    """A failed stage's one-line error for the results file; a bug (not an ExpectedError) also prints its
+    traceback to the stage's log (stderr), as a solo stage would."""
+    from rescom.errors import ExpectedError
+
+    if not isinstance(error, ExpectedError):
+        traceback.print_exception(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _run_dir(config) -> Path:

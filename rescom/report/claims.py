@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rescom.errors import UsageError
 from rescom.pipeline.catalogue import Profile
 from rescom.report.claim_statistics import mean_interval, seeds_for_interval
 from rescom.report.collect import table_frame
@@ -49,7 +50,7 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
         return pd.Series(dtype=float)
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
-        raise ValueError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
+        raise UsageError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
     pick = lambda value: done[matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
     return (pick(better) - pick(worse)).dropna()
 
@@ -80,13 +81,13 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
     for claim in claims:
         missing = [f for f in FIELDS if f not in claim]
         if missing:
-            raise ValueError(f"{profile.path}: claims entry {claim} lacks {', '.join(missing)}")
+            raise UsageError(f"{profile.path}: claims entry {claim} lacks {', '.join(missing)}")
         if claim["table"] not in profile.tables():
-            raise ValueError(f"{profile.path}: claims entry {claim['claim']!r} names table {claim['table']!r}, "
+            raise UsageError(f"{profile.path}: claims entry {claim['claim']!r} names table {claim['table']!r}, "
                              f"which the profile does not run")
         group, margin = claim.get("group", "all"), float(claim.get("margin", 0))
         if group not in GROUPS or margin < 0:
-            raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: group must be one of "
+            raise UsageError(f"{profile.path}: claims entry {claim['claim']!r}: group must be one of "
                              f"{', '.join(GROUPS)} and margin >= 0, got {group!r} and {margin}")
         frame = frames(claim["table"])
         for column, value in (claim.get("where") or {}).items():  # narrows the table to one setting
@@ -94,8 +95,8 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         try:
             diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"], _context(claim["table"]),
                                      metric=f"last_test_{group}")
-        except ValueError as err:
-            raise ValueError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None
+        except UsageError as err:
+            raise UsageError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None
         rows.append({**{f: claim[f] for f in FIELDS}, "group": group, "margin": margin,
                      "paper": claim.get("paper", ""), "seeds": ",".join(str(int(s)) for s in diffs.index),
                      "per_seed": " / ".join(f"{d:+.2f}" for d in diffs),

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import yaml
 
+from rescom.config import ConfigError
 from rescom.pipeline.catalogue import Profile, RunSpec, expand_table
 
 METRICS = ("test_all", "test_many", "test_medium", "test_few", "test_ece")
@@ -48,7 +49,7 @@ def table_frame(profile: Profile, table: str) -> pd.DataFrame:
         source_table, _, name = reference["run"].partition("/")
         spec = next((s for s in expand_table(profile, source_table) if s.name == name), None)
         if spec is None:
-            raise ValueError(f"{profile.path}: {table}.references names {reference['run']}, which is no run")
+            raise ConfigError(f"{profile.path}: {table}.references names {reference['run']}, which is no run")
         row = run_row(profile, spec)
         row.update({k: v for k, v in reference.items() if k != "run"})
         row.update({"table": table, "run": f"{reference['run']} (reused)"})

@@ -8,9 +8,10 @@ from rescom.stages.entry import stage_main
 def run(name: str, root: str | None, url: str | None = None) -> str:
     """Fetch and check the archive (rescom.data.sources.cifar); the line that says where it is."""
     from rescom.data.sources.cifar import download_cifar
+    from rescom.errors import UsageError
 
     if name not in ("cifar10", "cifar100"):
-        raise ValueError(f"data download: {name!r} cannot be downloaded; choose cifar10 or cifar100")
+        raise UsageError(f"data download: {name!r} cannot be downloaded; choose cifar10 or cifar100")
     return f"{download_cifar(name, root, url)}: md5 verified, unpacked beside it"
 
 

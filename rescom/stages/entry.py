@@ -25,15 +25,12 @@ def stage_main(kind: str, doc: str | None, run, argv: list[str] | None, *argumen
 
 @contextlib.contextmanager
 def one_line_errors():
-    """A bad config, missing data or file, existing run or NaN loss ends the stage with one line, exit 2
-    (what `rescom` prints for the same errors; rescom/cli/common.py)."""
-    from rescom.config import ConfigError
-    from rescom.data.sources.base import DataUnavailableError
-    from rescom.errors import NonFiniteLossError, RunExistsError
+    """An ExpectedError (rescom/errors.py) ends the stage with one line, exit 2, as `rescom` prints it
+    (rescom/cli/common.py); anything else is a bug and keeps its traceback."""
+    from rescom.errors import ExpectedError
 
     try:
         yield
-    except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
-            ValueError) as err:
+    except ExpectedError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

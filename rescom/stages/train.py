@@ -6,12 +6,14 @@ from rescom.stages.entry import stage_main
 
 
 def parse_items(items: list[str]) -> dict[str, str]:
-    """['imbalance=100', 'seed=0'] -> {'imbalance': '100', 'seed': '0'}; ValueError naming a bad entry."""
+    """['imbalance=100', 'seed=0'] -> {'imbalance': '100', 'seed': '0'}; UsageError naming a bad entry."""
+    from rescom.errors import UsageError
+
     parsed = {}
     for entry in items:
         key, sep, value = entry.partition("=")
         if not sep:
-            raise ValueError(f"--item {entry!r}: expected axis=value")
+            raise UsageError(f"--item {entry!r}: expected axis=value")
         parsed[key] = value
     return parsed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from rescom.config import ConfigError
 from rescom.data.augmentation.batched.recipes import BatchedAugment
 from rescom.data.sources.base import Split
 from rescom.data.augmentation.stats import normalize_stats
@@ -28,7 +29,7 @@ def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") ->
     ReleasedCifar10Policy computes it) or "torchvision" (torchvision's CIFAR10 policy).
     """
     if recipe not in _RECIPES:
-        raise ValueError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
+        raise ConfigError(f"data.pipeline=tensor supports recipes {', '.join(_RECIPES)}, not {recipe!r}; "
                          "use data.pipeline=pil")
     cutout, padding, use_autoaugment, flip = _RECIPES[recipe]
     mean, std = normalize_stats(recipe, channels)
@@ -39,7 +40,7 @@ def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") ->
 def images_as_tensor(split: Split, device: torch.device) -> torch.Tensor:
     """uint8 [N, C, H, W] on the device (channels-first copy of the split's [N, H, W, C] images)."""
     if split.images is None:
-        raise ValueError("data.pipeline=tensor needs the images in memory; this dataset keeps file paths "
+        raise ConfigError("data.pipeline=tensor needs the images in memory; this dataset keeps file paths "
                          "(use data.pipeline=pil)")
     return torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rescom.errors import UsageError
+
 
 def exponential_counts(num_classes: int, max_count: int, imbalance_factor: float) -> list[int]:
     """Per-class counts n_i = int(n_max * (1/IF)^(i/(K-1))), i = 0..K-1.
@@ -13,9 +15,9 @@ def exponential_counts(num_classes: int, max_count: int, imbalance_factor: float
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if max_count < 1:
-        raise ValueError(f"max_count must be >= 1, got {max_count}")
+        raise UsageError(f"max_count must be >= 1, got {max_count}")
     if not imbalance_factor >= 1:
-        raise ValueError(f"imbalance factor must be >= 1, got {imbalance_factor}")
+        raise UsageError(f"imbalance factor must be >= 1, got {imbalance_factor}")
     if num_classes == 1:
         return [int(max_count)]
     counts = [
@@ -23,7 +25,7 @@ def exponential_counts(num_classes: int, max_count: int, imbalance_factor: float
         for i in range(num_classes)
     ]
     if min(counts) < 1:
-        raise ValueError(
+        raise UsageError(
             f"imbalance factor {imbalance_factor} with max_count {max_count} leaves a class empty"
         )
     return counts

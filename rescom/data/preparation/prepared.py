@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rescom.config import ConfigError
 from rescom.data.preparation.longtail import SUBSAMPLE_RULE, exponential_counts, longtail_indices
 from rescom.data.sources.base import BadFileError, RawDataset, Split
+from rescom.errors import MissingFileError
 
 FILES = ("train.npz", "test.npz", "meta.json")
 
@@ -68,12 +70,17 @@ def longtail_train(raw: RawDataset, imbalance_factor: float | None, max_count: i
     """(train split, max_count used) after exponential subsampling (LDAM's rule); unchanged when IF is None."""
     if imbalance_factor is None:
         if max_count is not None:
-            raise ValueError("max_count applies only with an imbalance_factor; set imbalance_factor or drop max_count")
+            raise ConfigError("max_count applies only with an imbalance_factor; set imbalance_factor or drop max_count")
         return raw.train, None
     raw_counts = np.bincount(raw.train.labels, minlength=len(raw.classes))
     if max_count is None:
         max_count = int(raw_counts.min())
     counts = exponential_counts(len(raw.classes), int(max_count), float(imbalance_factor))
+    short = [(c, int(have), want) for c, (have, want) in enumerate(zip(raw_counts, counts, strict=True)) if have < want]
+    if short:
+        c, have, want = short[0]
+        raise ConfigError(f"max_count {max_count}: class {c} ({raw.classes[c]}) has {have} training images, the "
+                          f"long tail of imbalance factor {imbalance_factor} asks for {want}; lower max_count")
     return raw.train.subset(longtail_indices(raw.train.labels, counts, seed)), int(max_count)
 
 
@@ -108,7 +115,7 @@ def build(raw: RawDataset, *, imbalance_factor: float | None, max_count: int | N
           test_per_class: int | None = None, request: dict | None = None) -> PreparedData:
     """The prepared set in memory (what `prepare` writes); see prepare for the arguments."""
     if raw.train.labels.size and (raw.train.labels.min() < 0 or raw.train.labels.max() >= len(raw.classes)):
-        raise ValueError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
+        raise BadFileError(f"train labels must lie in [0, {len(raw.classes)}), got {raw.train.labels.min()}..{raw.train.labels.max()}")
     train, used_max = longtail_train(raw, imbalance_factor, max_count, seed)
     class_counts = np.bincount(train.labels, minlength=len(raw.classes)).astype(int).tolist()
     test = raw.test
@@ -222,7 +229,7 @@ def load_prepared(out_dir: str | Path, *, verify: bool = True) -> PreparedData:
     out_dir = Path(out_dir)
     for name in FILES:
         if not (out_dir / name).is_file():
-            raise FileNotFoundError(f"prepared data incomplete: {out_dir / name} is missing; run the prepare stage first")
+            raise MissingFileError(f"prepared data incomplete: {out_dir / name} is missing; run the prepare stage first")
     meta = _read_meta(out_dir / "meta.json")
     missing = [k for k in ("dataset", "classes", "channels", "class_counts", "fingerprint") if k not in meta]
     if missing:

@@ -13,6 +13,7 @@ from rescom.data.preparation.prepared import (OldSubsampleRuleError, PreparedDat
                                               write)
 from rescom.data.sources.base import BadFileError
 from rescom.data.sources import SOURCES, load_source
+from rescom.errors import MissingFileError
 from rescom.progress import console
 
 # Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
@@ -176,7 +177,7 @@ def _cached(directory: Path, request: dict) -> PreparedData | None:
         data = load_prepared(directory)
     except OldSubsampleRuleError:
         raise  # refused, not silently replaced: runs trained on it would no longer match their data
-    except (BadFileError, FileNotFoundError) as err:
+    except (BadFileError, MissingFileError) as err:
         console.log(f"prepared data {directory} is unreadable ({err}); preparing it again")
         return None
     saved = data.meta.get("request") or {}

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rescom.errors import ExpectedError
 
-class DataUnavailableError(RuntimeError):
+
+class DataUnavailableError(ExpectedError, RuntimeError):
     """The files a data source needs are not on disk (and could not be fetched).
 
     The message names the files to supply and the directory to put them in.
     """
 
 
-class BadFileError(ValueError):
+class BadFileError(ExpectedError, ValueError):
     """A data file that cannot be read (garbage, truncated, empty); the message names it and the problem."""
 
     def __init__(self, message: str) -> None:

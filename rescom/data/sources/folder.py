@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from rescom.config import ConfigError
 from rescom.data.sources.base import DataUnavailableError, RawDataset, Split, unreadable_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -37,14 +38,14 @@ def _list_split(root: Path, split: str, classes: list[str] | None) -> tuple[list
     else:
         extra = sorted(set(found) - set(classes))
         if extra:
-            raise ValueError(f"{split_dir} has classes not in train/: {extra}")
+            raise DataUnavailableError(f"{split_dir} has classes not in train/: {extra}")
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
         files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if class_dir.is_dir() else []
         if split == "train" and not files:
-            raise ValueError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DataUnavailableError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         paths += [str(p.resolve()) for p in files]
         labels += [label] * len(files)
     return classes, paths, labels
@@ -90,7 +91,7 @@ def _make_split(paths: list[str], labels: list[int], mode: str, sizes: set[tuple
     channels = 1 if mode == "L" else 3
     if image_size is not None:
         if len(paths) * image_size * image_size * channels > IN_MEMORY_LIMIT_BYTES:
-            raise ValueError(f"data.image_size: {len(paths)} images of {image_size} x {image_size} exceed the "
+            raise ConfigError(f"data.image_size: {len(paths)} images of {image_size} x {image_size} exceed the "
                              f"{IN_MEMORY_LIMIT_BYTES // 1024**3} GiB held in memory; choose a smaller side")
         images = np.empty((len(paths), image_size, image_size, channels), dtype=np.uint8)
         for i, p in enumerate(paths):

@@ -76,9 +76,9 @@ def _split(d: Path, which: str) -> Split:
     images = read_idx(d / FILES[f"{which}_images"])
     labels = read_idx(d / FILES[f"{which}_labels"])
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{d / FILES[f'{which}_images']}: expected uint8 [N,H,W], got {images.dtype} {images.shape}")
+        raise BadFileError(f"{d / FILES[f'{which}_images']}: expected uint8 [N,H,W], got {images.dtype} {images.shape}")
     if labels.shape != (len(images),):
-        raise ValueError(f"{d / FILES[f'{which}_labels']}: {labels.shape} labels for {len(images)} images")
+        raise BadFileError(f"{d / FILES[f'{which}_labels']}: {labels.shape} labels for {len(images)} images")
     return Split(labels=labels.astype(np.int64), images=np.ascontiguousarray(images[..., None]))
 
 
