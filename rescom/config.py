@@ -48,7 +48,7 @@ class DataConfig:
 class MethodConfig:
     """One choice per component (DESIGN.md, "Method variants as one composition")."""
 
-    classifier_loss: str = "siambs"     # ce | bs | siambs (Eq. 6)
+    classifier_loss: str = "siambs"     # a kind of CLASSIFIER_LOSSES: ce | bs | siambs (Eq. 6)
     contrastive: str = "supcon"         # none | supcon (Eqs. 1-5)
     key_encoder: str = "shared"         # shared | momentum
     momentum: float = 0.999
@@ -184,8 +184,26 @@ def check_allow_change(keys: list[str], resume: bool) -> tuple[str, ...]:
     return tuple(keys)
 
 
+@dataclass(frozen=True)
+class ClassifierLoss:
+    """A kind of classifier loss: cross-entropy over the logits of the first `views` views (1: view 1
+    only; 2: both, as Eq. 6), with log(n_c / sum n) added to the logits when `balanced` (Balanced Softmax)."""
+
+    views: int
+    balanced: bool
+
+
+# method.classifier_loss, one entry per kind: the config takes its choices from here, the training
+# step (engine/step.py) its loss, the data its number of views (methods.uses_two_views).
+CLASSIFIER_LOSSES = {
+    "ce": ClassifierLoss(views=1, balanced=False),
+    "bs": ClassifierLoss(views=1, balanced=True),
+    "siambs": ClassifierLoss(views=2, balanced=True),  # Siamese Balanced Softmax, Eq. 6
+}
+
+
 CHOICES = {
-    "method.classifier_loss": ("ce", "bs", "siambs"),
+    "method.classifier_loss": tuple(CLASSIFIER_LOSSES),
     "method.contrastive": ("none", "supcon"),
     "method.key_encoder": ("shared", "momentum"),
     "method.queue": ("none", "fifo", "reversed", "balanced"),

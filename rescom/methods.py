@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rescom.config import ConfigError, TrainConfig, apply_overrides
+from rescom.config import CLASSIFIER_LOSSES, ConfigError, TrainConfig, apply_overrides
 
 _NO_CONTRAST = {"method.contrastive": "none", "method.queue": "none", "method.beta": 0.0,
                 "method.num_pos": None, "method.num_neg": None, "method.in_batch": False}
@@ -38,4 +38,4 @@ def preset_config(name: str) -> TrainConfig:
 
 def uses_two_views(config: TrainConfig) -> bool:
     """Single-view baselines (ce, bs without contrast) need one augmented view per image."""
-    return config.method.classifier_loss == "siambs" or config.method.contrastive != "none"
+    return CLASSIFIER_LOSSES[config.method.classifier_loss].views == 2 or config.method.contrastive != "none"

@@ -187,3 +187,39 @@ def test_spm_shape_mismatch():
     with pytest.raises(ValueError, match="labels"):
         spm_contrastive_loss(torch.randn(2, 4), torch.tensor([0]), torch.randn(6, 4), torch.zeros(6, dtype=torch.long),
                              num_pos=1, num_neg=1, temperature=0.2)
+
+
+def test_each_classifier_loss_kind_computes_its_reference_loss_and_the_config_takes_its_choices_from_them():
+    from rescom.config import CHOICES, CLASSIFIER_LOSSES
+    from rescom.engine.step import classifier_loss
+
+    assert CHOICES["method.classifier_loss"] == tuple(CLASSIFIER_LOSSES) == ("ce", "bs", "siambs")
+    torch.manual_seed(0)
+    logits, target, counts = torch.randn(8, 3), torch.randint(0, 3, (4,)), torch.tensor([9.0, 4.0, 1.0])
+    reference = {"ce": F.cross_entropy(logits[:4], target),
+                 "bs": balanced_softmax_loss(logits[:4], target, counts),
+                 "siambs": siamese_balanced_softmax_loss(logits[:4], logits[4:], target, counts)}
+    for kind, expected in reference.items():
+        assert torch.equal(classifier_loss(kind, logits, target, counts, 4), expected), kind
+
+
+def test_an_unknown_classifier_loss_kind_raises_and_a_new_kind_is_one_registry_entry(monkeypatch):
+    import rescom.config as config_module
+    from rescom.config import ClassifierLoss, ConfigError, apply_overrides, validate
+    from rescom.engine.step import classifier_loss
+    from rescom.methods import preset_config, uses_two_views
+
+    logits, target, counts = torch.randn(8, 3), torch.tensor([0, 1, 2, 0]), torch.tensor([9.0, 4.0, 1.0])
+    with pytest.raises(ValueError, match="unknown classifier loss 'focal'; kinds: ce, bs, siambs"):
+        classifier_loss("focal", logits, target, counts, 4)
+    with pytest.raises(ConfigError, match="method.classifier_loss: 'focal' is not one of ce, bs, siambs"):
+        validate(apply_overrides(preset_config("bs"), {"method.classifier_loss": "focal"}))
+    # Siamese cross-entropy: one entry, and the config, the step and the number of views follow.
+    monkeypatch.setitem(config_module.CLASSIFIER_LOSSES, "siamce", ClassifierLoss(views=2, balanced=False))
+    # (CHOICES took its tuple from CLASSIFIER_LOSSES when config.py was imported)
+    monkeypatch.setitem(config_module.CHOICES, "method.classifier_loss", tuple(config_module.CLASSIFIER_LOSSES))
+    config = apply_overrides(preset_config("ce"), {"method.classifier_loss": "siamce"})
+    validate(config)
+    assert uses_two_views(config)
+    assert torch.equal(classifier_loss("siamce", logits, target, counts, 4),
+                       F.cross_entropy(logits, torch.cat([target, target])))

@@ -7,23 +7,27 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from rescom.config import TrainConfig
+from rescom.config import CLASSIFIER_LOSSES, TrainConfig
 from rescom.engine import distributed
 from rescom.engine.components import Components
-from rescom.losses import balanced_softmax_loss, siamese_balanced_softmax_loss, spm_contrastive_loss
+from rescom.losses import balanced_softmax_loss, spm_contrastive_loss
 
 
 def classifier_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, counts: torch.Tensor,
                     batch: int) -> torch.Tensor:
-    """ce / bs on view 1 (logits[:B]); siambs on both views (Eq. 6). logits: [V*B, K].
+    """The loss of config.CLASSIFIER_LOSSES[kind] on logits [V*B, K] (view-major) and target [B]: over
+    both views the Balanced Softmax of the 2B rows is Eq. 6 (losses.siamese_balanced_softmax_loss).
 
     counts were checked (every n_c >= 1) when the data was loaded, so the losses skip that check's sync.
     """
-    if kind == "ce":
-        return F.cross_entropy(logits[:batch], target)
-    if kind == "bs":
-        return balanced_softmax_loss(logits[:batch], target, counts, validate=False)
-    return siamese_balanced_softmax_loss(logits[:batch], logits[batch:], target, counts, validate=False)
+    if kind not in CLASSIFIER_LOSSES:  # the config refuses it; a caller that bypassed the config is a bug
+        raise ValueError(f"unknown classifier loss {kind!r}; kinds: {', '.join(CLASSIFIER_LOSSES)}")
+    loss = CLASSIFIER_LOSSES[kind]
+    rows = logits[:loss.views * batch]  # [views*B, K]
+    targets = target if loss.views == 1 else target.repeat(loss.views)  # [views*B]
+    if loss.balanced:
+        return balanced_softmax_loss(rows, targets, counts, validate=False)
+    return F.cross_entropy(rows, targets)
 
 
 def contrastive_loss(config: TrainConfig, parts: Components, z: torch.Tensor, target: torch.Tensor,
