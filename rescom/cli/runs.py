@@ -5,6 +5,7 @@ The functions are registered on the app by rescom.cli (this module builds no Typ
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Optional
@@ -43,7 +44,7 @@ def runs(experiment: Optional[str] = typer.Option(None, help="Only this MLflow e
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return "-" if value != value else f"{value:.2f}"  # NaN: never logged (e.g. a run that failed)
+        return "-" if math.isnan(value) else f"{value:.2f}"  # NaN: never logged (e.g. a run that failed)
     return str(value)
 
 

@@ -10,6 +10,7 @@ quotes the effects the text states.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,7 @@ def _setting(dataset: str, imbalance: float | None) -> str | None:
 
 def paper_value(dataset: str, imbalance: float | None, paper_method: str) -> tuple[float, str] | None:
     """(top-1 %, "Table N") of a method as the paper names it, in the dataset's main backbone; None if absent."""
-    setting = _setting(dataset, None if imbalance is None or imbalance != imbalance else float(imbalance))
+    setting = _setting(dataset, None if imbalance is None or math.isnan(imbalance) else float(imbalance))
     t = paper_tables()
     rows = t[(t["dataset"] == dataset) & (t["backbone"] == MAIN_BACKBONE.get(dataset)) &
              (t["method"] == paper_method) & (t["setting"] == setting)]
@@ -76,7 +77,7 @@ def reference_line(dataset: str, imbalance: float | None) -> str:
     """One Markdown line: the paper's Balanced Softmax, PaCo and ResCom for this setting, or why there are none."""
     found = [(name, paper_value(dataset, imbalance, name)) for name in ("Balanced Softmax", "PaCo", "ResCom")]
     found = [(name, v) for name, v in found if v is not None]
-    where = f"{dataset}" + (f" IF {imbalance:g}" if imbalance is not None and imbalance == imbalance else "")
+    where = f"{dataset}" + (f" IF {imbalance:g}" if imbalance is not None and not math.isnan(imbalance) else "")
     if not found:
         return (f"- paper: no published number for {where} (the paper reports CIFAR-10/100-LT, ImageNet-LT, "
                 "Places-LT and iNaturalist 2018 only)")

@@ -82,8 +82,8 @@ def _markdown(table: str, agg: pd.DataFrame, header: str) -> str:
 def run_context(frame: pd.DataFrame) -> str:
     """'fashion-mnist-lt IF 100, 25 epochs': the dataset, imbalance and schedule of a table's runs."""
     done = frame[frame["finished"]]
-    sets = sorted({f"{d} IF {i:g}" if i is not None and i == i else str(d)
-                   for d, i in zip(done.get("dataset", []), done.get("imbalance", []))})
+    sets = sorted({f"{d} IF {i:g}" if i is not None and not math.isnan(i) else str(d)
+                   for d, i in zip(done.get("dataset", []), done.get("imbalance", []), strict=True)})
     epochs = sorted({int(e) for e in done.get("epochs", [])})
     parts = ([", ".join(sets)] if sets else []) + ([f"{'/'.join(map(str, epochs))} epochs"] if epochs else [])
     return ", ".join(parts)
@@ -92,8 +92,8 @@ def run_context(frame: pd.DataFrame) -> str:
 def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame) -> str:
     title, ref = TABLES[table].title, TABLES[table].reference
     done = frame[frame["finished"]]
-    datasets = sorted({f"{d} (IF {i:g})" if i == i and i is not None else str(d)
-                       for d, i in zip(done.get("dataset", []), done.get("imbalance", []))})
+    datasets = sorted({f"{d} (IF {i:g})" if i is not None and not math.isnan(i) else str(d)
+                       for d, i in zip(done.get("dataset", []), done.get("imbalance", []), strict=True)})
     seeds = sorted({int(s) for s in done.get("seed", [])})
     epochs = sorted({int(e) for e in done.get("epochs", [])})
     missing = frame[~frame["finished"]]["run"].tolist()
@@ -107,7 +107,7 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
     settings = report_settings(profile)  # note, stands_in_for
     if settings.get("note"):
         lines.insert(2, f"- **data: {settings['note']}**")
-    intervals = sorted({int(e) for e in done.get("eval_every", []) if e == e})
+    intervals = sorted({int(e) for e in done.get("eval_every", []) if not math.isnan(e)})
     if any(n > 1 for n in intervals):
         lines.append(f"- evaluated every {', '.join(map(str, intervals))} epochs: the best epoch is the best of "
                      "those evaluations (the released code evaluates every epoch)")
@@ -117,8 +117,8 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
         lines.append(f"- paired: last-epoch top-1 minus {baseline_label(table)}'s on the same seed, mean ± std over "
                      "the seeds both have (their number in brackets); a gap within about two stds is within noise")
     if table in ("main", "large"):
-        runs_of = sorted({(d, None if i != i else float(i)) for d, i in zip(done.get("dataset", []),
-                                                                            done.get("imbalance", []))},
+        run_settings = zip(done.get("dataset", []), done.get("imbalance", []), strict=True)
+        runs_of = sorted({(d, None if i is None or math.isnan(i) else float(i)) for d, i in run_settings},
                          key=lambda s: (s[0], s[1] or 0))
         lines.extend(reference_line(paper_dataset(profile, d), i) for d, i in runs_of)
         if settings.get("stands_in_for"):
