@@ -49,8 +49,8 @@ def _reference_view1(z, target, queue) -> float:
     for i in range(B):
         q, y = view1[i], int(target[i])
         sims = [float(q @ k) for k in queue.keys]
-        own = sorted(s for s, c in zip(sims, queue.labels.tolist()) if c == y)
-        other = sorted((s for s, c in zip(sims, queue.labels.tolist()) if c != y), reverse=True)
+        own = sorted(s for s, c in zip(sims, queue.labels.tolist(), strict=True) if c == y)
+        other = sorted((s for s, c in zip(sims, queue.labels.tolist(), strict=True) if c != y), reverse=True)
         positives = own[:NUM_POS]                      # hardest positives: least similar
         candidates = positives + other[:NUM_NEG]       # + hardest negatives: most similar
         for j in range(B):                             # every view-2 key of the batch

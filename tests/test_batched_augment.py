@@ -130,7 +130,7 @@ def test_hflip():
     x = make_images(6, 1, 28, 28)
     flip = torch.tensor([True, False, True, True, False, False])
     out = batched_hflip(x, flip)
-    ref = torch.stack([TF.hflip(img) if f else img for img, f in zip(x, flip)])
+    ref = torch.stack([TF.hflip(img) if f else img for img, f in zip(x, flip, strict=True)])
     assert torch.equal(out, ref)
 
 

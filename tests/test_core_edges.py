@@ -114,7 +114,7 @@ def test_shot_groups_boundaries():
 def _reference_ece(probs: list[list[float]], targets: list[int], bins: int = 15) -> float:
     """Bins (b/bins, (b+1)/bins], sum of |hits - confidences| per bin over N, in %."""
     gap = [0.0] * bins
-    for row, target in zip(probs, targets):
+    for row, target in zip(probs, targets, strict=True):
         confidence = max(row)
         b = min(max(math.ceil(confidence * bins) - 1, 0), bins - 1)
         gap[b] += (row.index(confidence) == target) - confidence

@@ -64,7 +64,7 @@ def test_normalisation_statistics():
     torch.testing.assert_close(out, torch.full_like(out, (0.2 - 0.2860) / 0.3530))
     rgb = Image.fromarray(np.full((32, 32, 3), 51, np.uint8), "RGB")
     out = eval_transform("cifar", 3)(rgb)
-    for c, (m, s) in enumerate(zip((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))):
+    for c, (m, s) in enumerate(zip((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), strict=True)):
         torch.testing.assert_close(out[c], torch.full_like(out[c], (0.2 - m) / s))
 
 

@@ -115,7 +115,7 @@ def _assert_close(got: dict, want: dict, what: str) -> None:
 def test_two_ranks_take_the_single_process_step(two_rank_states, method):
     single = run_steps(method)
     for rank, states in enumerate(two_rank_states):
-        for step, (got, want) in enumerate(zip(states[method], single), start=1):
+        for step, (got, want) in enumerate(zip(states[method], single, strict=True), start=1):
             where = f"rank {rank}, step {step}:"
             _assert_close(got["queue"], want["queue"], f"{where} queue")
             _assert_close(got["grads"], want["grads"], f"{where} gradient")
@@ -124,7 +124,7 @@ def test_two_ranks_take_the_single_process_step(two_rank_states, method):
                 _assert_close(got["key_encoder"], want["key_encoder"], f"{where} key encoder")
             assert got["loss_con"] == pytest.approx(want["loss_con"], rel=1e-5)
     # Every rank holds the same queue, bit for bit: all write the same gathered keys.
-    for a, b in zip(two_rank_states[0][method], two_rank_states[1][method]):
+    for a, b in zip(two_rank_states[0][method], two_rank_states[1][method], strict=True):
         assert all(torch.equal(a["queue"][k], b["queue"][k]) for k in a["queue"])
 
 
@@ -149,7 +149,7 @@ def test_released_form_averages_the_ranks_local_steps(two_rank_states, method):
         assert got["loss_con"] == pytest.approx(halves[rank]["loss_con"], rel=1e-5)
         _assert_close(got["grads"], mean_grads, f"rank {rank}, step 1: gradient")
     # The queue still receives all ranks' keys, identically on every rank (released concat_all_gather).
-    for a, b in zip(two_rank_states[0]["released"][method], two_rank_states[1]["released"][method]):
+    for a, b in zip(two_rank_states[0]["released"][method], two_rank_states[1]["released"][method], strict=True):
         assert all(torch.equal(a["queue"][k], b["queue"][k]) for k in a["queue"])
     _, target = global_batches()[0]
     queue = two_rank_states[1]["released"][method][0]["queue"]

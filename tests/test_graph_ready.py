@@ -69,7 +69,7 @@ def test_training_step_compiles_fullgraph_and_equals_eager(method):
         compiled_losses = compiled(views, target)
         for key, value in eager_losses.items():
             torch.testing.assert_close(compiled_losses[key], value, rtol=1e-5, atol=1e-6, msg=key)
-    for (name, p_eager), p_compiled in zip(parts.model.named_parameters(), twin.model.parameters()):
+    for (name, p_eager), p_compiled in zip(parts.model.named_parameters(), twin.model.parameters(), strict=True):
         torch.testing.assert_close(p_compiled, p_eager, rtol=1e-5, atol=1e-6, msg=name)
     if parts.queue is not None:
         torch.testing.assert_close(twin.queue.keys, parts.queue.keys, rtol=1e-5, atol=1e-6)

@@ -33,7 +33,7 @@ def test_updates_and_state_equal_torch_sgd():
     reference = torch.optim.SGD(torch_model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, foreach=True)
     _train(ours_model, ours, 6, ours.zero_grad)
     _train(torch_model, reference, 6, lambda: reference.zero_grad(set_to_none=True))
-    for a, b in zip(ours_model.parameters(), torch_model.parameters()):
+    for a, b in zip(ours_model.parameters(), torch_model.parameters(), strict=True):
         assert torch.equal(a, b)
     mine, theirs = ours.state_dict(), reference.state_dict()
     assert mine["param_groups"] == theirs["param_groups"]
@@ -53,7 +53,7 @@ def test_load_state_dict_continues_the_same_trajectory():
     assert resumed.param_groups[0]["lr"] == 0.05 and resumed.param_groups[0]["momentum"] == 0.9
     _train(model, optimizer, 2, optimizer.zero_grad)
     _train(resumed_model, resumed, 2, resumed.zero_grad)
-    for a, b in zip(model.parameters(), resumed_model.parameters()):
+    for a, b in zip(model.parameters(), resumed_model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

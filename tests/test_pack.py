@@ -78,7 +78,7 @@ def same_content(x, y) -> bool:
     if isinstance(x, dict):
         return isinstance(y, dict) and x.keys() == y.keys() and all(same_content(x[k], y[k]) for k in x)
     if isinstance(x, (list, tuple)):
-        return type(x) is type(y) and len(x) == len(y) and all(same_content(u, v) for u, v in zip(x, y))
+        return type(x) is type(y) and len(x) == len(y) and all(same_content(u, v) for u, v in zip(x, y, strict=True))
     if isinstance(x, torch.Tensor):
         return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
     if isinstance(x, float) and isinstance(y, float) and math.isnan(x):

@@ -56,7 +56,7 @@ def test_balanced_queue_matches_per_class_deques(seed):
         tag += len(labels)
         keys = torch.tensor([[t, 0.0] for t in tags], dtype=torch.float32).reshape(-1, 2)
         queue.enqueue(keys, torch.tensor(labels, dtype=torch.long))
-        for t, c in zip(tags, labels):
+        for t, c in zip(tags, labels, strict=True):
             reference[c].append(t)
         for c in range(num_classes):
             assert _held(queue, c) == list(reference[c]), (seed, c, labels)

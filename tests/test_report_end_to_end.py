@@ -98,7 +98,7 @@ def _tables(markdown: str) -> list[list[dict[str, str]]]:
             header = [c.strip() for c in lines[i].strip("|").split("|")]
             rows, i = [], i + 2
             while i < len(lines) and lines[i].startswith("|"):
-                rows.append(dict(zip(header, (c.strip() for c in lines[i].strip("|").split("|")))))
+                rows.append(dict(zip(header, (c.strip() for c in lines[i].strip("|").split("|")), strict=True)))
                 i += 1
             tables.append(rows)
         else:
@@ -168,7 +168,7 @@ def test_main_table_numbers_match_the_runs(report):
             assert "baseline" in paired
             continue
         # paired with bs seed by seed: mean +- std of the differences, over 3 seeds
-        diffs = [a - b for a, b in zip(LAST_ALL[method], LAST_ALL["bs"])]
+        diffs = [a - b for a, b in zip(LAST_ALL[method], LAST_ALL["bs"], strict=True)]
         assert _mean_std(paired) == _expected(diffs)
         assert re.search(r"\(\s*3\s*\)", paired), paired
         few_diffs = [_test_metrics(method, s, LAST_ALL[method][s])["test_few"]
@@ -183,7 +183,7 @@ def test_claims_verdicts_match_the_rule(report):
     assert len(rows) == len(CLAIMS)
     for claim in CLAIMS:
         row = _row(rows, claim["claim"])
-        diffs = [a - b for a, b in zip(LAST_ALL[claim["better"]], LAST_ALL[claim["worse"]])]
+        diffs = [a - b for a, b in zip(LAST_ALL[claim["better"]], LAST_ALL[claim["worse"]], strict=True)]
         mean, std = statistics.fmean(diffs), statistics.stdev(diffs)
         half = 4.303 * std / math.sqrt(3)  # the rule, computed here: the 95% t-interval (printed t, 2 dof) vs 0
         expected = "reproduced" if mean > half else "not reproduced" if mean < -half else "within noise"

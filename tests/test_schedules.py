@@ -35,7 +35,7 @@ def test_released_large_data_cosine_equals_the_released_loop_epoch_for_epoch(lr,
     assert ours[:3] == pytest.approx([lr * 0.1, lr * 0.2, lr * 0.3])
     assert ours.count(max(ours)) == 1 and ours.index(lr) == 9   # the peak once, at the 10th epoch
     assert ours[-1] == pytest.approx(lr * 1e-5, rel=1e-12)       # the last epoch at lr x 1e-5
-    assert all(a > b for a, b in zip(ours[9:], ours[10:]))       # strictly down after the peak
+    assert all(a > b for a, b in zip(ours[9:], ours[10:], strict=False))       # strictly down after the peak
 
 
 def test_paper_cosine_to_zero_ends_at_zero_as_the_released_formula_does():

@@ -118,7 +118,8 @@ def table_lines(header: tuple, body: list[tuple]) -> list[str]:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def fmt(line: tuple) -> str:
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        cells = zip(line, widths, strict=True)
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(cells))
 
     rule = "-" * len(fmt(header))
     return [rule, fmt(header), rule, *map(fmt, body), rule]

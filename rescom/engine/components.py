@@ -45,7 +45,7 @@ class Components:
             self.queue.load_state_dict(state["queue"])
         lr_tensors = [group["lr"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        for group, lr in zip(self.optimizer.param_groups, lr_tensors):
+        for group, lr in zip(self.optimizer.param_groups, lr_tensors, strict=True):
             if isinstance(lr, torch.Tensor):  # keep the device lr tensor (set_learning_rate fills it)
                 lr.fill_(float(group["lr"]))
                 group["lr"] = lr

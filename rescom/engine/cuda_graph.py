@@ -42,7 +42,7 @@ class CapturedCall:
             if [t.shape for t in leaves] != [t.shape for t in self.static_inputs]:
                 raise ValueError(f"{self.name}: a CUDA graph replays fixed shapes; got "
                                  f"{[tuple(t.shape) for t in leaves]}, captured {[tuple(t.shape) for t in self.static_inputs]}")
-            for static, new in zip(self.static_inputs, leaves):
+            for static, new in zip(self.static_inputs, leaves, strict=True):
                 static.copy_(new, non_blocking=True)
             self.graph.replay()
             return self.static_output

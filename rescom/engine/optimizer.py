@@ -53,7 +53,7 @@ class MomentumSGD:
         if len(saved["param_groups"]) != len(self.param_groups) or \
                 sum(len(g["params"]) for g in saved["param_groups"]) != len(params):
             raise ValueError("optimizer state: its parameter groups do not match the model's")
-        for group, saved_group in zip(self.param_groups, saved["param_groups"]):
+        for group, saved_group in zip(self.param_groups, saved["param_groups"], strict=True):
             group.update({k: v for k, v in saved_group.items() if k != "params"})
         for i, param in enumerate(params):
             buffer = saved["state"][i]["momentum_buffer"]

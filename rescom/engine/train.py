@@ -49,7 +49,7 @@ def train_pack(configs: list[TrainConfig], starts: list[RunStart], *, setup_erro
     try:
         check_packable(configs, world)
         if setup_errors_stop_all:  # every run's directory before the first run reads or prepares data
-            for config, start in zip(configs, starts):
+            for config, start in zip(configs, starts, strict=True):
                 refuse_existing_run(RunPaths(Path(config.run.runs_dir) / run_name(config)), start)
         with sigterm_unwinds():
             runs, outcomes = build_runs(configs, starts, world, setup_errors_stop_all, on_outcome)
@@ -68,7 +68,7 @@ def build_runs(configs, starts, world, stop_all: bool, on_outcome) -> tuple[list
     cache: dict = {}
     runs: list[Run] = []
     outcomes: list[Outcome | None] = []
-    for index, (config, start) in enumerate(zip(configs, starts)):
+    for index, (config, start) in enumerate(zip(configs, starts, strict=True)):
         try:
             if index == 0 and len(configs) > 1:
                 run = measured_first_run(config, start, world, cache, len(configs))

@@ -113,7 +113,7 @@ def expand_table(profile: Profile, table: str) -> list[RunSpec]:
     missing = [a for a in axes if a not in apply]
     if missing:
         raise ConfigError(f"{profile.path}: {table}.apply does not say what axes {missing} set")
-    return [_spec(profile, table, section, dict(zip(axes, values)), apply)
+    return [_spec(profile, table, section, dict(zip(axes, values, strict=True)), apply)
             for values in itertools.product(*axes.values())]
 
 

@@ -94,7 +94,8 @@ def exp_show_args(columns: dict[str, tuple], extra: list[str], own_table: bool) 
     """`dvc exp show` arguments keeping exactly these columns: as CSV for `render` when `own_table`,
     else in the format the user asked DVC for. A --sort-by may use the short name."""
     by_short = {".".join(parts): name for name, parts in columns.items()}
-    extra = [by_short.get(arg, arg) if before == "--sort-by" else arg for before, arg in zip(["", *extra], extra)]
+    pairs = zip(["", *extra], extra, strict=False)  # (predecessor, argument): the longer list's last entry is unused
+    extra = [by_short.get(arg, arg) if before == "--sort-by" else arg for before, arg in pairs]
     kept = [*(DVC_COLUMNS if own_table else ("Experiment", "Created")), *columns]  # DVC's table merges rev, typ
     pattern = "^(?:" + "|".join(re.escape(name) for name in kept) + ")$"
     return ["exp", "show", "--drop", ".*", "--keep", pattern, *(["--csv"] if own_table else []), *extra]

@@ -117,7 +117,7 @@ def train_stages(params_path: str, cmds: list[str], results_path: str | Path) ->
     if not configs:
         return results
     def record(run, outcome) -> None:
-        cmd = next(c for c, config in zip(owners, configs) if _run_dir(config) == outcome.run_dir)
+        cmd = next(c for c, config in zip(owners, configs, strict=True) if _run_dir(config) == outcome.run_dir)
         error = outcome.error
         results[cmd] = {"ok": error is None, "error": "" if error is None else _failure(error)}
         _write_results(results_path, results)

@@ -30,9 +30,10 @@ def row_keys(frame: pd.DataFrame, name: Path) -> list[str]:
     columns = [c for c in columns if c in frame]
     if not columns:
         return [f"row {i}" for i in range(len(frame))]
-    keys = [" ".join(f"{c}={v}" for c, v in zip(columns, row)) for row in frame[columns].itertuples(index=False)]
+    keys = [" ".join(f"{c}={v}" for c, v in zip(columns, row, strict=True))
+            for row in frame[columns].itertuples(index=False)]
     repeat = pd.Series(keys).groupby(keys).cumcount()  # a repeated key is told apart by its occurrence
-    return [key if n == 0 else f"{key} #{n + 1}" for key, n in zip(keys, repeat)]
+    return [key if n == 0 else f"{key} #{n + 1}" for key, n in zip(keys, repeat, strict=True)]
 
 
 def _same(a, b, tolerance: float) -> bool:

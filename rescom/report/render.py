@@ -140,7 +140,7 @@ def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | 
     agg = aggregate(frame, keys)
     imbalances = agg["imbalance"] if "imbalance" in keys else agg["imbalance_of_runs"]
     agg["paper_all"] = [(paper_top1(paper_dataset(profile, d), i, m) or (math.nan,))[0]
-                        for d, i, m in zip(agg["dataset_of_runs"], imbalances, agg["method_of_runs"])]
+                        for d, i, m in zip(agg["dataset_of_runs"], imbalances, agg["method_of_runs"], strict=True)]
     agg = agg.drop(columns=["dataset_of_runs", "method_of_runs", "imbalance_of_runs"])
     paired = paired_differences(frame, table, keys)
     if paired is not None:

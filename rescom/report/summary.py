@@ -50,7 +50,7 @@ def headline_summary(aggregates: dict[str, pd.DataFrame]) -> dict:
         labels = summary_labels(agg, list(TABLES[table].keys))
         summary[table] = {label: {"all": _rounded_or_none(row["last_test_all_mean"]),
                                   **({"few": _rounded_or_none(row["last_test_few_mean"])} if table == "main" else {})}
-                          for label, (_, row) in zip(labels, agg.iterrows())}
+                          for label, (_, row) in zip(labels, agg.iterrows(), strict=True)}
     return summary
 
 

@@ -30,7 +30,8 @@ def channel_stats(mean: tuple[float, ...], std: tuple[float, ...], channels: int
     if len(mean) == channels:
         return mean, std
     if channels == 1:
-        return (sum(a * m for a, m in zip(_LUMA, mean)),), (sum(a * s for a, s in zip(_LUMA, std)),)
+        mean, std = ((sum(a * v for a, v in zip(_LUMA, values, strict=True)),) for values in (mean, std))
+        return mean, std
     return mean * 3, std * 3
 
 

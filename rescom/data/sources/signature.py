@@ -78,5 +78,5 @@ def _split_lists(digest, source: str, root) -> None:
         raise DataUnavailableError(f"{source} needs root=<image root holding {' and '.join(STANDARD_LISTS[source])}>")
     base = Path(root).expanduser().resolve()
     digest.update(str(base).encode())
-    for default, which in zip(STANDARD_LISTS[source], ("train", "test")):
+    for default, which in zip(STANDARD_LISTS[source], ("train", "test"), strict=True):
         digest.update(_resolve_list(source, base, None, default, which).read_bytes())

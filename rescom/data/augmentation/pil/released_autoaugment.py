@@ -187,7 +187,7 @@ class ReleasedCifar10Policy:
                     signs: tuple[int, int]) -> Image.Image:
         """Sub-policy `index` with supplied draws: applied[k] says whether its op k runs, signs[k] (+-1)
         its sign. What __call__ does with its own draws; the batched twin is tested against this."""
-        for (name, _, level), on, sign in zip(POLICY[index], applied, signs):
+        for (name, _, level), on, sign in zip(POLICY[index], applied, signs, strict=True):
             if on:
                 img = OPS[name](img, MAGNITUDES[name][level], self.fill, sign=sign)
         return img

@@ -29,7 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 HPARAMS = {"translate_const": int(224 * 0.45), "img_mean": tuple(min(255, round(255 * x)) for x in IMAGENET_MEAN)}
 # For mode 'L' images (the large recipes on 1 channel; the released code only sees RGB): the fill
 # colour's luma, as PIL's RGB -> L conversion computes it. PIL refuses a colour triple for 'L'.
-GREY_FILL = round(sum(c * w for c, w in zip(HPARAMS["img_mean"], (0.299, 0.587, 0.114))))
+GREY_FILL = round(sum(c * w for c, w in zip(HPARAMS["img_mean"], (0.299, 0.587, 0.114), strict=True)))
 
 
 def timm_rand_augment(config: str = CONFIG, hparams: dict | None = None):
