@@ -8,9 +8,10 @@ from torch.utils.data import DataLoader
 
 from rescom.config import ConfigError, DataConfig
 from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.loading.rank_sampler import loader_options, rank_and_size
+from rescom.data.loading.rank_sampler import loader_options
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.preparation.run_data import recipe_for
+from rescom.engine.distributed import world
 
 
 def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views: bool,
@@ -25,11 +26,12 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
                                 randaugment=cfg.randaugment)
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
     dataset = dataset_cls(data.train, transform, data.channels)
-    if rank_and_size()[1] > 1:
+    processes = world()
+    if processes.size > 1:
         # Multi-GPU hook: this rank's slice of each global batch of the same seeded shuffle.
         return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
                           pin_memory=torch.cuda.is_available(),
-                          **loader_options(dataset, batch_size, generator))
+                          **loader_options(dataset, batch_size, generator, processes.rank, processes.size))
     return DataLoader(dataset, batch_size=batch_size, shuffle=True,
                       drop_last=True, num_workers=cfg.workers, generator=generator,
                       persistent_workers=False, pin_memory=torch.cuda.is_available())
@@ -78,9 +80,9 @@ def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_view
         resident["augment"] = batched_recipe(recipe_for(cfg), data.channels, cfg.autoaugment)
         if graphs:
             resident["augment"] = GraphedAugment(resident["augment"])
-    rank, world_size = rank_and_size()
+    processes = world()
     return TensorTrainBatches(resident["images"], resident["labels"], resident["augment"], batch_size,
-                              2 if two_views else 1, seed, rank=rank, world_size=world_size)
+                              2 if two_views else 1, seed, rank=processes.rank, world_size=processes.size)
 
 
 def evaluation_batches(data: PreparedData, cfg: DataConfig, batch_size: int, device: torch.device):

@@ -8,17 +8,9 @@ from functools import partial
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import RandomSampler, Sampler
 
 from rescom.config import ConfigError
-
-
-def rank_and_size() -> tuple[int, int]:
-    """(this process's rank, the number of training processes): (0, 1) without torchrun."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return 0, 1
-    return dist.get_rank(), dist.get_world_size()
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -62,8 +54,7 @@ def _seed_worker(rank: int, worker_id: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def loader_options(dataset, global_batch: int, generator: torch.Generator) -> dict:
-    """DataLoader keyword arguments for this rank's share of the global batches."""
-    rank, size = rank_and_size()
+def loader_options(dataset, global_batch: int, generator: torch.Generator, rank: int, size: int) -> dict:
+    """DataLoader keyword arguments for rank `rank`'s share (of `size` processes) of the global batches."""
     return {"batch_sampler": RankSliceBatchSampler(dataset, global_batch, rank, size, generator),
             "worker_init_fn": partial(_seed_worker, rank)}
