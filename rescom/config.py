@@ -96,7 +96,7 @@ class OptimConfig:
     cosine_warmup_epochs: int = 0       # cosine: linear warmup epochs (released large-data code: 10)
     cosine_final_ratio: float = 0.0     # cosine: final lr / lr (paper: 0; released large-data code: 1e-5)
     # 2: the released code's epoch count (epoch e at cosine position (e + 1 - warmup) / (epochs - warmup));
-    # 1: one epoch behind it, as runs made before issue 20 trained (their checkpoints resume with it)
+    # 1: one epoch behind it, kept so that checkpoints trained with it resume on their own schedule
     schedule_version: int = 2
     milestones: list[int] = field(default_factory=lambda: [320, 360])
     gamma: float = 0.1

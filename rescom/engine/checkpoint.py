@@ -94,8 +94,8 @@ def unshared(tree):
 
     pickle writes a second reference to an object as a back-reference to the first: a live run's
     history rows hold equal key strings as separate objects, the same rows read back from a
-    checkpoint share one, and the resumed run's file had other bytes (equal tensors, other memo and
-    serialization id). Rebuilt containers, fresh strings and cloned tensors pickle the same either way.
+    checkpoint share one, so a resumed run's file would have other bytes (equal tensors, other memo
+    and serialization id). Rebuilt containers, fresh strings and cloned tensors pickle the same either way.
     """
     if isinstance(tree, dict):
         return {unshared(key): unshared(value) for key, value in tree.items()}

@@ -137,9 +137,9 @@ def cosine_learning_rate(lr: float, epoch: int, epochs: int, warmup: int, final_
     floor + (lr - floor)(1 + cos(pi (t - W) / (E - W))) / 2 with floor = lr * final_ratio (released:
     W 10, final_ratio 1e-5; the paper's "cosine to 0": W 0, final_ratio 0). Our epoch e is its t = e + 1,
     so the peak comes once (e = W - 1; with W 0 the first epoch is already one step down, as in the
-    released loop) and the last epoch sits at the floor. version 1 is the form runs
-    made before issue 20 trained with, one epoch behind (position (e - W) / (E - W), peak held for
-    two epochs, floor never reached); only their checkpoints resume with it.
+    released loop) and the last epoch sits at the floor. version 1 (optim.schedule_version) is one
+    epoch behind: position (e - W) / (E - W), the peak held for two epochs, the floor never reached;
+    it stays so that checkpoints trained with it resume on their own schedule.
     """
     position = epoch + 1 if version == 2 else epoch  # the released t, or version 1's t - 1
     warming = epoch + 1 < warmup if version == 2 else epoch < warmup

@@ -27,7 +27,8 @@ class Terminated(BaseException):
 @contextlib.contextmanager
 def sigterm_unwinds():
     """While training, SIGTERM (kill, dvc, a scheduler) raises Terminated instead of ending the process
-    at once, which left the MLflow run RUNNING forever. Only the main thread may set handlers."""
+    at once, so each MLflow run is closed as KILLED rather than left RUNNING. Only the main thread may
+    set handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -59,9 +59,9 @@ def _continuable(config: TrainConfig, state: dict) -> bool:
 
 
 def _same_config(config: TrainConfig, saved: dict) -> bool:
-    """Whether the checkpoint's config is this one, resolved as training resolves it before saving
-    (data-dependent mining sizes, and data.pipeline auto -> tensor/pil: without the latter no run
-    of the default pipeline setting was ever continued)."""
+    """Whether the checkpoint's config is this one, resolved as training resolves it before saving:
+    the data-dependent mining sizes, and data.pipeline auto as the tensor or pil it stands for (the
+    checkpoint holds the resolved value, so an unresolved auto would never match)."""
     from rescom.data.loading import loaders
 
     data = run_data.get_data(config.data)
