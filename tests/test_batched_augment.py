@@ -246,8 +246,8 @@ def test_rejects_bad_input():
 
 
 # ------------------------------------------------ the released policy (batched) vs its PIL port
-from rescom.data.augmentation.batched import released_autoaugment as rb  # noqa: E402
-from rescom.data.augmentation.pil import released_autoaugment as ra  # noqa: E402
+from rescom.data.augmentation.batched import released_autoaugment as rb  # noqa: E402  (this section's subject, imported beside its tests)
+from rescom.data.augmentation.pil import released_autoaugment as ra  # noqa: E402  (as above)
 
 # every (op, level) of the 25 sub-policies, and both shears at every level (the bicubic kernel)
 RELEASED_CASES = sorted({(name, level) for sub in ra.POLICY for name, _, level in sub}

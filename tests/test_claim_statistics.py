@@ -15,7 +15,10 @@ P = 0.975  # two-sided 95%
 def _t_cdf(x: float, dof: int, steps: int = 2000) -> float:
     """P(T <= x) for x >= 0: 1/2 plus Simpson's rule on the density from 0 to x."""
     log_norm = math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi)
-    density = lambda u: math.exp(log_norm - (dof + 1) / 2 * math.log1p(u * u / dof))  # noqa: E731
+
+    def density(u):
+        return math.exp(log_norm - (dof + 1) / 2 * math.log1p(u * u / dof))
+
     h = x / steps
     total = density(0) + density(x) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, steps))
     return 0.5 + total * h / 3

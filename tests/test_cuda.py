@@ -21,10 +21,10 @@ pytestmark = pytest.mark.cuda
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device: the cuda tests run on a GPU machine (scripts/gpu-check.sh)", allow_module_level=True)
 
-from rescom.cli import app  # noqa: E402
-from rescom.cli.analysis import analysis_app  # noqa: E402
-from rescom.data.preparation.prepared import prepare  # noqa: E402
-from rescom.data.sources.base import RawDataset, Split  # noqa: E402
+from rescom.cli import app  # noqa: E402  (imported only where the module is not skipped)
+from rescom.cli.analysis import analysis_app  # noqa: E402  (as above)
+from rescom.data.preparation.prepared import prepare  # noqa: E402  (as above)
+from rescom.data.sources.base import RawDataset, Split  # noqa: E402  (as above)
 
 runner = CliRunner()
 CUDA = torch.device("cuda")
@@ -250,7 +250,7 @@ def test_pack_graphs_replayed_on_their_own_streams_equal_their_eager_steps(monke
             eager = train_step(config, eager_parts, *batches[r][step])
             for key in eager:
                 torch.testing.assert_close(replayed[r][step][key].float(), eager[key].float(), rtol=1e-5, atol=1e-6,
-                                           msg=lambda text, key=key: f"run {r}, step {step}, {key}: {text}")
+                                           msg=lambda text, r=r, step=step, key=key: f"run {r}, step {step}, {key}: {text}")
         torch.testing.assert_close(packed_parts.queue.keys, eager_parts.queue.keys, rtol=1e-5, atol=1e-6)
 
 

@@ -49,7 +49,10 @@ def _synthetic(per_class=(10, 10, 10), test_per_class=2, hw=4, channels=3) -> Ra
     rng = np.random.default_rng(0)
     train_labels = np.repeat(np.arange(len(per_class)), per_class)
     test_labels = np.repeat(np.arange(len(per_class)), test_per_class)
-    mk = lambda n: rng.integers(0, 256, (n, hw, hw, channels), dtype=np.uint8)  # noqa: E731
+
+    def mk(n):
+        return rng.integers(0, 256, (n, hw, hw, channels), dtype=np.uint8)
+
     return RawDataset(
         name="synthetic", classes=[f"c{k}" for k in range(len(per_class))], channels=channels,
         train=Split(labels=train_labels, images=mk(len(train_labels))),

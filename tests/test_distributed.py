@@ -106,7 +106,7 @@ def _assert_close(got: dict, want: dict, what: str) -> None:
     assert got.keys() == want.keys()
     for key in want:
         if want[key].is_floating_point():
-            torch.testing.assert_close(got[key], want[key], **TOL, msg=lambda m: f"{what} {key}: {m}")
+            torch.testing.assert_close(got[key], want[key], **TOL, msg=lambda m, key=key: f"{what} {key}: {m}")
         else:  # labels, pointers, num_batches_tracked: exact
             assert torch.equal(got[key], want[key]), f"{what} {key}"
 

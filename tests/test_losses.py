@@ -162,8 +162,10 @@ def test_spm_gradcheck():
     query = F.normalize(torch.randn(3, 4, dtype=D64), dim=1).requires_grad_()
     keys = F.normalize(torch.randn(6, 4, dtype=D64), dim=1)
     labels, key_labels = torch.tensor([0, 1, 0]), torch.tensor([0, 0, 1, 1, 2, 2])
-    fn = lambda z: spm_contrastive_loss(z, labels, keys, key_labels, num_pos=1, num_neg=3, temperature=0.2,
-                                        class_weights=torch.tensor([1.0, 2.0, 0.5], dtype=D64), in_batch=True)
+    def fn(z):
+        return spm_contrastive_loss(z, labels, keys, key_labels, num_pos=1, num_neg=3, temperature=0.2,
+                                    class_weights=torch.tensor([1.0, 2.0, 0.5], dtype=D64), in_batch=True)
+
     assert torch.autograd.gradcheck(fn, (query,))
 
 

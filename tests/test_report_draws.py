@@ -134,7 +134,10 @@ def test_reused_draw_zero_is_the_draws_table_run(params):
     root = Path(__file__).resolve().parents[1]
     profile = load_profile(root / params)
     section = profile.section("draws")
-    strip = lambda o: {k: v for k, v in o.items() if not k.startswith("run.") or k == "run.seed"}  # noqa: E731
+
+    def strip(o):
+        return {k: v for k, v in o.items() if not k.startswith("run.") or k == "run.seed"}
+
     for reference in section["references"]:
         table, _, name = reference["run"].partition("/")
         reused = next(s for s in expand_table(profile, table) if s.name == name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
-from pathlib import Path
 
 import pytest
 

@@ -8,6 +8,7 @@ tear-down around it (process group, SIGTERM handler) are engine/train.py's `trai
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
     try:
         with progress_bar() as bar:
             for run in runs:
-                guarded(run, lambda: run.open(bar, len(runs)))
+                guarded(run, functools.partial(run.open, bar, len(runs)))
             while training := [run for run in alive() if not run.done]:
                 interleaved_epoch(training, guarded, failed=lambda run: outcomes[id(run)].error is not None)
             for run in alive():

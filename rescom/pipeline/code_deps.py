@@ -27,7 +27,6 @@ submodules (rescom.cli assembling its app) a cycle with each of them, although P
 from __future__ import annotations
 
 import ast
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,9 +125,11 @@ class _Walk:
         self.paths = all_modules(root)
         self.entered: set[str] = set()
         self.reached: set[tuple[str, str]] = set()
+        self.parsed: dict[str, _Module] = {}  # each module parsed once per walk
 
-    @functools.cache
     def module(self, name: str) -> _Module:
+        if name in self.parsed:
+            return self.parsed[name]
         path = self.paths[name]
         module = _Module(name, path, ast.parse(path.read_text(), filename=str(path)))
         for node in module.tree.body:
@@ -142,6 +143,7 @@ class _Walk:
                             module.variables.setdefault(leaf.id, []).append(node)
         for node in import_statements(module.tree):
             module.bindings.update(self.bindings_of(node, name))
+        self.parsed[name] = module
         return module
 
     def bindings_of(self, node: ast.Import | ast.ImportFrom, importer: str) -> dict[str, tuple[str, str | None]]:

@@ -51,7 +51,9 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     varying = [c for c in context if c in done and c != column and done[c].nunique(dropna=False) > 1]
     if varying:
         raise UsageError(f"the runs span several {', '.join(varying)}: narrow the claim with where: {{...}}")
-    pick = lambda value: done[matches(done[column], value)].set_index("seed")[metric]  # noqa: E731
+    def pick(value) -> pd.Series:  # the row's metric by seed
+        return done[matches(done[column], value)].set_index("seed")[metric]
+
     return (pick(better) - pick(worse)).dropna()
 
 

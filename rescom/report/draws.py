@@ -66,6 +66,11 @@ def _over_draws(series: pd.Series, spec: str = ".2f") -> str:
     return mean if len(series) < 2 else f"{mean} ± {series.std(ddof=1):.2f}"
 
 
+def _per_draw(series: pd.Series) -> str:
+    """'71.20 / n/a / 70.85': one value per draw, in the draws' order."""
+    return " / ".join("n/a" if math.isnan(v) else f"{v:.2f}" for v in series)
+
+
 def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) -> str:
     done = frame[frame["finished"]]
     seeds = sorted({int(s) for s in done["seed"]})
@@ -85,10 +90,9 @@ def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) 
               "|---|---|---|---|---|---|"]
     for method, group in values.groupby("method", sort=False):
         group = group.set_index("subsample_seed").reindex(draws)
-        per = lambda col: " / ".join("n/a" if math.isnan(v) else f"{v:.2f}" for v in group[col])  # noqa: E731
         alls = group["last_test_all"].dropna()
-        lines.append(f"| {method} | {per('last_test_all')} | {_over_draws(alls)} | "
-                     f"{alls.max() - alls.min():.2f} | {per('last_test_few')} | "
+        lines.append(f"| {method} | {_per_draw(group['last_test_all'])} | {_over_draws(alls)} | "
+                     f"{alls.max() - alls.min():.2f} | {_per_draw(group['last_test_few'])} | "
                      f"{_over_draws(group['last_test_few'].dropna())} |")
     gaps = draw_gaps(values)
     if not gaps.empty:

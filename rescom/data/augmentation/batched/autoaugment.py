@@ -179,7 +179,9 @@ def apply_ops(x: Tensor, op: Tensor, magnitude: Tensor) -> Tensor:
         raise ValueError(f"op and magnitude must be [B]=[{x.shape[0]}], got {tuple(op.shape)}, "
                          f"{tuple(magnitude.shape)}")
     _, _, h, w = x.shape
-    sel = lambda name: (op == OP_INDEX[name]).view(-1, 1, 1)  # noqa: E731  [B,1,1]
+
+    def sel(name: str) -> torch.Tensor:  # [B,1,1]: the samples whose op is `name`
+        return (op == OP_INDEX[name]).view(-1, 1, 1)
 
     # point-wise ops: one table per sample and channel, [B,C,256]
     lut = ops.identity_lut(x)

@@ -157,7 +157,10 @@ def _nearest(x: Tensor, op: Tensor, coeffs: Tensor, fill: int) -> Tensor:
     float_col = torch.floor(a[2] + a[0] * 0.5 + a[0] * px)
     float_row = torch.floor(a[5] + a[4] * 0.5 + a[4] * py)
     # rotate: affine_fixed, FIX(v) = floor(v * 65536 + 0.5); index = (a2 + y a1 + x a0) >> 16
-    fix = lambda v: torch.floor(v * 65536.0 + 0.5).long()  # noqa: E731
+
+    def fix(v: torch.Tensor) -> torch.Tensor:
+        return torch.floor(v * 65536.0 + 0.5).long()
+
     f0, f1, f3, f4 = fix(a[0]), fix(a[1]), fix(a[3]), fix(a[4])
     f2 = fix(a[2] + a[0] * 0.5 + a[1] * 0.5)
     f5 = fix(a[5] + a[3] * 0.5 + a[4] * 0.5)
@@ -306,9 +309,12 @@ def apply_released_ops(x: Tensor, op: Tensor, value: Tensor, fill: int = FILL,
         raise ValueError(f"op and value must be [B]=[{x.shape[0]}], got {tuple(op.shape)}, {tuple(value.shape)}")
     b, _, h, w = x.shape
     value = value.double()
-    sel = lambda *names: functools.reduce(  # noqa: E731  [B,1,1]
-        torch.logical_or, [(op == OP_INDEX[name]).view(-1, 1, 1) for name in names])
-    has = lambda *names: not present.isdisjoint(names)  # noqa: E731
+
+    def sel(*names: str) -> torch.Tensor:  # [B,1,1]: the samples whose op is one of `names`
+        return functools.reduce(torch.logical_or, [(op == OP_INDEX[name]).view(-1, 1, 1) for name in names])
+
+    def has(*names: str) -> bool:
+        return not present.isdisjoint(names)
 
     tables = {  # the point-wise ops: one 256-entry table per sample (and channel), one gather for all
         "brightness": lambda: _brightness_lut(x, value), "contrast": lambda: _contrast_lut(x, value),
