@@ -11,3 +11,7 @@ class NonFiniteLossError(RuntimeError):
 
 class RunExistsError(RuntimeError):
     """A run directory already holds a checkpoint and neither resume nor overwrite was asked for."""
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server does not answer (before a run starts, or gone during one)."""

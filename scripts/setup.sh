@@ -23,4 +23,8 @@ if [ ! -d "$fmnist" ]; then
              "dataset-fashion-mnist) or pass --data-root with the four official Fashion-MNIST .gz files" >&2
     fi
 fi
+# A one-node SLURM for the tests of `rescom repro --slurm` (tests/test_slurm.py starts and stops it).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v slurmctld >/dev/null; then
+    bash scripts/slurm-local.sh install
+fi
 echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

@@ -21,11 +21,11 @@ def expected_errors(fn):
     def wrapper(*args, **kwargs):
         from rescom.config import ConfigError
         from rescom.data.sources.base import DataUnavailableError
-        from rescom.errors import NonFiniteLossError, RunExistsError
+        from rescom.errors import NonFiniteLossError, RunExistsError, TrackingUnavailableError
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
+        except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, TrackingUnavailableError, FileNotFoundError,
                 ValueError) as err:
             fail(str(err))
     return wrapper

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,10 @@ class ReproSettings:
     on it, so it must equal the sequential `dvc repro`'s for the same dvc.lock (default: torch's count
     in the controller's environment, which is what a sequential stage gets). pack: stages per job.
     environment: this process's values of the variables Dask sets in its workers, read before any
-    cluster starts (a local nanny writes them into this process's environment too)."""
+    cluster starts (a local nanny writes them into this process's environment too).
+    resources: the Dask resources a job of these stages asks for (names, commands -> resources),
+    for clusters whose workers are of several kinds (SLURM's GPU and CPU jobs); None: any worker,
+    at most as many jobs at once as the workers have slots."""
 
     threads: int
     pack: int = 1
@@ -41,6 +45,7 @@ class ReproSettings:
     tracking_uri: str | None = None
     environment: dict[str, str] = field(
         default_factory=lambda: {k: os.environ[k] for k in dask_worker_settings() if k in os.environ})
+    resources: Callable[[list[str], list[list[str]]], dict] | None = None
 
 
 @dataclass
@@ -112,6 +117,10 @@ class Controller:
         return self.summary
 
     def _slots(self) -> int:
+        """How many jobs may run at once. With resources, every ready stage is submitted: Dask
+        holds it until a worker of its kind is free, and the cluster grows to what waits."""
+        if self.settings.resources is not None:
+            return len(self.running) + len(self.runnable)
         if not self.client.nthreads():
             self.client.wait_for_workers(1)
         return sum(self.client.nthreads().values())
@@ -143,7 +152,10 @@ class Controller:
                 self.runnable.remove(name)
                 plan.prepare_to_run(self.repo, self.plan, name)
             job = self._job(names)
-            future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False)
+            resources = (self.settings.resources(names, [self.commands[n] for n in names])
+                         if self.settings.resources else None)
+            future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False,
+                                        resources=resources)
             self.running[future] = job
             futures.add(future)
             say(f"started  {', '.join(names)}")
@@ -180,7 +192,7 @@ class Controller:
             self.unrecorded.append(name)
             self.summary.ran.append(name)
             self.resolved.add(name)
-            say(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.worker}" if result.worker else ""))
+            say(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.where}" if result.where else ""))
 
     def _record_finished(self) -> None:
         """Write the finished stages' dvc.lock entries, in the order they finished. Called after the

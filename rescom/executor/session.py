@@ -35,6 +35,33 @@ def dask_client(jobs: int | None, scheduler: str | None):
 
 
 @contextlib.contextmanager
+def slurm_client(settings, root: Path, log_dir: Path):
+    """A client of a SLURM job pool started here (its scheduler in this process, TLS), the pool
+    adjusting its jobs until the client closes; every job of the run is cancelled after."""
+    import dask
+    from distributed import Client
+
+    from rescom.executor.cluster import quiet_dask_config
+    from rescom.executor.slurm import JobPool
+
+    # A stage whose job was lost (walltime, preemption) is given to the next worker up to this many
+    # times; the lost job's spec is restarted once its worker has been gone this long.
+    lenient = {"distributed.scheduler.allowed-failures": 10, "distributed.deploy.lost-worker-timeout": "5s"}
+    with dask.config.set({**quiet_dask_config(), **lenient}):
+        pool = JobPool(settings, root, log_dir / "slurm")
+        try:
+            with Client(pool.cluster, security=pool.cluster.security) as client:
+                pool.start()
+                say(f"SLURM jobs named {pool.job_name}: up to {settings.max_gpu_jobs} GPU job(s) "
+                    f"({settings.gpus_per_job} GPU each) and {settings.max_cpu_jobs} CPU job(s), "
+                    f"{settings.cores} core(s) and {settings.memory} each, walltime {settings.walltime}; "
+                    f"job logs in {log_dir / 'slurm'}")
+                yield client
+        finally:
+            pool.close()
+
+
+@contextlib.contextmanager
 def tracking(uri: str | None, serve: str | None, root: Path):
     """uri: use it. serve: start an MLflow server bound to that host over the workspace's store.
     Neither: the stages use the sqlite store a sequential run uses (rescom.tracking)."""
@@ -54,7 +81,7 @@ def tracking(uri: str | None, serve: str | None, root: Path):
 
 def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = None, pack: int = 1,
           threads: int | None = None, tracking_uri: str | None = None, serve_tracking: str | None = None,
-          log_dir: Path = Path("logs/repro")) -> Summary:
+          log_dir: Path = Path("logs/repro"), slurm=None) -> Summary:
     from rescom.executor.cluster import cpu_workers, usable_cores, visible_gpus
     from rescom.executor.plan import open_repo, plan_stages
 
@@ -66,14 +93,21 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
 
         sequential_threads = torch.get_num_threads()
         settings = ReproSettings(threads=threads or sequential_threads, pack=pack, log_dir=root / log_dir)
-        if scheduler is None and not visible_gpus():
+        if slurm is not None:
+            from rescom.executor.slurm import needs_gpu, stage_resources
+
+            settings.resources = lambda names, commands: stage_resources(
+                all(needs_gpu(n, c, slurm) for n, c in zip(names, commands, strict=True)), slurm)
+        elif scheduler is None and not visible_gpus():
             jobs, fewer = cpu_workers(jobs, settings.threads, usable_cores())
             if fewer:
                 say(fewer)
         if settings.threads != sequential_threads:
             say(f"{settings.threads} thread(s) per stage where a sequential dvc repro stage runs "
                 f"{sequential_threads}: its CPU numbers will differ (float sums split by thread count)")
-        with tracking(tracking_uri, serve_tracking, root) as uri, dask_client(jobs, scheduler) as client:
+        cluster = (slurm_client(slurm, root, settings.log_dir) if slurm is not None
+                   else dask_client(jobs, scheduler))
+        with tracking(tracking_uri, serve_tracking, root) as uri, cluster as client:
             settings.tracking_uri = uri
             say(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
                 f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
@@ -83,3 +117,29 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
         repo.close()
     print_summary(summary)
     return summary
+
+
+def dry_run(targets: list[str], slurm, log_dir: Path) -> None:
+    """`rescom repro --slurm --dry-run`: the two job scripts, then every stage of the plan with the
+    kind of job it would run on and whether it would run (changed, or downstream of one that
+    runs) or be skipped. Nothing is submitted and no scheduler starts."""
+    from rescom.executor.plan import needs_run, open_repo, plan_stages, stage_commands
+    from rescom.executor.slurm import job_scripts, needs_gpu, scheduler_host, slurm_nodes
+
+    repo = open_repo()
+    try:
+        stage_plan = plan_stages(repo, targets)
+        host = scheduler_host(slurm, slurm_nodes())
+        for kind, script in job_scripts(slurm, host, Path(repo.root_dir) / log_dir / "slurm").items():
+            print(f"# the {kind.upper()} job script\n{script}")  # unwrapped: a script to read or copy
+        will_run: set[str] = set()
+        print(f"# plan: {len(stage_plan.order)} stage(s)")
+        for name in stage_plan.order:
+            runs = bool(stage_plan.upstream[name] & will_run) or needs_run(repo, stage_plan, name)
+            if runs:
+                will_run.add(name)
+            kind = "GPU" if needs_gpu(name, stage_commands(stage_plan, name), slurm) else "CPU"
+            print(f"{'run ' if runs else 'skip'}  {kind}  {name}")
+        print(f"# {len(will_run)} to run, {len(stage_plan.order) - len(will_run)} up to date; nothing submitted")
+    finally:
+        repo.close()

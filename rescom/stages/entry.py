@@ -29,11 +29,11 @@ def one_line_errors():
     (what `rescom` prints for the same errors; rescom/cli/common.py)."""
     from rescom.config import ConfigError
     from rescom.data.sources.base import DataUnavailableError
-    from rescom.errors import NonFiniteLossError, RunExistsError
+    from rescom.errors import NonFiniteLossError, RunExistsError, TrackingUnavailableError
 
     try:
         yield
-    except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, FileNotFoundError,
+    except (ConfigError, DataUnavailableError, RunExistsError, NonFiniteLossError, TrackingUnavailableError, FileNotFoundError,
             ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
