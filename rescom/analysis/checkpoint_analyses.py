@@ -37,7 +37,7 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
     from rescom.data.preparation import run_data
     from rescom.engine.checkpoint import load_checkpoint
     from rescom.engine.components import build_components
-    from rescom.engine.run import select_device
+    from rescom.engine.hardware import select_device
 
     state = load_checkpoint(checkpoint_path)
     config = apply_overrides(TrainConfig(), flatten(state["config"]))
