@@ -156,6 +156,9 @@ def test_dvc_interpolates_each_record_as_it_interpolates_the_command(tmp_path):
 
     from dvc.repo import Repo
 
+    from rescom.pipeline.catalogue import find_run
+    from rescom.pipeline.packing import train_stage
+
     for name in ("params.yaml", "claims.yaml", "dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "pipelines/smoke").mkdir(parents=True)
@@ -167,3 +170,7 @@ def test_dvc_interpolates_each_record_as_it_interpolates_the_command(tmp_path):
     assert len(stages) > 50
     for stage in stages:
         assert StageRecord.from_meta(stage.meta).command() == stage.cmd, stage.addressing
+        train = train_stage(stage.addressing, stage.meta)  # what `rescom repro --pack` trains from it
+        if train is not None:
+            profile = load_profile(tmp_path / train.params)
+            assert find_run(profile, train.table, train.item).run_dir(profile.name).as_posix() in stage.cmd + str(stage.outs)

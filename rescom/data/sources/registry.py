@@ -63,12 +63,12 @@ def source(name: str) -> Source:
     return SOURCES[name]
 
 
-def check_root(root: str | Path | None, source: str | None = None) -> None:
+def check_root(root: str | Path | None, name: str | None = None) -> None:
     """A root that is given must be an existing directory; None means the source's default place.
     For a set that cannot be downloaded (lists.WHERE_TO_GET) the error says where to get it."""
     if root is not None and not Path(root).expanduser().is_dir():
         what = "is not a directory" if Path(root).expanduser().exists() else "does not exist"
-        where = f"; where to get {source}: {lists.WHERE_TO_GET[source]}" if source in lists.WHERE_TO_GET else ""
+        where = f"; where to get {name}: {lists.WHERE_TO_GET[name]}" if name in lists.WHERE_TO_GET else ""
         raise DataUnavailableError(f"data root {root} {what} (data.root / --data-root){where}")
 
 
