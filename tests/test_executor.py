@@ -28,25 +28,37 @@ def test_plan_is_dvcs_order_and_graph(tmp_path, monkeypatch):
 
 
 def test_group_into_packs_by_key_and_size():
-    commands = {f"s{i}": [f"train --group {'x' if i < 5 else 'y'} --i {i}"] for i in range(7)}
-    commands["prep"] = ["prepare"]
-    commands["two-lines"] = ["train --group x --i 9", "echo done"]
+    records = {f"s{i}": {"kind": "train", "group": "x" if i < 5 else "y"} for i in range(7)}
+    records["prep"] = {"kind": "prepare"}
+    records["by-hand"] = None  # a stage written without a record never packs
 
-    def key(cmd):
-        return cmd.split()[2] if cmd.startswith("train") else None
+    def key(record):
+        return record["group"] if record and record["kind"] == "train" else None
 
-    names = ["prep", *[f"s{i}" for i in range(7)], "two-lines"]
-    jobs = packs.group_into_packs(names, commands, 2, key)
-    assert jobs == [["prep"], ["s0", "s1"], ["s2", "s3"], ["s4"], ["s5", "s6"], ["two-lines"]]
-    assert packs.group_into_packs(names, commands, 1, key) == [[n] for n in names]
+    names = ["prep", *[f"s{i}" for i in range(7)], "by-hand"]
+    jobs = packs.group_into_packs(names, records, 2, key)
+    assert jobs == [["prep"], ["s0", "s1"], ["s2", "s3"], ["s4"], ["s5", "s6"], ["by-hand"]]
+    assert packs.group_into_packs(names, records, 1, key) == [[n] for n in names]
 
 
 def test_pack_results_record_only_ok_stages():
-    commands = {"a": ["cmd a"], "b": ["cmd b"], "c": ["cmd c"]}
-    results = {"cmd a": {"ok": True, "error": ""}, "cmd b": {"ok": False, "error": "NaN loss"}}
-    assert packs.stages_that_succeeded(["a", "b", "c"], commands, results) == {
+    results = {"a": {"ok": True, "error": ""}, "b": {"ok": False, "error": "NaN loss"}}
+    assert packs.stages_that_succeeded(["a", "b", "c"], results) == {
         "a": "", "b": "NaN loss", "c": "the pack wrote no result for this stage"}
-    assert packs.stages_that_succeeded(["a"], commands, None) == {"a": "the pack wrote no result for this stage"}
+    assert packs.stages_that_succeeded(["a"], None) == {"a": "the pack wrote no result for this stage"}
+
+
+def test_the_plan_gives_each_stage_its_record_as_dvc_interpolates_it(tmp_path, monkeypatch):
+    root = make_repo(tmp_path / "repo", {"a": {"out": "a.txt", "meta": {"kind": "toy", "arguments": {"out": "a.txt"}}},
+                                         "b": {"out": "b.txt"}})
+    monkeypatch.chdir(root)
+    repo = plan.open_repo(root)
+    try:
+        stage_plan = plan.plan_stages(repo, ["dvc.yaml"])
+        assert plan.stage_record(stage_plan, "a") == {"kind": "toy", "arguments": {"out": "a.txt"}}
+        assert plan.stage_record(stage_plan, "b") is None
+    finally:
+        repo.close()
 
 
 def test_job_environment_fixes_threads_and_tracking(tmp_path):

@@ -307,3 +307,13 @@ def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: in
         json.dump(summary, f, indent=2)
         f.write("\n")
     return summary
+
+
+def run_stage(profile, settings: dict, out_dir: Path) -> dict:
+    """The pipeline's stage: the params file's `analysis.simulate_pairs` (class counts from num_classes,
+    max_count and imbalance; batch_size, queue_size, epochs, seed)."""
+    from rescom.data.preparation.longtail import exponential_counts
+
+    counts = exponential_counts(settings["num_classes"], settings["max_count"], settings["imbalance"])
+    return simulate_report(counts, settings["batch_size"], settings["queue_size"], settings["epochs"],
+                           settings["seed"], out_dir)

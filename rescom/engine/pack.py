@@ -29,8 +29,9 @@ from torch.utils._pytree import tree_leaves
 from rescom.config import ConfigError, TrainConfig, apply_overrides
 from rescom.data.loading import loaders
 from rescom.engine import distributed
+from rescom.engine.hardware import select_device
 from rescom.engine.resume import RunStart
-from rescom.engine.run import Run, run_name, select_device
+from rescom.engine.run import Run, run_name
 from rescom.methods import uses_two_views
 from rescom.progress import console
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from rescom.config import ConfigError, TrainConfig, resolve_for_data
+from rescom.config import TrainConfig, resolve_for_data
 from rescom.data.loading import loaders
 from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
@@ -32,7 +32,7 @@ from rescom.engine.checkpoint import save_checkpoint, training_code_identity
 from rescom.engine.components import Components, build_components, learning_rate
 from rescom.errors import NonFiniteLossError
 from rescom.engine.evaluate import evaluation_metrics, predict
-from rescom.engine.hardware import device_description
+from rescom.engine.hardware import device_description, select_device
 from rescom.engine.outputs import (confusion_matrix, plot_run_figures, run_log, write_config, write_history,
                                    write_json, write_per_class)
 from rescom.engine.resume import RunStart, initial_state, refuse_existing_run
@@ -49,14 +49,6 @@ def run_name(config: TrainConfig) -> str:
         return config.run.run_name
     factor = f"-if{config.data.imbalance:g}" if config.data.imbalance is not None else ""
     return f"{config.method_name}-{config.data.dataset}{factor}-s{config.run.seed}"
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

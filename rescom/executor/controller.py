@@ -101,6 +101,7 @@ class Controller:
         start = time.monotonic()
         self.plan = stage_plan
         self.commands = {n: plan.stage_commands(self.plan, n) for n in self.plan.order}
+        self.records = {n: plan.stage_record(self.plan, n) for n in self.plan.order}
         self.pending = list(self.plan.order)
         self.packing = packs.packing_module() if self.settings.pack > 1 else None
         futures = as_completed()
@@ -145,8 +146,8 @@ class Controller:
         free = self._slots() - len(self.running)
         if free <= 0 or not self.runnable:
             return
-        jobs = packs.group_into_packs(self.runnable, self.commands, self.settings.pack,
-                                      self.packing.pack_key if self.packing else (lambda cmd: None))
+        jobs = packs.group_into_packs(self.runnable, self.records, self.settings.pack,
+                                      self.packing.pack_key if self.packing else (lambda record: None))
         for names in jobs[:free]:
             for name in names:
                 self.runnable.remove(name)
@@ -170,7 +171,7 @@ class Controller:
             return Job(names, self.commands[names[0]], cwd, str(log), env)
         results = str(log.with_suffix(".results.json"))
         Path(results).unlink(missing_ok=True)
-        command = shlex.join(self.packing.pack_command([self.commands[n][0] for n in names], results))
+        command = shlex.join(self.packing.pack_command({n: self.records[n] for n in names}, results))
         return Job(names, [command], cwd, str(log), env, results_path=results)
 
     def _finish(self, future, job: Job) -> None:
@@ -184,7 +185,7 @@ class Controller:
         if job.results_path is None:
             outcome = {job.names[0]: "" if result.returncode == 0 else f"exit status {result.returncode}"}
         else:
-            outcome = packs.stages_that_succeeded(job.names, self.commands, result.pack_results)
+            outcome = packs.stages_that_succeeded(job.names, result.pack_results)
         for name, error in outcome.items():
             if error:
                 self._failed(name, error, result.log_path)

@@ -164,6 +164,12 @@ def _keep_sequential_order(repo, plan: StagePlan, path: str, written: str) -> No
     appended[:] = in_plan_order
 
 
+def stage_record(plan: StagePlan, name: str) -> dict | None:
+    """The stage's record from dvc.yaml (its `meta`, interpolated by DVC; rescom.pipeline.stage_record):
+    what the stage runs, as data. None for a stage without one."""
+    return plan.stages[name].meta
+
+
 def stage_commands(plan: StagePlan, name: str) -> list[str]:
     """The stage's cmd from dvc.yaml, interpolated by DVC, as a list (a cmd may be several lines)."""
     cmd = plan.stages[name].cmd

@@ -29,7 +29,7 @@ _RUNNING: dict[int, subprocess.Popen] = {}
 @dataclass
 class Job:
     """names: the DVC stages this job runs. commands: shell lines, run in order, each must exit 0.
-    results_path: where a pack command writes its per-stage JSON ({cmd: {"ok", "error"}}), else None."""
+    results_path: where a pack command writes its per-stage JSON ({stage name: {"ok", "error"}}), else None."""
 
     names: list[str]
     commands: list[str]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rescom.pipeline.catalogue import Profile
+from rescom.pipeline.catalogue import Profile, training_tables
 from rescom.report.claim_statistics import mean_interval, seeds_for_interval
 from rescom.report.collect import table_frame
 from rescom.report.draws import profile_draw_spread
@@ -81,7 +81,7 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         missing = [f for f in FIELDS if f not in claim]
         if missing:
             raise ValueError(f"{profile.path}: claims entry {claim} lacks {', '.join(missing)}")
-        if claim["table"] not in profile.tables():
+        if claim["table"] not in training_tables(profile):
             raise ValueError(f"{profile.path}: claims entry {claim['claim']!r} names table {claim['table']!r}, "
                              f"which the profile does not run")
         group, margin = claim.get("group", "all"), float(claim.get("margin", 0))
