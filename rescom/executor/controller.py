@@ -35,7 +35,7 @@ class ReproSettings:
     in the controller's environment, which is what a sequential stage gets). pack: stages per job.
     environment: this process's values of the variables Dask sets in its workers, read before any
     cluster starts (a local nanny writes them into this process's environment too).
-    resources: the Dask resources a job of these stages asks for (names, commands -> resources),
+    resources: the Dask resources a job of these stages asks for (names, records -> resources),
     for clusters whose workers are of several kinds (SLURM's GPU and CPU jobs); None: any worker,
     at most as many jobs at once as the workers have slots."""
 
@@ -45,7 +45,7 @@ class ReproSettings:
     tracking_uri: str | None = None
     environment: dict[str, str] = field(
         default_factory=lambda: {k: os.environ[k] for k in dask_worker_settings() if k in os.environ})
-    resources: Callable[[list[str], list[list[str]]], dict] | None = None
+    resources: Callable[[list[str], list[dict | None]], dict] | None = None
 
 
 @dataclass
@@ -153,7 +153,7 @@ class Controller:
                 self.runnable.remove(name)
                 plan.prepare_to_run(self.repo, self.plan, name)
             job = self._job(names)
-            resources = (self.settings.resources(names, [self.commands[n] for n in names])
+            resources = (self.settings.resources(names, [self.records[n] for n in names])
                          if self.settings.resources else None)
             future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False,
                                         resources=resources)

@@ -96,8 +96,8 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
         if slurm is not None:
             from rescom.executor.slurm import needs_gpu, stage_resources
 
-            settings.resources = lambda names, commands: stage_resources(
-                all(needs_gpu(n, c, slurm) for n, c in zip(names, commands, strict=True)), slurm)
+            settings.resources = lambda names, records: stage_resources(
+                all(needs_gpu(n, r, slurm) for n, r in zip(names, records, strict=True)), slurm)
         elif scheduler is None and not visible_gpus():
             jobs, fewer = cpu_workers(jobs, settings.threads, usable_cores())
             if fewer:
@@ -123,7 +123,7 @@ def dry_run(targets: list[str], slurm, log_dir: Path) -> None:
     """`rescom repro --slurm --dry-run`: the two job scripts, then every stage of the plan with the
     kind of job it would run on and whether it would run (changed, or downstream of one that
     runs) or be skipped. Nothing is submitted and no scheduler starts."""
-    from rescom.executor.plan import needs_run, open_repo, plan_stages, stage_commands
+    from rescom.executor.plan import needs_run, open_repo, plan_stages, stage_record
     from rescom.executor.slurm import job_scripts, needs_gpu, scheduler_host, slurm_nodes
 
     repo = open_repo()
@@ -138,7 +138,7 @@ def dry_run(targets: list[str], slurm, log_dir: Path) -> None:
             runs = bool(stage_plan.upstream[name] & will_run) or needs_run(repo, stage_plan, name)
             if runs:
                 will_run.add(name)
-            kind = "GPU" if needs_gpu(name, stage_commands(stage_plan, name), slurm) else "CPU"
+            kind = "GPU" if needs_gpu(name, stage_record(stage_plan, name), slurm) else "CPU"
             print(f"{'run ' if runs else 'skip'}  {kind}  {name}")
         print(f"# {len(will_run)} to run, {len(stage_plan.order) - len(will_run)} up to date; nothing submitted")
     finally:

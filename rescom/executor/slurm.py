@@ -147,13 +147,14 @@ def scheduler_host(settings: SlurmSettings, nodes: list[str]) -> str:
     return "127.0.0.1" if nodes and all(is_this_machine(n) for n in nodes) else socket.gethostname()
 
 
-def needs_gpu(name: str, command: list[str], settings: SlurmSettings) -> bool:
-    """Whether a stage runs on a GPU job: its name matches `gpu_stages`, or (none given) it trains."""
+def needs_gpu(name: str, record: dict | None, settings: SlurmSettings) -> bool:
+    """Whether a stage runs on a GPU job: its name matches `gpu_stages`, or (none given) its record
+    (the stage's `meta`, rescom.pipeline.stage_record) says it trains."""
     if settings.gpu_stages:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.gpu_stages)
-    from rescom.pipeline.packing import parse_train_command
+    from rescom.pipeline.packing import train_stage
 
-    return len(command) == 1 and parse_train_command(command[0]) is not None
+    return train_stage(name, record) is not None
 
 
 def stage_resources(kind_is_gpu: bool, settings: SlurmSettings) -> dict[str, float]:
