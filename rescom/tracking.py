@@ -86,17 +86,19 @@ def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[
     return uri, command
 
 
-def ui_landing(uri: str, host: str, port: int) -> str:
-    """The address to open: the newest experiment's runs in the model-training view when the store
-    has experiments, else the UI's home page. Reading never creates a store."""
+def ui_landing(uri: str, host: str, port: int, experiment: str = "default/main") -> str:
+    """The address to open, in the model-training view: `experiment`'s runs (the default profile's main
+    table); without it, the newest experiment of a main table (`<profile>/main`), else the newest
+    experiment, else the UI's home page. Reading never creates a store."""
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         return ui_url(f"http://{host}:{port}")
     from mlflow.tracking import MlflowClient
 
-    experiments = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
-                   if e.name != "Default"]
-    return ui_url(f"http://{host}:{port}", experiments[0].experiment_id if experiments else None)
+    newest_first = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
+                    if e.name != "Default"]
+    ranked = sorted(newest_first, key=lambda e: (e.name != experiment, not e.name.endswith("/main")))
+    return ui_url(f"http://{host}:{port}", ranked[0].experiment_id if ranked else None)
 
 
 def artifact_repository(client, run_id: str):

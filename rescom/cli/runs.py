@@ -48,10 +48,12 @@ def _cell(value) -> str:
 
 
 def ui(host: str = typer.Option("127.0.0.1", help="Interface to bind (default loopback only)."),
-       port: int = typer.Option(5000)):
-    """Start the MLflow UI on the project's store (one worker); prints the address of the training runs."""
+       port: int = typer.Option(5000),
+       experiment: str = typer.Option("default/main", help="The experiment (profile/table) whose address is printed; "
+                                      "without it, another profile's main table.")):
+    """Start the MLflow UI on the project's store (one worker); prints the address of the main table's runs."""
     from rescom.tracking import ui_command, ui_landing
 
     uri, command = ui_command(host, port)
-    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port)}")
+    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port, experiment)}")
     os.execv(sys.executable, command)
