@@ -72,35 +72,6 @@ def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = Non
     return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
-def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[str]]:
-    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
-    store's mlartifacts/ wherever the store now lies."""
-    import sys
-
-    uri = uri or default_tracking_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", "1"]
-    root = local_artifacts_root(uri)
-    if root is not None:
-        command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
-    return uri, command
-
-
-def ui_landing(uri: str, host: str, port: int, experiment: str = "default/main") -> str:
-    """The address to open, in the model-training view: `experiment`'s runs (the default profile's main
-    table); without it, the newest experiment of a main table (`<profile>/main`), else the newest
-    experiment, else the UI's home page. Reading never creates a store."""
-    database = sqlite_path(uri)
-    if database is not None and not database.is_file():
-        return ui_url(f"http://{host}:{port}")
-    from mlflow.tracking import MlflowClient
-
-    newest_first = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
-                    if e.name != "Default"]
-    ranked = sorted(newest_first, key=lambda e: (e.name != experiment, not e.name.endswith("/main")))
-    return ui_url(f"http://{host}:{port}", ranked[0].experiment_id if ranked else None)
-
-
 def artifact_repository(client, run_id: str):
     """Where a run's artifacts are written: the local mlartifacts/ folder for a proxied run of a
     sqlite store (there is no server to proxy through while training), else MLflow's own repository."""

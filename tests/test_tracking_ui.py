@@ -139,7 +139,7 @@ def test_runs_of_an_unknown_experiment_is_one_line_and_exit_2(workdir, tiny_fold
 def test_ui_opens_the_main_table_not_the_newest_experiment(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from rescom.tracking import ui_landing
+    from rescom.cli.runs import ui_landing
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert ui_landing(uri, "127.0.0.1", 5000) == "http://127.0.0.1:5000/#/?workflowType=machine_learning"
