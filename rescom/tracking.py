@@ -131,33 +131,6 @@ def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = Non
     return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
 
 
-def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[str]]:
-    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
-    store's mlartifacts/ wherever the store now lies."""
-    import sys
-
-    uri = uri or default_tracking_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", "1"]
-    root = local_artifacts_root(uri)
-    if root is not None:
-        command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
-    return uri, command
-
-
-def ui_landing(uri: str, host: str, port: int) -> str:
-    """The address to open: the newest experiment's runs in the model-training view when the store
-    has experiments, else the UI's home page. Reading never creates a store."""
-    database = sqlite_path(uri)
-    if database is not None and not database.is_file():
-        return ui_url(f"http://{host}:{port}")
-    from mlflow.tracking import MlflowClient
-
-    experiments = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
-                   if e.name != "Default"]
-    return ui_url(f"http://{host}:{port}", experiments[0].experiment_id if experiments else None)
-
-
 def artifact_repository(client, run_id: str):
     """Where a run's artifacts are written: the local mlartifacts/ folder for a proxied run of a
     sqlite store (there is no server to proxy through while training), else MLflow's own repository."""

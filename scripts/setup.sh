@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true PIP_DISABLE_PIP_VERSION_
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-# torch/torchvision pinned to the pair that imports on the reference machines (README, Install).
+# torch/torchvision pinned to the pair that imports on the reference machines (pyproject.toml).
 .venv/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 -e '.[test]' 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 .venv/bin/python -c "import torch, torchvision, rescom" >/dev/null

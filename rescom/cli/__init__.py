@@ -1,4 +1,4 @@
-"""The `rescom` command line: repro, ablate, train, evaluate, prepare, runs, ui, exp, bench, simulate, and the command groups.
+"""The `rescom` command line: repro, status, ablate, train, evaluate, prepare, runs, ui, exp, bench, simulate, and the command groups.
 
 This module only assembles the Typer `app` from the command modules of the package and is the top of
 its import graph: the command modules import rescom.cli.common (error handling) and
@@ -32,6 +32,7 @@ app.add_typer(bench.bench_app, name="bench")
 app.add_typer(data.data_app, name="data")
 # Registration order is the order `rescom --help` lists the commands in.
 app.command()(repro.repro)
+app.command()(experiments.status)
 app.command()(report.ablate)
 app.command()(train.train)
 app.command()(train.evaluate)
