@@ -51,6 +51,18 @@ def test_parallel_repro_equals_sequential_dvc_repro(tmp_path, monkeypatch):
     assert (root / "dvc.lock").read_text() == parallel_lock  # byte for byte, entry order included
 
 
+def test_one_worker_on_a_cpu_hands_the_run_to_dvc_repro(tmp_path, monkeypatch, capsys):
+    import rescom.executor.cluster as cluster
+
+    root = make_repo(tmp_path / "repo", DIAMOND)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(cluster, "usable_cores", lambda: 2)
+    summary = repro(["dvc.yaml"], jobs=2, threads=2)  # 2 cores hold one 2-thread stage
+    assert summary.ok and "handing the run to `dvc repro`" in capsys.readouterr().err
+    assert (root / "d.txt").read_text() == "abcd" and "up to date" in dvc(root, "status").stdout
+    assert not (root / "logs").exists()  # no controller, no stage logs: DVC ran the stages itself
+
+
 def test_failing_stage_is_reported_with_its_log_and_others_go_on(tmp_path, monkeypatch):
     root = make_repo(tmp_path / "repo", {
         "bad": {"out": "bad.txt", "args": ["--fail"]},
@@ -73,7 +85,8 @@ def test_worker_killed_mid_stage_is_retried_and_resumes(tmp_path, monkeypatch, s
     root = make_repo(tmp_path / "repo", {"long": {"out": "long.txt", "args": ["--resumable", "12"], "persist": True}})
     monkeypatch.chdir(root)
     result = {}
-    thread = threading.Thread(target=lambda: result.update(summary=repro(["dvc.yaml"], jobs=1, threads=1)))
+    # Two workers (one would hand the run to dvc repro): the retry goes to the other or a restarted one.
+    thread = threading.Thread(target=lambda: result.update(summary=repro(["dvc.yaml"], jobs=2, threads=1)))
     thread.start()
     progress, pids = root / "long.txt.progress", root / "long.txt.pids"
     deadline = time.monotonic() + 120

@@ -85,6 +85,13 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     from rescom.executor.cluster import cpu_workers, usable_cores, visible_gpus
     from rescom.executor.plan import open_repo, plan_stages
 
+    if slurm is None and scheduler is None and pack == 1 and not serve_tracking and not visible_gpus():
+        import torch
+
+        fit, fewer = cpu_workers(jobs, threads or torch.get_num_threads(), usable_cores())
+        if fit == 1:  # one stage at a time: DVC itself is that, without a controller's overhead
+            say((fewer + "; " if fewer else "") + "one stage at a time fits: handing the run to `dvc repro`")
+            return dvc_repro(targets, threads, tracking_uri)
     repo = open_repo()
     root = Path(repo.root_dir)
     try:
@@ -116,6 +123,28 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     finally:
         repo.close()
     print_summary(summary)
+    return summary
+
+
+def dvc_repro(targets: list[str], threads: int | None, tracking_uri: str | None) -> Summary:
+    """`dvc repro TARGETS` in a child process with the stages' settings; its exit status as a Summary."""
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    start = time.monotonic()
+    try:
+        returncode = subprocess.call([sys.executable, "-m", "dvc", "repro", *targets], env=env)
+    except KeyboardInterrupt:  # dvc got the same Ctrl-C from the terminal and stops itself
+        returncode = 130
+    summary = Summary(wall_seconds=time.monotonic() - start, interrupted=returncode in (130, -2))
+    if returncode and not summary.interrupted:
+        summary.failed["dvc repro"] = f"exit status {returncode}"
     return summary
 
 
