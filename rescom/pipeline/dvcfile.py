@@ -96,6 +96,7 @@ def build_dvc(profile: Profile) -> dict:
             **where,
             "cmd": stage_command("download", "${item.name} --root data/raw/${item.name}"),
             "deps": [],
+            # Not cached: the dataset's own archive, fetched from its URL and checked by md5 (docs/design.md).
             "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
         }}
     stages |= {
@@ -105,7 +106,8 @@ def build_dvc(profile: Profile) -> dict:
             # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
             "deps": [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
             "params": [{params_file: ["datasets.${key}"]}],
-            "outs": [{f"data/prepared/{name}/${{key}}": {"cache": False}}],
+            # Cached: a colleague's `dvc pull` brings the set, so evaluating a pulled run needs no raw data.
+            "outs": [{f"data/prepared/{name}/${{key}}": {"cache": True}}],
         }},
     }
     for table in profile.tables():
@@ -125,8 +127,8 @@ def build_dvc(profile: Profile) -> dict:
             "params": [{params_file: table_params}],
             # metrics.json and history.csv are plain outputs: declared as metrics / plots of every run they
             # filled `dvc exp show` and `dvc plots show` with every profile's runs; the report's summary
-            # and curves stand for them (report_views).
-            "outs": [{f"{run_dir}/{f}": {"cache": False, **({"persist": True} if f == "checkpoint.pt" else {})}}
+            # and curves stand for them (report_views). Cached, so `dvc push` shares a run (docs/sharing.md).
+            "outs": [{f"{run_dir}/{f}": {"cache": True, **({"persist": True} if f == "checkpoint.pt" else {})}}
                      for f in RUN_FILES],
         }
     analyses = profile.params.get("analysis") or {}
@@ -138,6 +140,7 @@ def build_dvc(profile: Profile) -> dict:
             "deps": [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
             "params": [{params_file: [f"analysis.{analysis}"]}],
             # A wall-clock analysis declares no output: its times differ every run and would dirty dvc.lock.
+            # Not cached: git tracks the folder as part of the report (DVC refuses to cache a git-tracked file).
             **({} if analysis in WALL_CLOCK_ANALYSES else
                {"outs": [{analysis_dir(name, analysis).as_posix(): {"cache": False}}]}),
         }
