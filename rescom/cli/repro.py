@@ -36,7 +36,9 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
           threads: Optional[int] = typer.Option(None, help="Torch/OpenMP threads per stage (default: what a sequential `dvc repro` stage gets here; CPU results depend on it)."),
           tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI for the stages (a running server)."),
           tracking_server: Optional[str] = typer.Option(None, help="Start an MLflow server bound to this host (127.0.0.1; beyond it, basic auth) over the workspace's mlflow.db."),
-          log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root.")):
+          log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root."),
+          push: bool = typer.Option(False, "--push", help="Push each finished stage's outputs to the DVC remote as it goes (docs/sharing.md)."),
+          remote: Optional[str] = typer.Option(None, help="The DVC remote --push sends to (default: the repository's default remote).")):
     """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock.
     Exit status: 0 all done, 1 a stage failed, 2 bad input (before any cluster starts), 130 Ctrl-C."""
     if jobs is not None and scheduler is not None:
@@ -44,6 +46,8 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
     for name, value in (("--jobs", jobs), ("--pack", pack), ("--threads", threads)):
         if value is not None and value < 1:
             fail(f"{name} must be at least 1, got {value}")
+    if remote and not push:
+        fail("--remote names where --push sends: give --push too")
     if tracking_uri and tracking_server:
         fail("give --tracking-uri or --tracking-server, not both")
     if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
@@ -54,7 +58,8 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
 
     try:
         summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
-                            threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir)
+                            threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir,
+                            push=push, remote=remote)
     except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
         typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
