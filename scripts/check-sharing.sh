@@ -46,7 +46,7 @@ clone() {
 
 remote_config() {  # in .dvc/config.local: each member reaches the lab's remote their own way
     (cd "$1" && dvc remote add --local -f -d lab "$2" >/dev/null)
-    if [ -n "$3" ]; then (cd "$1" && dvc remote modify --local lab keyfile "$3"); fi
+    if [ -n "${3:-}" ]; then (cd "$1" && dvc remote modify --local lab keyfile "$3"); fi
 }
 
 start_sshd() {
@@ -74,7 +74,7 @@ stop_sshd() {
 # share KIND URL KEYFILE: the whole flow through one remote. The local pass uses `rescom share pull`,
 # the SSH pass plain `dvc pull` and `rescom share register`, so both ways are checked.
 share() {
-    local kind=$1 url=$2 keyfile=$3 t
+    local kind=$1 url=$2 keyfile=${3:-} t
     local b=$work/$kind-b c=$work/$kind-c
     echo "== $kind remote: $url"
     t=$(date +%s)
@@ -131,7 +131,8 @@ import json, sys
 trained = json.load(open(sys.argv[1]))["metrics"]
 evaluated = json.load(open(sys.argv[2]))
 for key in ("test_all", "test_many", "test_medium", "test_few", "test_ece"):
-    if abs(trained[f"last_{key}"] - evaluated[key]) > 1e-6:
+    a, c = trained[f"last_{key}"], evaluated[key]  # null: a shot group without classes (NaN)
+    if (a is None) != (c is None) or (a is not None and abs(a - c) > 1e-6):
         sys.exit(f"rescom evaluate of the pulled checkpoint: {key} {evaluated[key]} against A's {trained[f'last_{key}']}")
 print("C: rescom evaluate of the pulled checkpoint equals A's metrics.json (" +
       ", ".join(f"{k} {evaluated[k]:.4f}" for k in ("test_all", "test_few", "test_ece")) + ")")

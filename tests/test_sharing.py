@@ -182,6 +182,7 @@ def test_member_b_pulls_reproduces_nothing_and_fetches_one_run_alone(tmp_path, r
     monkeypatch.chdir(c)
     pulled = pull("default", ["main/r-s1"])
     assert pulled.targets == ["main@1"] and pulled.run_dirs == [Path("runs/default/main/r-s1")]
+    assert pulled.fetched == 4  # the run's two files, the set's file and its directory listing
     assert sorted(p.name for p in (c / "runs/default/main").iterdir()) == ["r-s1"]
     assert (c / "data/prepared/default/set/images.txt").is_file()
     with pytest.raises(ValueError, match="no run of profile 'default'.*tables: main"):

@@ -61,8 +61,8 @@ def pull(profile: str, runs: list[str], remote: str | None = None, allow_missing
                 targets, folders = list(stages.values()), [Path(f) for f in stages]
             else:
                 folders = [Path("runs") / profile]
-            stats = repo.pull(targets=targets, remote=remote, with_deps=bool(runs), allow_missing=allow_missing)
+            result = repo.pull(targets=targets, remote=remote, with_deps=bool(runs), allow_missing=allow_missing)
         except DvcException as err:  # no remote, unreachable, missing files: DVC's message in one line
             raise ValueError(f"dvc pull {' '.join(targets)}: "
                              + " ".join(str(err).split())) from None
-    return Pulled(targets, int(stats.get("fetched", 0)), folders)
+    return Pulled(targets, int(result.get("stats", {}).get("fetched", 0)), folders)
