@@ -1,6 +1,6 @@
 """Sharing a campaign through a DVC remote (docs/sharing.md): which outputs DVC caches, the lab's flow
 on a tiny pipeline with a local-directory and an SSH remote, resume under cached outputs, pulled run
-folders registered in MLflow once, and `rescom repro --push`.
+folders registered in MLflow once, and `rescom repro --push`: about a minute in all on 2 cores.
 
 The whole flow on the real smoke profile is scripts/check-sharing.sh (CI, after the smoke profile)."""
 
@@ -155,6 +155,7 @@ def remote(request, tmp_path):
         yield server.url(tmp_path / "remote"), server.keyfile
 
 
+@pytest.mark.slow
 def test_member_b_pulls_reproduces_nothing_and_fetches_one_run_alone(tmp_path, remote, monkeypatch):
     url, keyfile = remote
     a = make_lab(tmp_path / "a")
@@ -189,6 +190,7 @@ def test_member_b_pulls_reproduces_nothing_and_fetches_one_run_alone(tmp_path, r
         pull("default", ["main/r-s7"])
 
 
+@pytest.mark.slow
 def test_interrupted_stage_resumes_from_its_cached_persisted_checkpoint(tmp_path):
     """Ctrl-C during training keeps the checkpoint (persist); the next `dvc repro` continues from it
     and caches the finished file. DVC keeps no run cache for a stage with a persist output."""
@@ -213,6 +215,7 @@ def test_interrupted_stage_resumes_from_its_cached_persisted_checkpoint(tmp_path
     assert len(list((lab / ".dvc/cache/runs").glob("*/*/*"))) == 1  # prepare's only: none for persist stages
 
 
+@pytest.mark.slow
 def test_register_pulled_run_folders_as_mlflow_runs_once(workdir, tiny_folder, tmp_path, monkeypatch):
     """A run trained here is in the store already; its folder pulled into another checkout (no run log,
     no MLflow run) registers once, with the trained run's params and per-epoch curves."""
