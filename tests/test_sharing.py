@@ -286,6 +286,25 @@ def test_repro_push_needs_a_remote_and_says_so_before_dask(tmp_path, monkeypatch
     assert result.exit_code == 2 and "give --push too" in result.output, result.output
 
 
+def test_a_failed_push_is_reported_and_counts_as_a_failure_without_stopping():
+    from rescom.executor.controller import Summary
+    from rescom.executor.push import StagePusher
+
+    class Repo:  # DVC's Repo.push: the number of files sent, or an error
+        def push(self, targets, remote):
+            if "bad" in targets:
+                raise OSError("remote unreachable")
+            return len(targets)
+
+    pusher = StagePusher(Repo(), "lab")
+    pusher.after_record("good")
+    pusher.after_record("bad")
+    summary = Summary(ran=["good", "bad"], skipped=["old"])
+    pusher.finish(summary)  # the up-to-date stages in one call
+    assert pusher.pushed == ["good", "old"] and pusher.failed == {"bad": "remote unreachable"}
+    assert summary.failed == {"bad (push to lab)": "remote unreachable"} and not summary.ok
+
+
 @pytest.mark.slow
 def test_repro_push_leaves_a_campaign_stopped_half_way_on_the_remote(tmp_path):
     """Each stage is pushed once recorded; Ctrl-C while `slow` trains: `quick` is on the remote."""
