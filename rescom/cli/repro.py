@@ -64,7 +64,9 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
           max_jobs: Optional[int] = typer.Option(None, help="At most this many GPU jobs at once."),
           sbatch: list[str] = typer.Option([], help="Extra #SBATCH option for every job (repeatable), e.g. --sbatch=--qos=normal."),
           prologue: list[str] = typer.Option([], help="Shell line each job runs before its worker (repeatable), e.g. 'module load cuda'."),
-          dry_run: bool = typer.Option(False, "--dry-run", help="With --slurm: print the job scripts and the plan of stages, submit nothing.")):
+          dry_run: bool = typer.Option(False, "--dry-run", help="With --slurm: print the job scripts and the plan of stages, submit nothing."),
+          push: bool = typer.Option(False, "--push", help="Push each finished stage's outputs to the DVC remote as it goes (docs/sharing.md)."),
+          remote: Optional[str] = typer.Option(None, help="The DVC remote --push sends to (default: the repository's default remote).")):
     """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock.
     Exit status: 0 all done, 1 a stage failed, 2 bad input (before any cluster starts), 130 Ctrl-C."""
     if sum(map(bool, (jobs is not None, scheduler is not None, slurm))) > 1:
@@ -74,6 +76,8 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
     for name, value in (("--jobs", jobs), ("--pack", pack), ("--threads", threads)):
         if value is not None and value < 1:
             fail(f"{name} must be at least 1, got {value}")
+    if remote and not push:
+        fail("--remote names where --push sends: give --push too")
     if tracking_uri and tracking_server:
         fail("give --tracking-uri or --tracking-server, not both")
     if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
@@ -107,7 +111,7 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
     try:
         summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
                             threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir,
-                            slurm=site)
+                            slurm=site, push=push, remote=remote)
     except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
         typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None

@@ -86,8 +86,9 @@ def say(message: str) -> None:
 
 
 class Controller:
-    def __init__(self, repo, client, settings: ReproSettings):
+    def __init__(self, repo, client, settings: ReproSettings, after_record=None):
         self.repo, self.client, self.settings = repo, client, settings
+        self.after_record = after_record  # called with a stage's name once its dvc.lock entry is written (push.py)
         self.summary = Summary()
         self.running: dict = {}  # future -> Job
         self.pending: list[str] = []
@@ -202,6 +203,8 @@ class Controller:
         status reads its upstream's outputs from disk, not from dvc.lock)."""
         while self.unrecorded:
             plan.record(self.repo, self.plan, self.unrecorded[0])
+            if self.after_record is not None:
+                self.after_record(self.unrecorded[0])
             self.unrecorded.pop(0)
 
     def _failed(self, name: str, error: str, log: str) -> None:

@@ -107,8 +107,9 @@ def _lock_entries(repo, path: str) -> list[str]:
 
 
 def needs_run(repo, plan: StagePlan, name: str) -> bool:
-    """`Stage.changed()` as `dvc repro` asks it once the upstream stages are done (no run cache:
-    the pipeline's outputs are `cache: false`, so DVC has no run cache to restore from either)."""
+    """`Stage.changed()` as `dvc repro` asks it once the upstream stages are done. No run cache: DVC
+    keeps none for the training stages (their checkpoint is `persist`) nor for stages with git-tracked
+    outputs; a prepare stage it would restore from there runs again, to the same bytes."""
     from dvc.repo import lock_repo
 
     stage = plan.stages[name]

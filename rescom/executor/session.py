@@ -81,11 +81,11 @@ def tracking(uri: str | None, serve: str | None, root: Path):
 
 def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = None, pack: int = 1,
           threads: int | None = None, tracking_uri: str | None = None, serve_tracking: str | None = None,
-          log_dir: Path = Path("logs/repro"), slurm=None) -> Summary:
+          log_dir: Path = Path("logs/repro"), slurm=None, push: bool = False, remote: str | None = None) -> Summary:
     from rescom.executor.cluster import cpu_workers, usable_cores, visible_gpus
     from rescom.executor.plan import open_repo, plan_stages
 
-    if slurm is None and scheduler is None and pack == 1 and not serve_tracking and not visible_gpus():
+    if slurm is None and scheduler is None and pack == 1 and not (serve_tracking or push) and not visible_gpus():
         import torch
 
         fit, fewer = cpu_workers(jobs, threads or torch.get_num_threads(), usable_cores())
@@ -96,6 +96,11 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     root = Path(repo.root_dir)
     try:
         stage_plan = plan_stages(repo, targets)
+        pusher = None
+        if push:  # a missing remote is bad input: it ends here, before any cluster starts
+            from rescom.executor.push import StagePusher, remote_name
+
+            pusher = StagePusher(repo, remote_name(repo, remote))
         import torch  # its thread count here is what a stage of a sequential `dvc repro` gets
 
         sequential_threads = torch.get_num_threads()
@@ -119,7 +124,10 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
             say(f"Dask scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s); "
                 f"dashboard {client.dashboard_link or 'not available (needs bokeh)'}; "
                 f"{settings.threads} thread(s) per stage; stage logs in {settings.log_dir}")
-            summary = Controller(repo, client, settings).reproduce(stage_plan)
+            summary = Controller(repo, client, settings,
+                                 after_record=pusher.after_record if pusher else None).reproduce(stage_plan)
+        if pusher:
+            pusher.finish(summary)
     finally:
         repo.close()
     print_summary(summary)

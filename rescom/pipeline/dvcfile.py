@@ -103,6 +103,7 @@ def build_dvc(profile: Profile) -> dict:
     if archives:  # the official CIFAR archives, fetched and checked by the pipeline's first stage
         download = StageRecord("download", "${item.name}", {"root": "data/raw/${item.name}"})
         stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
+            # Not cached: the dataset's own archive, fetched from its URL and checked by md5 (docs/design.md).
             **where, **_stage(download, [], outs=[{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}]),
         }}
     prepare = StageRecord("prepare", arguments={"params": params_file, "key": "${key}"})
@@ -110,7 +111,9 @@ def build_dvc(profile: Profile) -> dict:
         **where,
         # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
         **_stage(prepare, [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
-                 params=[{params_file: ["datasets.${key}"]}], outs=[{f"data/prepared/{name}/${{key}}": {"cache": False}}]),
+                 params=[{params_file: ["datasets.${key}"]}],
+                 # Cached: a colleague's `dvc pull` brings the set, so evaluating a pulled run needs no raw data.
+                 outs=[{f"data/prepared/{name}/${{key}}": {"cache": True}}]),
     }}
     for table in training_tables(profile):
         section = profile.section(table)
@@ -127,16 +130,17 @@ def build_dvc(profile: Profile) -> dict:
             **where,
             # metrics.json and history.csv are plain outputs: declared as metrics / plots of every run they
             # filled `dvc exp show` and `dvc plots show` with every profile's runs; the report's summary
-            # and curves stand for them (report_views).
+            # and curves stand for them (report_views). Cached, so `dvc push` shares a run (docs/sharing.md).
             **_stage(train, [data_dep], params=[{params_file: table_params}],
-                     outs=[{f"{run_dir}/{f}": {"cache": False, **({"persist": True} if f == "checkpoint.pt" else {})}}
+                     outs=[{f"{run_dir}/{f}": {"cache": True, **({"persist": True} if f == "checkpoint.pt" else {})}}
                            for f in RUN_FILES]),
         }
     analyses = profile.params.get("analysis") or {}
     for analysis_name, settings in analyses.items():
         runs = [settings["run"]] if "run" in settings else list((settings.get("runs") or {}).values())
         record = StageRecord("analysis", analysis_name, {"params": params_file})
-        # A wall-clock analysis's output holds its times, which .dvcignore keeps out of the hash.
+        # A wall-clock analysis's output holds its times, which .dvcignore keeps out of the hash. Not cached:
+        # git tracks the folder as part of the report (DVC refuses to cache a git-tracked file).
         stages[f"analysis_{analysis_name}"] = {**where, **_stage(
             record, [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
             params=[{params_file: [f"analysis.{analysis_name}"]}],

@@ -196,7 +196,10 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     index.extend(_analysis_index(root, profile))
     from rescom.report.run_times import write_run_times
 
-    if write_run_times(profile, root) is not None:
+    # Listed whether or not run logs are here: they are no DVC output, so runs fetched by `dvc pull` have
+    # none, and the README (a DVC output) must not depend on them.
+    write_run_times(profile, root)
+    if profile.tables():
         index.append("## Hardware and training time\n\n[timings/runs.md](timings/runs.md) · [timings/runs.csv](timings/runs.csv): "
                      "each run's hardware and seconds from its run log (not a DVC output: they differ every run)\n")
     (root / "README.md").write_text("\n".join(index) + "\n")
