@@ -243,7 +243,8 @@ class JobPool:
         """Add jobs where stages wait, retire idle jobs of a kind with fewer stages than jobs, and
         let the cluster resubmit a job whose worker was lost (SpecCluster starts a new job for a
         spec whose job is gone)."""
-        busy = {ws.name for ws in self.cluster.scheduler.workers.values() if ws.processing}
+        # Busy: running a stage, or holding a finished one's result the controller has not read yet.
+        busy = {ws.name for ws in self.cluster.scheduler.workers.values() if ws.processing or ws.has_what}
         spec = self.cluster.worker_spec
         for kind, wanted in self.demand().items():
             names = [n for n in spec if str(n).startswith(f"{kind}-")]
