@@ -23,8 +23,14 @@ if [ ! -d "$fmnist" ]; then
              "dataset-fashion-mnist) or pass --data-root with the four official Fashion-MNIST .gz files" >&2
     fi
 fi
-# A one-node SLURM for the tests of `rescom repro --slurm` (tests/test_slurm.py starts and stops it).
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v slurmctld >/dev/null; then
-    bash scripts/slurm-local.sh install
+# For the tests, as root: a one-node SLURM (tests/test_slurm.py starts and stops it) and sshd for
+# the SSH remote of the sharing tests (started on 127.0.0.1 and stopped by them).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=()
+    command -v slurmctld >/dev/null && command -v munged >/dev/null || missing+=(slurm-wlm munge)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
 fi
 echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
