@@ -145,16 +145,16 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "1"])).exit_code == 0
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "2"])).exit_code == 0
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 2:
+    def killed_in_third_epoch(run):
+        if run.state.epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-pack: every run's last checkpoint is epoch 2
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
     in_dir(monkeypatch, tmp_path / "packed")
     with monkeypatch.context() as patch:
-        patch.setattr(engine, "EpochPass", killed_in_third_epoch)
+        patch.setattr(engine.Run, "epoch", killed_in_third_epoch)
         killed = run_cli(args_for(folder28, epochs=3, extra=["--seeds", "0,1,2"]))
     assert killed.exit_code != 0
     import torch
@@ -175,15 +175,15 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
 def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, monkeypatch):
     import rescom.engine.run as engine
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def seed_one_breaks(config, parts, step_fn, loader, device, bar, epoch):
-        if config.run.seed == 1 and epoch == 1:
+    def seed_one_breaks(run):
+        if run.config.run.seed == 1 and run.state.epoch == 1:
             raise RuntimeError("disk full")
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
     in_dir(monkeypatch, tmp_path)
-    monkeypatch.setattr(engine, "EpochPass", seed_one_breaks)
+    monkeypatch.setattr(engine.Run, "epoch", seed_one_breaks)
     result = run_cli(args_for(folder28, extra=["--seeds", "0,1"]))
     assert result.exit_code == 2
     assert "rescom-folder-lt-if6-s1: disk full" in " ".join(result.output.split())

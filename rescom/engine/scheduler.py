@@ -51,21 +51,22 @@ class Outcome:
     error: BaseException | None = None
 
 
-def interleaved_epoch(runs: list[Run], guarded=None, failed=lambda run: False) -> None:
-    """One epoch of every run, their steps interleaved round robin (one step of each run in turn).
+def interleaved_epoch(runs: list[Run], guarded=None) -> None:
+    """One epoch of every run (Run.epoch), one train step of each run in turn, each resumed inside its
+    run's own context (RNG state, CUDA stream).
 
     guarded(run, action) runs a run's action and returns None if it failed (run_pack records the
-    failure); failed(run) says whether a run has failed, so it takes no further part.
+    failure), so a failed run takes no further part.
     """
     guarded = guarded or (lambda run, action: action())
-    for run in runs:
-        guarded(run, run.begin_epoch)
-    stepping = [run for run in runs if not failed(run)]
-    while stepping:
-        stepping = [run for run in stepping if guarded(run, run.step) and not failed(run)]
-    for run in runs:
-        if not failed(run):
-            guarded(run, run.end_epoch)
+    epochs = {id(run): run.epoch() for run in runs}
+
+    def next_step(run: Run) -> bool:  # False once the run's epoch has ended
+        with run.own_context():
+            return next(epochs[id(run)], False)
+
+    while runs:
+        runs = [run for run in runs if guarded(run, lambda run=run: next_step(run))]
 
 
 def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
@@ -95,7 +96,7 @@ def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
             for run in runs:
                 guarded(run, lambda: run.open(bar, len(runs)))
             while training := [run for run in alive() if not run.done]:
-                interleaved_epoch(training, guarded, failed=lambda run: outcomes[id(run)].error is not None)
+                interleaved_epoch(training, guarded)
             for run in alive():
                 outcomes[id(run)].summary = guarded(run, run.finish)
                 if on_outcome is not None and outcomes[id(run)].summary is not None:
