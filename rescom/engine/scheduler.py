@@ -55,10 +55,10 @@ def interleaved_epoch(runs: list[Run], guarded=None) -> None:
     """One epoch of every run (Run.epoch), one train step of each run in turn, each resumed inside its
     run's own context (RNG state, CUDA stream).
 
-    guarded(run, action) runs a run's action and returns None if it failed (run_pack records the
-    failure), so a failed run takes no further part.
+    guarded(run, action, *args) runs action(*args) for the run and returns None if it failed (run_pack
+    records the failure), so a failed run takes no further part.
     """
-    guarded = guarded or (lambda run, action: action())
+    guarded = guarded or (lambda run, action, *args: action(*args))
     epochs = {id(run): run.epoch() for run in runs}
 
     def next_step(run: Run) -> bool:  # False once the run's epoch has ended
@@ -66,19 +66,19 @@ def interleaved_epoch(runs: list[Run], guarded=None) -> None:
             return next(epochs[id(run)], False)
 
     while runs:
-        runs = [run for run in runs if guarded(run, lambda run=run: next_step(run))]
+        runs = [run for run in runs if guarded(run, next_step, run)]
 
 
 def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
-    """Train the runs to their last epoch, interleaved step by step in this process; their outcomes.
+    """Train the runs to their last epoch, one train step of each in turn, in this process; their outcomes.
 
     on_outcome(run, outcome) is called as each run finishes or fails (a pack's results file).
     """
     outcomes = {id(run): Outcome(run.paths.root) for run in runs}
 
-    def guarded(run: Run, action):
+    def guarded(run: Run, action, *args):
         try:
-            return action()
+            return action(*args)
         except Exception as error:  # noqa: BLE001  (one run's failure is a value: the pack goes on)
             run.close("FAILED")
             outcomes[id(run)].error = error
@@ -94,7 +94,7 @@ def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
     try:
         with progress_bar() as bar:
             for run in runs:
-                guarded(run, lambda: run.open(bar, len(runs)))
+                guarded(run, run.open, bar, len(runs))
             while training := [run for run in alive() if not run.done]:
                 interleaved_epoch(training, guarded)
             for run in alive():
