@@ -30,14 +30,14 @@ def test_server_gone_mid_run_is_one_line_and_the_rerun_resumes(workdir, tiny_fol
     server = start_server(workdir / "mlflow.db")
     port = int(server.uri.rsplit(":", 1)[1])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def server_dies_in_second_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 1:
+    def server_dies_in_second_epoch(run):
+        if run.state.epoch == 1:
             server.stop()
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
-    monkeypatch.setattr(engine, "EpochPass", server_dies_in_second_epoch)
+    monkeypatch.setattr(engine.Run, "epoch", server_dies_in_second_epoch)
     try:
         lost = run_cli(tiny_args(tiny_folder, epochs=3))
         assert_one_line_error(lost, f"MLflow tracking server {server.uri} went away")
@@ -46,7 +46,7 @@ def test_server_gone_mid_run_is_one_line_and_the_rerun_resumes(workdir, tiny_fol
         # The second epoch was on disk before its values were sent: the rerun continues after it.
         assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
-        monkeypatch.setattr(engine, "EpochPass", original)
+        monkeypatch.setattr(engine.Run, "epoch", original)
         server = start_server(workdir / "mlflow.db", port=port)
         resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--resume"]))
         assert resumed.exit_code == 0, resumed.output
