@@ -182,6 +182,9 @@ class Controller:
             for name in job.names:
                 self._failed(name, f"{type(err).__name__}: {err}", job.log_path)
             return
+        finally:
+            # Read once: Dask would run a stage again to rebuild a result held by a worker that left.
+            future.release()
         self.summary.stage_seconds += result.seconds
         if job.results_path is None:
             outcome = {job.names[0]: "" if result.returncode == 0 else f"exit status {result.returncode}"}
