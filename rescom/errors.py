@@ -20,7 +20,8 @@ class ExpectedError(Exception):
 
 
 class UsageError(ExpectedError, ValueError):
-    """A bad command-line argument or option, or an entry of a user's file the command cannot use."""
+    """A bad command-line argument or option, or a setting the command cannot use (an entry of a user's
+    file, a DVC remote); the message names it."""
 
 
 class MissingFileError(ExpectedError, FileNotFoundError):
@@ -33,3 +34,7 @@ class NonFiniteLossError(ExpectedError, RuntimeError):
 
 class RunExistsError(ExpectedError, RuntimeError):
     """A run directory already holds a checkpoint and neither resume nor overwrite was asked for."""
+
+
+class TrackingUnavailableError(ExpectedError, RuntimeError):
+    """The MLflow tracking server does not answer (before a run starts, or gone during one)."""

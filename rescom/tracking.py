@@ -25,8 +25,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from rescom.errors import TrackingUnavailableError
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # Tracker.finish prints the address
+# MLflow retries a tracking server's request 7 times with exponential backoff, 120 s each: an
+# unreachable server held a run for over 4 minutes before its traceback. A few seconds tell.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 def default_tracking_uri() -> str:
@@ -41,6 +48,58 @@ SUMMARY_PREFIX = "summary/"
 PROXY_SCHEME = "mlflow-artifacts:/"
 # The tag MLflow 3's UI reads to show an experiment as model training rather than GenAI development.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def check_reachable(uri: str | None = None, timeout_s: float = 5.0) -> None:
+    """A tracking server's URI must answer before anything is prepared or trained: any HTTP reply
+    (401 from a basic-auth server included) will do; no reply within timeout_s is one line."""
+    import urllib.error
+    import urllib.request
+
+    uri = uri or default_tracking_uri()
+    if not is_server(uri):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} does not answer ({reason}): start it, give another "
+            "MLFLOW_TRACKING_URI / --tracking-uri, or unset it to use the local store") from None
+
+
+def _server_errors(method):
+    """A tracking server that goes away during a run: one line naming it (the run stops; its last
+    checkpoint is kept and a rerun continues from it), not MLflow's retries' traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - re-raised unless it is the server's absence
+            if not is_server(self.uri) or not _is_connection_failure(err):
+                raise
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {self.uri} went away ({str(err).splitlines()[0][:200]}); "
+                "the last checkpoint is kept: run again to continue once it is back") from None
+    return call
+
+
+def _is_connection_failure(err: BaseException) -> bool:
+    import requests
+
+    from mlflow.exceptions import MlflowException
+
+    chain = [err, err.__cause__, err.__context__]
+    return any(isinstance(e, requests.exceptions.ConnectionError) for e in chain) or (
+        isinstance(err, MlflowException) and "Max retries exceeded" in str(err))
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -70,33 +129,6 @@ def ui_url(base: str, experiment_id: str | None = None, run_id: str | None = Non
     """The UI at `base` (http://host:port), an experiment's or a run's page, in the model-training view."""
     page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "") if experiment_id else ""
     return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
-
-
-def ui_command(host: str, port: int, uri: str | None = None) -> tuple[str, list[str]]:
-    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
-    store's mlartifacts/ wherever the store now lies."""
-    import sys
-
-    uri = uri or default_tracking_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
-               "--port", str(port), "--workers", "1"]
-    root = local_artifacts_root(uri)
-    if root is not None:
-        command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
-    return uri, command
-
-
-def ui_landing(uri: str, host: str, port: int) -> str:
-    """The address to open: the newest experiment's runs in the model-training view when the store
-    has experiments, else the UI's home page. Reading never creates a store."""
-    database = sqlite_path(uri)
-    if database is not None and not database.is_file():
-        return ui_url(f"http://{host}:{port}")
-    from mlflow.tracking import MlflowClient
-
-    experiments = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
-                   if e.name != "Default"]
-    return ui_url(f"http://{host}:{port}", experiments[0].experiment_id if experiments else None)
 
 
 def artifact_repository(client, run_id: str):
@@ -173,6 +205,7 @@ class Tracker:
                 self.client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
 
+    @_server_errors
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
         from mlflow.entities import Param, RunTag
 
@@ -182,12 +215,28 @@ class Tracker:
                               tags=[RunTag(k, v) for k, v in tags.items()])
         return self.run_id
 
+    @_server_errors
     def resume(self, run_id: str) -> None:
         """Continue an earlier run (after --resume): metrics append to the same history."""
         self.client.get_run(run_id)  # fails clearly if the run is not in this store
         self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
 
+    @_server_errors
+    def log_missing_epochs(self, history: list[dict], epoch_seconds: list[float]) -> None:
+        """Log the epochs a resumed run's checkpoint holds and its MLflow run lacks: a server that
+        went away after an epoch's checkpoint was written never got that epoch's values."""
+        import math
+
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, CURVES_PREFIX + "epoch_seconds")}
+        for number, row in enumerate(history, start=1):
+            if number in logged:
+                continue
+            values = {k: v for k, v in row.items() if k != "epoch" and not (isinstance(v, float) and math.isnan(v))}
+            seconds = {"epoch_seconds": epoch_seconds[number - 1]} if number <= len(epoch_seconds) else {}
+            self.log_metrics(values | seconds, step=number)
+
+    @_server_errors
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -202,6 +251,7 @@ class Tracker:
         their own in the UI, after the curves, instead of single-dot charts among them."""
         self._log(SUMMARY_PREFIX, summary, step)
 
+    @_server_errors
     def _log(self, prefix: str, metrics: dict[str, float], step: int) -> None:
         import time
 
@@ -211,6 +261,7 @@ class Tracker:
         self.client.log_batch(self.run_id, metrics=[Metric(prefix + k, display_value(v), now, step)
                                                     for k, v in metrics.items()])
 
+    @_server_errors
     def log_dataset(self, name: str, digest: str, source: str, profile: str, context: str = "training") -> None:
         """The prepared set as the run's dataset input: name, digest, source, profile.
 
@@ -225,11 +276,13 @@ class Tracker:
                           profile=json.dumps({"profile": profile, "fingerprint": digest}))
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
 
+    @_server_errors
     def log_artifacts(self, paths: list[Path], artifact_path: str | None = None) -> None:
         repository = artifact_repository(self.client, self.run_id)
         for path in paths:
             repository.log_artifact(str(path), artifact_path)
 
+    @_server_errors
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)

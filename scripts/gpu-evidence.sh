@@ -66,12 +66,12 @@ fi
 plan="$dir/plan.tsv"
 if ! "$PY" - "$PARAMS" >"$plan" 2>>"$log" <<'PY'
 import sys
-from rescom.pipeline.catalogue import expand_table, format_value, load_profile
+from rescom.pipeline.catalogue import expand_table, format_value, load_profile, training_tables
 profile = load_profile(sys.argv[1])
 for key, spec in profile.params["datasets"].items():
     print("data", key, spec.get("root") or "", sep="\t")
 print("profile", profile.name, "", sep="\t")
-for table in profile.tables():
+for table in training_tables(profile):
     for spec in expand_table(profile, table):
         items = ",".join(f"{k}={format_value(v)}" for k, v in spec.item.items())
         print("run", f"{table}:{items}", spec.run_dir(profile.name).as_posix(), sep="\t")
@@ -123,11 +123,9 @@ packed=0
 if [ "$PACK" = 1 ] && help=$(rescom pipeline train-pack --help 2>&1); then packed=1; fi
 say "to train: ${#todo[@]} run(s); $([ $packed = 1 ] && echo "packed, $PACK_SIZE per pack" || echo 'one after another')"
 
-stage_cmd() {  # main:method=bs,seed=0 -> the dvc.yaml stage command of that run
-    local table=${1%%:*} items=${1#*:} args=""
-    IFS=, read -ra pairs <<<"$items"
-    for p in "${pairs[@]}"; do args+=" --item $p"; done
-    echo "python -m rescom.stages.train --params $PARAMS --table $table$args"
+stage_json() {  # main:method=bs,seed=0 -> that run as train-pack's --stage takes it
+    "$PY" -c 'import json, sys; table, _, items = sys.argv[1].partition(":")
+print(json.dumps({"name": sys.argv[1], "table": table, "item": dict(p.split("=", 1) for p in items.split(","))}))' "$1"
 }
 train_group() {  # train_group RUN...: one pack (or one run), stopped by SIGTERM at the budget
     local limit; limit=$(left)
@@ -136,7 +134,7 @@ train_group() {  # train_group RUN...: one pack (or one run), stopped by SIGTERM
     if [ $packed = 1 ]; then
         cmd=("$PY" -m rescom pipeline train-pack --params "$PARAMS" --results "$dir/pack-results-$SECONDS.json")
         for r in "$@"; do
-            if grep -q -- "--stage" <<<"$help"; then cmd+=(--stage "$(stage_cmd "$r")"); else cmd+=(--run "$r"); fi
+            if grep -q -- "--stage" <<<"$help"; then cmd+=(--stage "$(stage_json "$r")"); else cmd+=(--run "$r"); fi
         done
     else
         local table=${1%%:*} items=${1#*:}

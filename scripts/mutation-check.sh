@@ -11,7 +11,7 @@
 #   MUTATION_JOBS=4 scripts/mutation-check.sh parallel test processes (default 2)
 #
 # Exit status: 0 when every survivor is listed in docs/mutation-survivors.md, 1 otherwise (the
-# unexplained ones are printed). Not run in CI: it takes minutes, not seconds (README).
+# unexplained ones are printed). Not run in CI: it takes minutes, not seconds (docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

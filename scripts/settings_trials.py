@@ -3,7 +3,7 @@
 Trains every (setting, method, seed) of a plan in scripts/settings-trials.yaml with `rescom train
 --no-track`, evaluating every epoch (unless the setting says otherwise), and writes one CSV row per run: last-epoch and best-epoch All,
 Few, the gap between them, and seconds per epoch. The settings are judged by criteria fixed before
-looking at ResCom (README, "Default profile settings"): for every method last All within 1.5 points
+looking at ResCom (docs/results.md, "Default profile settings"): for every method last All within 1.5 points
 of its best epoch, CE >= 78 and BS >= 82 All on the full 10,000-image test set.
 
     python scripts/settings_trials.py --plan ce-bs --workers 1 --out trials/ [--data-root DIR] [--device cpu]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `dvc repro` with a wall-clock timestamp on every line, and the seconds each stage took at the end.
-# Usage: bash scripts/timed-repro.sh [dvc.yaml path] > log   (how README's timings were measured)
+# Usage: bash scripts/timed-repro.sh [dvc.yaml path] > log   (how the profiles' wall times in README and docs/results.md were measured)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true PATH="$PWD/.venv/bin:$PATH"

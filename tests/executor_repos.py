@@ -43,7 +43,7 @@ Path(a.out).write_text(text)
 
 
 def make_repo(root: Path, stages: dict[str, dict]) -> Path:
-    """stages: name -> {"out": file, "deps": [files], "args": extra step.py args}."""
+    """stages: name -> {"out": file, "deps": [files], "args": extra step.py args, "meta": the stage's record}."""
     from dvc.repo import Repo
 
     root.mkdir(parents=True, exist_ok=True)
@@ -56,6 +56,8 @@ def make_repo(root: Path, stages: dict[str, dict]) -> Path:
         entry = {"cmd": cmd, "deps": ["step.py", *deps], "outs": [spec["out"]]}
         if spec.get("persist"):
             entry["outs"] = [{spec["out"]: {"persist": True}}]
+        if "meta" in spec:
+            entry["meta"] = spec["meta"]
         dvc["stages"][name] = entry
     (root / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     return root

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rescom.analysis import (
-    gradient_by_similarity_rank,
-    positive_pair_similarities,
-    shot_group,
-    similarity_gradients,
-)
+from rescom.analysis.gradients import gradient_by_similarity_rank, similarity_gradients
+from rescom.analysis.similarity import positive_pair_similarities, shot_group
 
 
 def _supcon_queue_loss(sim, labels, key_labels, tau):

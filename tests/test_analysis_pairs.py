@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from rescom.analysis import (
+from rescom.analysis.pairs import (
+    _PairCounter,
     contrastive_imbalance_ratio,
     normalised,
     pair_counts_from_batches,
@@ -15,7 +16,6 @@ from rescom.analysis import (
     simulate_pairs,
     simulate_report,
 )
-from rescom.analysis.pairs import _PairCounter
 from rescom.data.preparation.longtail import exponential_counts
 
 # counts [5, 1], batch 2, one epoch with the permutation [0, 1, 0, 0, 0, 0]

@@ -229,6 +229,9 @@ def test_inference_cost_of_checkpoints(in_runs):
     markdown = (out / "inference_cost.md").read_text()
     assert "| inference |" in markdown and "| ResCom (resnet50, imagenet-lt) | 8.3 |" in markdown and "threads" in markdown
     assert {"analysis/inference_cost.csv", "analysis/inference_cost.md"} <= analysis_artifacts(in_runs, RESCOM)
+    measured = json.loads((out / "measured.json").read_text())  # what was timed, not the times: its DVC hash
+    assert [m["model"] for m in measured["models"]] == ["inference", "training forward"]
+    assert measured["image_shape"] == [1, 8, 8] and "ms_median" not in json.dumps(measured)
 
     result = invoke(["inference-cost", MOCO, "--repeat", 2, "--warmup", 0, "--out", "cost-moco"])
     assert result.exit_code == 0, result.output

@@ -68,6 +68,8 @@ BS_OVER_CE, MOCO_ROW = GOLDEN_LINES[11], GOLDEN_LINES[14]
 SPREAD_LINE = GOLDEN_LINES[7]
 NO_SPREAD_LINE = ("- draw spread: not measured for this profile (no `draws` table, or fewer than 2 draws trained): "
                   "every seed here trains on one draw of the subset, so no row says how another draw would move it")
+THREE_SEEDS_ONLY = GOLDEN_LINES[5].replace("at 2 seeds t = 12.71, so a row decides only when its mean lies more than "
+                                           "8.98 std from the threshold; ", "")
 BEYOND, BELOW = "gap beyond the draw spread", "**gap smaller than the draw spread**"
 
 
@@ -126,8 +128,9 @@ def test_claims_page_without_draws_says_the_spread_is_not_measured(tmp_path, fra
     monkeypatch.setattr(claims, "profile_draw_spread", lambda profile: None)
     frame = claims.render_claims(_profile(CLAIMS[:1] + CLAIMS[3:4]), tmp_path)
     lines = (tmp_path / "claims.md").read_text().splitlines()
-    # the golden page less its data note, another spread line, and no draw-spread cells
-    assert lines[:6] == GOLDEN_LINES[:2] + GOLDEN_LINES[3:7]
+    # the golden page less its data note, t for 3 seeds only (no 2-seed row), another spread line, and
+    # no draw-spread cells
+    assert lines[:6] == GOLDEN_LINES[:2] + GOLDEN_LINES[3:5] + [THREE_SEEDS_ONLY] + GOLDEN_LINES[6:7]
     assert lines[6] == NO_SPREAD_LINE
     assert lines[-2:] == [BS_OVER_CE.replace(f"| {BEYOND} |", "|  |"), MOCO_ROW.replace(f"| {BELOW} |", "|  |")]
     assert frame["draw_spread"].isna().all() and not frame["below_draw_spread"].any()

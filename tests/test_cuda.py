@@ -103,17 +103,17 @@ def test_evaluate_analyses_and_resume_on_the_gpu(in_tmp, cifar_like, monkeypatch
 
     import rescom.engine.run as engine
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 2:
+    def killed_in_third_epoch(run):
+        if run.state.epoch == 2:
             raise KeyboardInterrupt
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
-    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
+    monkeypatch.setattr(engine.Run, "epoch", killed_in_third_epoch)
     killed = runner.invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed"))
     assert killed.exit_code != 0
-    monkeypatch.setattr(engine, "EpochPass", original)
+    monkeypatch.setattr(engine.Run, "epoch", original)
     invoke(app, train_args(cifar_like, "rescom", epochs=3, name="resumed", extra=["--resume"]))
     history = (in_tmp / "runs/resumed/history.csv").read_text().splitlines()
     assert len(history) == 4  # header + epochs 1-3, two before the kill and one after the resume

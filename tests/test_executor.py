@@ -28,25 +28,37 @@ def test_plan_is_dvcs_order_and_graph(tmp_path, monkeypatch):
 
 
 def test_group_into_packs_by_key_and_size():
-    commands = {f"s{i}": [f"train --group {'x' if i < 5 else 'y'} --i {i}"] for i in range(7)}
-    commands["prep"] = ["prepare"]
-    commands["two-lines"] = ["train --group x --i 9", "echo done"]
+    records = {f"s{i}": {"kind": "train", "group": "x" if i < 5 else "y"} for i in range(7)}
+    records["prep"] = {"kind": "prepare"}
+    records["by-hand"] = None  # a stage written without a record never packs
 
-    def key(cmd):
-        return cmd.split()[2] if cmd.startswith("train") else None
+    def key(record):
+        return record["group"] if record and record["kind"] == "train" else None
 
-    names = ["prep", *[f"s{i}" for i in range(7)], "two-lines"]
-    jobs = packs.group_into_packs(names, commands, 2, key)
-    assert jobs == [["prep"], ["s0", "s1"], ["s2", "s3"], ["s4"], ["s5", "s6"], ["two-lines"]]
-    assert packs.group_into_packs(names, commands, 1, key) == [[n] for n in names]
+    names = ["prep", *[f"s{i}" for i in range(7)], "by-hand"]
+    jobs = packs.group_into_packs(names, records, 2, key)
+    assert jobs == [["prep"], ["s0", "s1"], ["s2", "s3"], ["s4"], ["s5", "s6"], ["by-hand"]]
+    assert packs.group_into_packs(names, records, 1, key) == [[n] for n in names]
 
 
 def test_pack_results_record_only_ok_stages():
-    commands = {"a": ["cmd a"], "b": ["cmd b"], "c": ["cmd c"]}
-    results = {"cmd a": {"ok": True, "error": ""}, "cmd b": {"ok": False, "error": "NaN loss"}}
-    assert packs.stages_that_succeeded(["a", "b", "c"], commands, results) == {
+    results = {"a": {"ok": True, "error": ""}, "b": {"ok": False, "error": "NaN loss"}}
+    assert packs.stages_that_succeeded(["a", "b", "c"], results) == {
         "a": "", "b": "NaN loss", "c": "the pack wrote no result for this stage"}
-    assert packs.stages_that_succeeded(["a"], commands, None) == {"a": "the pack wrote no result for this stage"}
+    assert packs.stages_that_succeeded(["a"], None) == {"a": "the pack wrote no result for this stage"}
+
+
+def test_the_plan_gives_each_stage_its_record_as_dvc_interpolates_it(tmp_path, monkeypatch):
+    root = make_repo(tmp_path / "repo", {"a": {"out": "a.txt", "meta": {"kind": "toy", "arguments": {"out": "a.txt"}}},
+                                         "b": {"out": "b.txt"}})
+    monkeypatch.chdir(root)
+    repo = plan.open_repo(root)
+    try:
+        stage_plan = plan.plan_stages(repo, ["dvc.yaml"])
+        assert plan.stage_record(stage_plan, "a") == {"kind": "toy", "arguments": {"out": "a.txt"}}
+        assert plan.stage_record(stage_plan, "b") is None
+    finally:
+        repo.close()
 
 
 def test_job_environment_fixes_threads_and_tracking(tmp_path):
@@ -108,20 +120,21 @@ def test_cpu_workers_never_more_stages_than_the_cores_hold():
     assert cpu_workers(None, threads=8, cores=2) == (1, None)  # one worker is always started
 
 
-def test_slurm_job_script_renders_without_slurm():
-    pytest.importorskip("dask_jobqueue")
-    from rescom.executor.cluster import slurm_cluster
+def test_slurm_job_scripts_render_site_settings_without_slurm(tmp_path):
+    from rescom.executor.slurm import SlurmSettings, job_scripts, worker_lifetime
 
-    cluster = slurm_cluster(jobs=0, gpus_per_job=1, cores=8, memory="32GB", walltime="02:00:00", queue="gpu",
-                            account="lab")
-    try:
-        script = cluster.job_script()
-    finally:
-        cluster.close()
-    for line in ("#SBATCH --gres=gpu:1", "#SBATCH -p gpu", "#SBATCH -A lab", "#SBATCH -t 02:00:00",
-                 "#SBATCH --cpus-per-task=8"):
-        assert line in script, script
-    assert "--nthreads 1" in script and "rescom.executor.worker_setup" in script
+    site = SlurmSettings(partition="gpu", cpu_partition="cpu", account="lab", walltime="02:00:00", cores=8,
+                         memory="32GB", gpus_per_job=2, directives=["--qos=high"], prologue=["module load cuda"])
+    scripts = job_scripts(site, "login1", tmp_path)
+    gpu, cpu = scripts["gpu"], scripts["cpu"]
+    for line in ("#SBATCH --gres=gpu:2", "#SBATCH -p gpu", "#SBATCH -A lab", "#SBATCH -t 02:00:00",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --qos=high", "module load cuda", "--resources GPU=2"):
+        assert line in gpu, gpu
+    assert "--gres" not in cpu and "#SBATCH -p cpu" in cpu and "--resources CPU_STAGE=1" in cpu
+    lifetime, stagger = worker_lifetime("02:00:00")
+    assert f"--lifetime {lifetime}s --lifetime-stagger {stagger}s" in gpu and lifetime + stagger < 7200
+    assert "--host 127.0.0.1" not in gpu  # a cluster's workers listen where the scheduler can reach them
+    assert "--nthreads 1" in gpu and "rescom.executor.worker_setup" in gpu
 
 
 def test_tracking_server_binds_loopback_and_needs_auth_beyond(tmp_path, monkeypatch):
@@ -136,7 +149,9 @@ def test_tracking_server_binds_loopback_and_needs_auth_beyond(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
+    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"], "give one of --jobs, --scheduler and --slurm"),
+    (["--jobs", "2", "--slurm"], "give one of --jobs, --scheduler and --slurm"),
+    (["--dry-run"], "--dry-run goes with --slurm"),
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--scheduler", "tcp://10.1.2.3:8786"], "--tracking-uri"),
 ])

@@ -4,6 +4,7 @@ closes its own cluster (a few seconds), so all are slow."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,6 +51,18 @@ def test_parallel_repro_equals_sequential_dvc_repro(tmp_path, monkeypatch):
     assert (root / "dvc.lock").read_text() == parallel_lock  # byte for byte, entry order included
 
 
+def test_one_worker_on_a_cpu_hands_the_run_to_dvc_repro(tmp_path, monkeypatch, capsys):
+    import rescom.executor.cluster as cluster
+
+    root = make_repo(tmp_path / "repo", DIAMOND)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(cluster, "usable_cores", lambda: 2)
+    summary = repro(["dvc.yaml"], jobs=2, threads=2)  # 2 cores hold one 2-thread stage
+    assert summary.ok and "handing the run to `dvc repro`" in capsys.readouterr().err
+    assert (root / "d.txt").read_text() == "abcd" and "up to date" in dvc(root, "status").stdout
+    assert not (root / "logs").exists()  # no controller, no stage logs: DVC ran the stages itself
+
+
 def test_failing_stage_is_reported_with_its_log_and_others_go_on(tmp_path, monkeypatch):
     root = make_repo(tmp_path / "repo", {
         "bad": {"out": "bad.txt", "args": ["--fail"]},
@@ -72,7 +85,8 @@ def test_worker_killed_mid_stage_is_retried_and_resumes(tmp_path, monkeypatch, s
     root = make_repo(tmp_path / "repo", {"long": {"out": "long.txt", "args": ["--resumable", "12"], "persist": True}})
     monkeypatch.chdir(root)
     result = {}
-    thread = threading.Thread(target=lambda: result.update(summary=repro(["dvc.yaml"], jobs=1, threads=1)))
+    # Two workers (one would hand the run to dvc repro): the retry goes to the other or a restarted one.
+    thread = threading.Thread(target=lambda: result.update(summary=repro(["dvc.yaml"], jobs=2, threads=1)))
     thread.start()
     progress, pids = root / "long.txt.progress", root / "long.txt.pids"
     deadline = time.monotonic() + 120
@@ -91,16 +105,16 @@ def test_worker_killed_mid_stage_is_retried_and_resumes(tmp_path, monkeypatch, s
 
 
 class FakePacking:
-    """The interface rescom.pipeline.packing offers (companion issue): stages whose cmd runs step.py
-    share a key; the pack command runs each cmd and writes {cmd: {"ok", "error"}}."""
+    """The interface rescom.pipeline.packing offers (companion issue), on records: stages whose record
+    is a toy step share a key; the pack command runs each step and writes {stage name: {"ok", "error"}}."""
 
     RUNNER = '''
 import json, subprocess, sys
-results_path, cmds = sys.argv[1], sys.argv[2:]
+results_path, stages = sys.argv[1], json.loads(sys.argv[2])
 results = {}
-for cmd in cmds:
-    code = subprocess.run(cmd, shell=True).returncode
-    results[cmd] = {"ok": code == 0, "error": "" if code == 0 else f"exit {code}"}
+for name, args in stages.items():
+    code = subprocess.run([sys.executable, "step.py", *args]).returncode
+    results[name] = {"ok": code == 0, "error": "" if code == 0 else f"exit {code}"}
 open(results_path, "w").write(json.dumps(results))
 sys.exit(0 if all(r["ok"] for r in results.values()) else 1)
 '''
@@ -110,24 +124,29 @@ sys.exit(0 if all(r["ok"] for r in results.values()) else 1)
         self.runner.write_text(self.RUNNER)
         self.packed: list[list[str]] = []
 
-    def pack_key(self, cmd: str):
-        return "toy" if "step.py" in cmd else None
+    def pack_key(self, record):
+        return "toy" if record and record["kind"] == "step" else None
 
-    def pack_command(self, cmds: list[str], results_path: str) -> list[str]:
-        self.packed.append(cmds)
-        return [PY, str(self.runner), results_path, *cmds]
+    def pack_command(self, records: dict, results_path: str) -> list[str]:
+        self.packed.append(list(records))
+        return [PY, str(self.runner), results_path, json.dumps({n: r["arguments"]["args"] for n, r in records.items()})]
+
+
+def _step(out: str, *args: str) -> dict:
+    """A toy stage with its record (the step.py arguments), as rescom's stages carry theirs."""
+    return {"out": out, "args": list(args), "meta": {"kind": "step", "arguments": {"args": [out, *args]}}}
 
 
 def test_pack_records_every_stage_that_succeeded(tmp_path, monkeypatch):
     from rescom.executor import packs
 
-    root = make_repo(tmp_path / "repo", {"p1": {"out": "p1.txt"}, "p2": {"out": "p2.txt", "args": ["--fail"]},
-                                         "p3": {"out": "p3.txt"}, "p4": {"out": "p4.txt", "deps": ["p1.txt"]}})
+    root = make_repo(tmp_path / "repo", {"p1": _step("p1.txt"), "p2": _step("p2.txt", "--fail"),
+                                         "p3": _step("p3.txt"), "p4": {"out": "p4.txt", "deps": ["p1.txt"]}})
     monkeypatch.chdir(root)
     fake = FakePacking(root)
     monkeypatch.setattr(packs, "packing_module", lambda: fake)
     summary = repro(["dvc.yaml"], jobs=1, threads=1, pack=3)
-    assert [len(cmds) for cmds in fake.packed] == [3]  # p1-p3 as one job; p4 (ready after p1) alone runs its own cmd
+    assert [sorted(names) for names in fake.packed] == [["p1", "p2", "p3"]]  # p1-p3 as one job; p4 (ready after p1, no record) alone runs its own cmd
     assert sorted(summary.ran) == ["p1", "p3", "p4"] and list(summary.failed) == ["p2"]
     assert sorted(lock_stages(root)) == ["p1", "p3", "p4"]
 

@@ -145,16 +145,16 @@ def test_a_killed_pack_resumes_as_a_pack_and_one_member_alone(tmp_path, folder28
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "1"])).exit_code == 0
     assert run_cli(args_for(folder28, epochs=3, extra=["--seed", "2"])).exit_code == 0
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 2:
+    def killed_in_third_epoch(run):
+        if run.state.epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-pack: every run's last checkpoint is epoch 2
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
     in_dir(monkeypatch, tmp_path / "packed")
     with monkeypatch.context() as patch:
-        patch.setattr(engine, "EpochPass", killed_in_third_epoch)
+        patch.setattr(engine.Run, "epoch", killed_in_third_epoch)
         killed = run_cli(args_for(folder28, epochs=3, extra=["--seeds", "0,1,2"]))
     assert killed.exit_code != 0
     import torch
@@ -177,15 +177,15 @@ def test_one_failed_run_of_a_pack_lets_the_others_finish(tmp_path, folder28, mon
     import rescom.engine.run as engine
     from rescom.errors import NonFiniteLossError
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def seed_one_breaks(config, parts, step_fn, loader, device, bar, epoch):
-        if config.run.seed == 1 and epoch == 1:
+    def seed_one_breaks(run):
+        if run.config.run.seed == 1 and run.state.epoch == 1:
             raise (NonFiniteLossError if expected else RuntimeError)("disk full")
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
     in_dir(monkeypatch, tmp_path)
-    monkeypatch.setattr(engine, "EpochPass", seed_one_breaks)
+    monkeypatch.setattr(engine.Run, "epoch", seed_one_breaks)
     result = run_cli(args_for(folder28, extra=["--seeds", "0,1"]))
     if expected:  # one line naming the run, exit 2
         assert result.exit_code == 2
@@ -232,32 +232,42 @@ def test_seeds_refuses_a_run_name_and_repeated_seeds(tmp_path, tiny_folder, monk
 
 
 SMOKE = Path(__file__).resolve().parents[1] / "pipelines/smoke/params.yaml"
-BETA_CMD = ("python -m rescom.stages.train --params pipelines/smoke/params.yaml --table beta "
-            "--item beta={beta} --item seed=0")
+
+
+def _record(kind: str, target: str | None = None, **arguments) -> dict:
+    """A stage's record as dvc.yaml's meta holds it once DVC interpolated it."""
+    from rescom.pipeline.stage_record import StageRecord
+
+    return StageRecord(kind, target, {"params": "pipelines/smoke/params.yaml", **arguments}).as_meta()
+
+
+def _beta(beta: float) -> dict:
+    return _record("train", table="beta", item={"beta": beta, "seed": 0})
 
 
 def test_pack_key_groups_training_stages_of_one_params_file_only(monkeypatch):
-    from rescom.pipeline.packing import pack_command, pack_key, parse_train_command
+    from rescom.pipeline.packing import TrainStage, pack_command, pack_key
 
     monkeypatch.chdir(SMOKE.parents[2])
-    keys = {pack_key(BETA_CMD.format(beta=b)) for b in ("0.0", "0.999")}
-    main = pack_key("python -m rescom.stages.train --params pipelines/smoke/params.yaml --table main "
-                    "--item method=bs --item imbalance=10 --item seed=0")
+    keys = {pack_key(_beta(b)) for b in (0.0, 0.999)}
+    main = pack_key(_record("train", table="main", item={"method": "bs", "imbalance": 10, "seed": 0}))
     assert len(keys) == 1 and None not in keys and main in keys  # runs of other tables and methods pack too
-    assert pack_key("python -m rescom.stages.prepare --params pipelines/smoke/params.yaml --key fmnist-if10") is None
-    assert pack_key("python -m rescom.stages.report --params pipelines/smoke/params.yaml") is None
-    assert pack_key("python -m rescom.stages.analysis gradients --params pipelines/smoke/params.yaml") is None
-    assert pack_key(BETA_CMD.format(beta="0.5")) is None  # no such run: it runs alone and reports its own error
-    assert pack_key("python -m rescom.stages.train --params params.yaml --table main --item method=bs --item imbalance=100 "
-                    "--item seed=0") not in keys  # another profile
-    cmds = [BETA_CMD.format(beta=b) for b in ("0.0", "0.999")]
-    argv = pack_command(cmds, "out/results.json")
+    assert pack_key(_record("prepare", key="fmnist-if10")) is None
+    assert pack_key(_record("report")) is None
+    assert pack_key(_record("analysis", "gradients")) is None
+    assert pack_key(None) is None  # a stage written by hand, without a record
+    assert pack_key(_beta(0.5)) is None  # no such run: it runs alone and reports its own error
+    other = {**_beta(0.0), "arguments": {**_beta(0.0)["arguments"], "params": "params.yaml", "table": "main",
+                                         "item": {"method": "bs", "imbalance": 100, "seed": 0}}}
+    assert pack_key(other) not in keys  # another profile
+    argv = pack_command({"beta@0.0-0": _beta(0.0), "beta@0.999-0": _beta(0.999)}, "out/results.json")
     assert argv[:7] == ["rescom", "pipeline", "train-pack", "--params", "pipelines/smoke/params.yaml",
                         "--results", "out/results.json"]
-    assert argv[7:] == ["--stage", cmds[0], "--stage", cmds[1]]
-    assert parse_train_command(cmds[1]).item == {"beta": "0.999", "seed": "0"}
+    assert argv[7::2] == ["--stage", "--stage"]
+    stage = TrainStage.from_json(argv[10], "pipelines/smoke/params.yaml")
+    assert (stage.name, stage.table, stage.item) == ("beta@0.999-0", "beta", {"beta": 0.999, "seed": 0})
     with pytest.raises(ValueError):
-        pack_command(["python -m rescom.stages.report --params pipelines/smoke/params.yaml"], "r.json")
+        pack_command({"report": _record("report")}, "r.json")
 
 
 @pytest.mark.slow
@@ -279,20 +289,21 @@ def test_train_pack_trains_each_stage_as_alone_and_records_a_failed_one(tmp_path
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     alone = workspace("alone")
-    result = runner.invoke(app, ["pipeline", "train", *BETA_CMD.format(beta="0.0").split()[3:]])  # the stage's run, via the CLI
+    result = runner.invoke(app, ["pipeline", "train", "--params", "pipelines/smoke/params.yaml", "--table", "beta",
+                                 "--item", "beta=0.0", "--item", "seed=0"])  # the stage's run, via the CLI
     assert result.exit_code == 0, result.output
 
     packed = workspace("packed")
-    cmds = [BETA_CMD.format(beta="0.0"), BETA_CMD.format(beta="0.999"), BETA_CMD.format(beta="0.5")]
+    records = {f"beta@{b}-0": _beta(b) for b in (0.0, 0.999, 0.5)}
     from rescom.pipeline.packing import pack_command
 
-    argv = pack_command(cmds, str(packed / "results.json"))
+    argv = pack_command(records, str(packed / "results.json"))
     result = runner.invoke(app, argv[1:])
     assert result.exit_code == 1, result.output  # one stage failed
     results = json.loads((packed / "results.json").read_text())
-    assert set(results) == set(cmds)
-    assert results[cmds[0]] == {"ok": True, "error": ""} and results[cmds[1]]["ok"]
-    assert not results[cmds[2]]["ok"] and "no run with" in results[cmds[2]]["error"]
+    assert set(results) == set(records)
+    assert results["beta@0.0-0"] == {"ok": True, "error": ""} and results["beta@0.999-0"]["ok"]
+    assert not results["beta@0.5-0"]["ok"] and "no run with" in results["beta@0.5-0"]["error"]
     run = "runs/smoke/beta/beta0.0-s0"
     for name in ("metrics.json", "history.csv", "checkpoint.pt", "per_class.csv"):
         assert (alone / run / name).read_bytes() == (packed / run / name).read_bytes(), name

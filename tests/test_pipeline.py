@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rescom.config import ConfigError
-from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides
+from rescom.pipeline.catalogue import expand_table, find_run, load_profile, run_config_overrides, training_tables
 from rescom.pipeline.dvcfile import dvc_path, profile_params_files, render
 from rescom.pipeline.runner import run_config
 from rescom.report.diff import diff_reports
@@ -56,12 +56,12 @@ def test_every_run_of_every_profile_has_a_valid_config(params, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     profile = load_profile(ROOT / params)
     names = set()
-    for table in profile.tables():
+    for table in training_tables(profile):
         for spec in expand_table(profile, table):
             config = run_config(profile, spec)  # validates choices and ranges
             assert config.run.run_name == spec.name and config.run.profile == profile.name
             names.add((table, spec.name))
-    assert len(names) == sum(len(expand_table(profile, t)) for t in profile.tables())  # no name collisions
+    assert len(names) == sum(len(expand_table(profile, t)) for t in training_tables(profile))  # no name collisions
 
 
 def test_override_order_preset_then_train_then_table_then_axis(monkeypatch):
@@ -117,6 +117,44 @@ def test_report_diff_cli_exit_codes(tmp_path):
     assert runner.invoke(app, ["report", "diff", str(old), str(old), "--tolerance", "0.01"]).exit_code == 0
     result = runner.invoke(app, ["report", "diff", str(old), str(moved), "--tolerance", "0.01"])
     assert result.exit_code == 1 and "1 difference(s)" in result.output and "main.csv" in result.output
+
+
+@pytest.mark.slow
+def test_the_inference_cost_output_is_declared_and_hashed_without_its_times(tmp_path):
+    """reports/<profile>/timings/inference-cost/ is its stage's output: new times leave the stage up to
+    date (.dvcignore keeps them out of the hash), a deleted reports/ makes DVC run it again."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "rescom", tmp_path / "rescom", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".dvcignore", tmp_path / ".dvcignore")
+    (tmp_path / "pipelines/smoke").mkdir(parents=True)
+    for name in ("params.yaml", "claims.yaml", "dvc.yaml"):
+        shutil.copy(ROOT / "pipelines/smoke" / name, tmp_path / "pipelines/smoke" / name)
+    checkpoint = tmp_path / "runs/smoke/main/rescom-if10-s0/checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("stand-in")
+    out = tmp_path / "reports/smoke/timings/inference-cost"
+    out.mkdir(parents=True)
+    (out / "measured.json").write_text("{}")
+    (out / "inference_cost.csv").write_text("ms\n1.0\n")
+    stage = "pipelines/smoke/dvc.yaml:analysis_inference_cost"
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run([str(Path(sys.executable).with_name("dvc")), *args], cwd=tmp_path, capture_output=True,
+                              text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"}, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    dvc("init", "--no-scm", "-q")
+    dvc("commit", "-f", "-q", stage)
+    (out / "inference_cost.csv").write_text("ms\n2.0\n")  # measured again: other times
+    assert json.loads(dvc("status", "--json", stage)) == {}
+    shutil.rmtree(tmp_path / "reports")
+    assert "analysis_inference_cost" in " ".join(json.loads(dvc("status", "--json", stage)))
 
 
 def test_pipeline_continues_only_interrupted_runs_of_the_same_code(monkeypatch):

@@ -97,7 +97,7 @@ def test_evaluate_refuses_data_other_than_the_checkpoints_and_writes_nothing(wor
 def test_every_source_draws_with_ldams_rule_and_records_it(workdir, tiny_folder):
     """The folder source (like Fashion-MNIST and CIFAR) keeps LDAM's images for its long tail and test cap."""
     from rescom.data.preparation.longtail import exponential_counts, longtail_indices
-    from rescom.data.sources import load_source
+    from rescom.data.sources.registry import load_source
 
     data = get_data(_cfg(tiny_folder, test_per_class=3))
     raw = load_source("folder", str(tiny_folder))

@@ -1,7 +1,7 @@
 """Properties against independent references: the class-balanced queue, the verdict rule, mining bounds.
 
 Each reference is written from the definition, not from the implementation: a per-class
-`collections.deque(maxlen=Q)` for Eq. 3's FIFO queues, the README's verdict rule spelled out with
+`collections.deque(maxlen=Q)` for Eq. 3's FIFO queues, the verdict rule of docs/reports.md spelled out with
 `statistics` and a printed t table, and the Q_p <= Q / Q_n <= (K-1)Q bounds counted per query in Python.
 """
 
@@ -79,7 +79,7 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # printed two-sided 95% t tabl
 
 
 def _reference_verdict(diffs: list[float], margin: float = 0.0) -> str:
-    """The README's rule, written from its words (module docstring of report.claims)."""
+    """The rule of docs/reports.md, written from its words (module docstring of report.claims)."""
     if len(diffs) < 2:
         return "undetermined" if diffs else "not run"
     mean, std = statistics.fmean(diffs), statistics.stdev(diffs)

@@ -1,16 +1,10 @@
 """The registry of report tables (rescom/report/tables.py) is the one place a table is declared:
-every table a profile can run is in it, and every registered table reaches every view."""
+every registered table reaches every view (its users: tests/test_registries.py)."""
 
 from __future__ import annotations
 
-from rescom.pipeline.catalogue import TABLES as PROFILE_SECTIONS, TRAINING_TABLES
 from rescom.report.diff import ROW_KEYS
 from rescom.report.tables import TABLES, Points
-
-
-def test_every_table_a_profile_can_run_is_registered_and_no_other():
-    assert set(PROFILE_SECTIONS) == set(TABLES)
-    assert set(TRAINING_TABLES) <= set(TABLES)
 
 
 def test_every_registered_table_names_its_rows_and_title_and_is_diffed_by_its_keys():

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from rescom.pipeline.catalogue import load_profile
+from rescom.pipeline.catalogue import load_profile, training_tables
 from rescom.pipeline.code_deps import code_files
-from rescom.pipeline.dvcfile import STAGE_ENTRY, stage_code_deps
+from rescom.pipeline.dvcfile import stage_code_deps
+from rescom.pipeline.stage_record import STAGE_ENTRY, StageRecord
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINING = set(load_profile(REPO / "pipelines/smoke/params.yaml").tables())  # the smoke profile's training tables
+TRAINING = set(training_tables(load_profile(REPO / "pipelines/smoke/params.yaml")))  # the smoke profile's training tables
 ANALYSES = {"analysis_simulate_pairs", "analysis_gradients", "analysis_similarity", "analysis_inference_cost"}
 
 
@@ -79,13 +80,17 @@ def test_editing_one_module_makes_exactly_the_stages_that_run_it_stale(locked_co
                    "rescom/executor/controller.py", "rescom/bench/timing.py"):
         assert stale_after_editing(locked_copy, module) == set(), module
     assert stale_after_editing(locked_copy, "rescom/report/render.py") == {"report"}
-    # the analyses' code: the analysis stages and the report that draws their figures, never a run
-    assert stale_after_editing(locked_copy, "rescom/analysis/pairs.py") <= {*ANALYSES, "report"}
+    # one analysis's code: that analysis alone; its new output then stales the report, and nothing else
+    assert stale_after_editing(locked_copy, "rescom/analysis/pairs.py") == {"analysis_simulate_pairs"}
+    assert stale_after_editing(locked_copy, "reports/smoke/analysis/simulate-pairs/stand-in") == {"report"}
+    # what the analyses of checkpoints share: those three, never a run or the pair simulation
+    assert stale_after_editing(locked_copy, "rescom/analysis/checkpoint_analyses.py") == ANALYSES - {"analysis_simulate_pairs"}
     # the preparation code: prepare, every training run (it prepares or checks its set), the analyses
     # that load a run's data; not the report, which reads finished runs
     assert stale_after_editing(locked_copy, "rescom/data/preparation/prepared.py") == {"prepare", *TRAINING, *ANALYSES}
-    # a loss or the engine: the training runs and the analyses that rebuild a model, never prepare
-    assert stale_after_editing(locked_copy, "rescom/losses/contrastive.py") == {*TRAINING, *ANALYSES}
+    # a loss or the engine: the training runs and the analyses that rebuild a model (not the pair
+    # simulation, which has none), never prepare
+    assert stale_after_editing(locked_copy, "rescom/losses/contrastive.py") == {*TRAINING, *ANALYSES} - {"analysis_simulate_pairs"}
     engine = stale_after_editing(locked_copy, "rescom/engine/run.py")
     assert TRAINING <= engine and "prepare" not in engine
 
@@ -101,7 +106,7 @@ def test_every_stage_runs_a_narrow_entry_point_and_no_cli_code():
 
 
 def test_prepare_runs_the_preparation_code_and_not_the_training():
-    deps = stage_code_deps("prepare")
+    deps = stage_code_deps(StageRecord("prepare"))
     # what builds a prepared set (issue 20: these were missing) ...
     for path in ("rescom/data/preparation", "rescom/pipeline/runner.py", "rescom/config.py", "rescom/pipeline/catalogue.py"):
         assert path in deps
@@ -111,10 +116,10 @@ def test_prepare_runs_the_preparation_code_and_not_the_training():
 
 
 def test_a_package_whose_every_module_runs_is_listed_as_its_folder():
-    train = stage_code_deps("train")
+    train = stage_code_deps(StageRecord("train"))
     # every loss module runs in training
     assert "rescom/losses" in train and not any(p.startswith("rescom/losses/") for p in train)
-    assert "rescom/report/paper" in stage_code_deps("report")  # the paper's numbers, data beside the code
+    assert "rescom/report/paper" in stage_code_deps(StageRecord("report"))  # the paper's numbers, data beside the code
 
 
 def _toy_package(root: Path, files: dict[str, str]) -> Path:
@@ -205,9 +210,24 @@ def test_every_module_a_real_stage_imports_is_among_its_deps(tmp_path, tiny_fold
     for kind, args, ran in (("prepare", prepare, "rescom/data/preparation/prepared.py"),
                             ("train", train, "rescom/engine/run.py")):
         imported = _imported_by(kind, args, tmp_path)
-        deps = stage_code_deps(kind)
+        deps = stage_code_deps(StageRecord(kind))
         assert ran in imported  # the run really went through the stage's code
         assert [path for path in imported if not _covered(path, deps)] == [], kind
+
+
+@pytest.mark.slow
+def test_an_analysis_stage_imports_its_own_analysis_and_no_other(tmp_path):
+    """The pair simulation as its stage runs it (imported by its registry entry's name, which the walk
+    is told): every module it loads is among its deps, and no other analysis is loaded."""
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: tiny\ndatasets: {}\ntrain: {}\nanalysis:\n  simulate_pairs: {num_classes: 4, "
+                      "max_count: 40, imbalance: 10, batch_size: 8, queue_size: 16, epochs: 1, seed: 0}\n")
+    imported = _imported_by("analysis", ["simulate_pairs", "--params", str(params)], tmp_path)
+    deps = stage_code_deps(StageRecord("analysis", "simulate_pairs"))
+    assert "rescom/analysis/pairs.py" in imported and "rescom/analysis/pairs.py" in deps
+    assert [path for path in imported if not _covered(path, deps)] == []
+    others = ("gradients.py", "similarity.py", "inference_cost.py", "checkpoint_analyses.py")
+    assert not [path for path in [*imported, *deps] if path.startswith("rescom/analysis/") and path.endswith(others)]
 
 
 def _append(path: Path, line: str) -> None:

@@ -134,3 +134,25 @@ def test_runs_of_an_unknown_experiment_is_one_line_and_exit_2(workdir, tiny_fold
     result = run_cli(["runs", "--experiment", "no/such"])
     assert result.exit_code == 2
     assert "no/such" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_ui_opens_the_main_table_not_the_newest_experiment(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from rescom.cli.runs import ui_landing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert ui_landing(uri, "127.0.0.1", 5000) == "http://127.0.0.1:5000/#/?workflowType=machine_learning"
+    assert not (tmp_path / "mlflow.db").exists()  # reading never creates a store
+    client = MlflowClient(uri)
+    ids = {}
+    for name in ("other/beta", "default/main", "smoke/main", "default/beta"):  # created oldest to newest
+        ids[name] = client.create_experiment(name)
+        time.sleep(0.01)
+    opened = lambda *experiment: ui_landing(uri, "h", 1, *experiment).split("/#/experiments/")[1].split("?")[0]  # noqa: E731
+    assert opened() == ids["default/main"]                   # the default profile's main table, not default/beta
+    assert opened("smoke/main") == ids["smoke/main"]
+    assert opened("paper/main") == ids["smoke/main"]          # absent: the newest main table
+    client.delete_experiment(ids["default/main"])
+    client.delete_experiment(ids["smoke/main"])
+    assert opened() == ids["default/beta"]                    # no main table: the newest experiment

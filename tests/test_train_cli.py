@@ -93,18 +93,18 @@ def test_killed_and_resumed_run_matches_uninterrupted(workdir, tiny_folder, monk
     full = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=full"]))
     assert full.exit_code == 0, full.output
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def killed_in_third_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 2:
+    def killed_in_third_epoch(run):
+        if run.state.epoch == 2:
             raise KeyboardInterrupt  # the process dies mid-epoch: epoch 2's checkpoint is the last
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
-    monkeypatch.setattr(engine, "EpochPass", killed_in_third_epoch)
+    monkeypatch.setattr(engine.Run, "epoch", killed_in_third_epoch)
     killed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed"]))
     assert killed.exit_code != 0
     assert torch.load(workdir / "runs/resumed/checkpoint.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.setattr(engine, "EpochPass", original)
+    monkeypatch.setattr(engine.Run, "epoch", original)
     resumed = run_cli(tiny_args(tiny_folder, epochs=3, extra=["--set", "run.run_name=resumed", "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
@@ -131,16 +131,16 @@ def test_resume_refuses_a_checkpoint_written_by_other_training_code(workdir, tin
     import rescom.engine.run as engine
     from rescom.engine.checkpoint import save_checkpoint
 
-    original = engine.EpochPass
+    original = engine.Run.epoch
 
-    def killed_in_second_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        if epoch == 1:
+    def killed_in_second_epoch(run):
+        if run.state.epoch == 1:
             raise KeyboardInterrupt
-        return original(config, parts, step_fn, loader, device, bar, epoch)
+        yield from original(run)
 
-    monkeypatch.setattr(engine, "EpochPass", killed_in_second_epoch)
+    monkeypatch.setattr(engine.Run, "epoch", killed_in_second_epoch)
     assert run_cli(tiny_args(tiny_folder, epochs=2, extra=["--set", "run.run_name=other"])).exit_code != 0
-    monkeypatch.setattr(engine, "EpochPass", original)
+    monkeypatch.setattr(engine.Run, "epoch", original)
     path = workdir / "runs/other/checkpoint.pt"
     state = torch.load(path, weights_only=True)
     save_checkpoint({**state, "code": "0" * 64}, path)  # as an edit of the engine would have written it
@@ -198,7 +198,7 @@ def _nan_from_epoch(monkeypatch, first_bad_epoch):
     import rescom.engine.step as step_module
     import rescom.engine.run as engine
 
-    real_step, real_epoch = step_module.train_step, engine.EpochPass
+    real_step, real_epoch = step_module.train_step, engine.Run.epoch
     current = {"epoch": 0}
 
     def maybe_exploding_step(*args, **kwargs):
@@ -207,12 +207,12 @@ def _nan_from_epoch(monkeypatch, first_bad_epoch):
             losses["loss"] = losses["loss"] * float("nan")
         return losses
 
-    def tracking_epoch(config, parts, step_fn, loader, device, bar, epoch):
-        current["epoch"] = epoch
-        return real_epoch(config, parts, step_fn, loader, device, bar, epoch)
+    def tracking_epoch(run):
+        current["epoch"] = run.state.epoch
+        yield from real_epoch(run)
 
     monkeypatch.setattr(step_module, "train_step", maybe_exploding_step)
-    monkeypatch.setattr(engine, "EpochPass", tracking_epoch)
+    monkeypatch.setattr(engine.Run, "epoch", tracking_epoch)
 
 
 def test_nan_in_the_first_epoch_does_not_claim_a_checkpoint(workdir, tiny_folder, monkeypatch):

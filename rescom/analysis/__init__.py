@@ -1,14 +1,39 @@
-"""Analyses of the paper: dual imbalance of contrastive pairs (Fig. 1 centre, Prop. 1), vanishing
-gradients (Fig. 1 right), positive-pair similarities (Fig. 5), and their figures.
+"""The registry of the paper's analyses: one entry per analysis says everything the pipeline and the
+report need of it.
 
-Only the numpy parts are imported here; ``rescom.analysis.figures`` (matplotlib) is imported on use.
+Adding an analysis is one entry here plus its module, whose `run_stage(profile, settings, out_dir)`
+runs it from the params file's `analysis.<name>` section. The pipeline's stage imports that module
+by the entry's name alone, so each analysis stage depends on its own code (and what it shares with
+others), never on the other analyses; this package's `__init__` imports none of them.
 """
 
-from rescom.analysis.gradients import gradient_by_similarity_rank, similarity_gradients
-from rescom.analysis.pairs import (PairSimulation, contrastive_imbalance_ratio, normalised, pair_counts_from_batches,
-                                   pair_frequency, proposition1_ratio, simulate_pairs, simulate_report)
-from rescom.analysis.similarity import positive_pair_similarities, shot_group
+from __future__ import annotations
 
-__all__ = ["PairSimulation", "contrastive_imbalance_ratio", "gradient_by_similarity_rank", "normalised",
-           "pair_counts_from_batches", "pair_frequency", "positive_pair_similarities", "proposition1_ratio",
-           "shot_group", "similarity_gradients", "simulate_pairs", "simulate_report"]
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Analysis:
+    title: str  # its heading in the report, with where the paper has it
+    module: str  # the module whose run_stage runs it
+    wall_clock: bool = False  # its results are times: under reports/<profile>/timings/, see report/layout.py
+
+
+ANALYSES: dict[str, Analysis] = {
+    "simulate_pairs": Analysis("Dual imbalance: contrastive pair frequency by class pair (paper Fig. 1 centre, Prop. 1)",
+                               "rescom.analysis.pairs"),
+    "gradients": Analysis("Vanishing gradients: mean |dL/ds| by similarity rank (paper Fig. 1 right)",
+                          "rescom.analysis.gradients"),
+    "similarity": Analysis("Positive-pair similarity by shot group (paper Fig. 5)", "rescom.analysis.similarity"),
+    "inference_cost": Analysis("Inference cost of the evaluation vs the training model (paper Tables 5 and 8)",
+                               "rescom.analysis.inference_cost", wall_clock=True),
+}
+
+
+def analysis(name: str) -> Analysis:
+    """The registry entry of `name`; ConfigError naming the analyses there are."""
+    if name not in ANALYSES:
+        from rescom.config import ConfigError
+
+        raise ConfigError(f"no analysis {name!r}; analyses: {', '.join(ANALYSES)}")
+    return ANALYSES[name]

@@ -11,30 +11,30 @@ one batch at the dataset's image size:
              mode, autograd on (the graph is built; no backward).
 
 Time: median over ``repeat`` timed calls after ``warmup`` untimed ones, host-synchronised per call
-on CUDA, in milliseconds per batch; the hardware is named in every output.
+on CUDA, in milliseconds per batch; the hardware is named in every output. The device is chosen
+(engine/hardware.py), the networks built, the calls timed (`measure`) and the files written
+(`write_outputs`) one after another; `run_stage` is the pipeline's analysis stage.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import json
 import statistics
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rescom.engine.hardware import device_description  # noqa: F401  (re-exported)
+from rescom.engine.hardware import device_description, select_device
 from rescom.errors import UsageError
 
 # The paper's RIDE-vs-ResCom numbers (Tables 5 and 8) are read from rescom/report/paper/: ratios only.
 PAPER_NOTE = ("Paper rows: Tables 5 and 8 of arXiv 2203.11506, ms per batch of 64 on a GeForce 2080Ti "
               "(the authors' measurement, not this machine's)")
-
-# (classes, channels, evaluation image size) of the sources whose shape is known without the data.
-_KNOWN_SHAPES = {"cifar10": (10, 3, 32), "cifar100": (100, 3, 32), "fashion-mnist": (10, 1, 28),
-                 "imagenet-lt": (1000, 3, 224), "places-lt": (365, 3, 224), "inat2018": (8142, 3, 224)}
 
 
 def _count(module: torch.nn.Module | None) -> int:
@@ -66,8 +66,19 @@ def _image_shape(config, data) -> tuple[int, ...]:
     return tuple(SingleViewDataset(data.test, transform, data.channels)[0][0].shape)
 
 
-def _networks_from_checkpoint(path, device):
-    """(config, model, key_encoder or None, (C, H, W), MLflow run id or None) of a trained run."""
+@dataclass
+class Networks:
+    """What is timed: the run's config, its model, its momentum encoder (None without one), the
+    (C, H, W) of one image and the run's MLflow id (None when untracked or from a config)."""
+
+    config: object
+    model: torch.nn.Module
+    key_encoder: torch.nn.Module | None
+    shape: tuple[int, ...]
+    run_id: str | None = None
+
+
+def _networks_from_checkpoint(path, device) -> Networks:
     from rescom.analysis.checkpoint_analyses import load_run_state, mlflow_run_id
 
     config, data, model, state = load_run_state(path, device)
@@ -75,18 +86,19 @@ def _networks_from_checkpoint(path, device):
     if config.method.key_encoder == "momentum":
         key_encoder = copy.deepcopy(model).requires_grad_(False)
         key_encoder.load_state_dict(state["components"]["key_encoder"])
-    return config, model, key_encoder, _image_shape(config, data), mlflow_run_id(path, state)
+    return Networks(config, model, key_encoder, _image_shape(config, data), mlflow_run_id(path, state))
 
 
-def _networks_from_config(config, device):
-    """(config, model, key_encoder or None, (C, H, W), None) freshly initialised from a config (weights do not
-    change the time); the shape comes from the dataset's name, or from its data for an image folder."""
+def _networks_from_config(config, device) -> Networks:
+    """Freshly initialised from a config (weights do not change the time); the shape comes from the
+    source's registry entry, or from the data for a source without a fixed shape (an image folder)."""
     from rescom.data.preparation import run_data
+    from rescom.data.sources.registry import source
     from rescom.models import build_model
 
-    source, _ = run_data.parse_dataset(config.data.dataset)
-    if source in _KNOWN_SHAPES:
-        classes, channels, size = _KNOWN_SHAPES[source]
+    shape = source(run_data.parse_dataset(config.data.dataset)[0]).shape
+    if shape is not None:
+        classes, channels, size = shape
         shape = (channels, size, size)
     else:
         data = run_data.get_data(config.data, persist=False)  # only the shapes are needed; write nothing
@@ -98,10 +110,10 @@ def _networks_from_config(config, device):
     if config.run.channels_last:
         model.to(memory_format=torch.channels_last)
     key_encoder = copy.deepcopy(model).requires_grad_(False) if config.method.key_encoder == "momentum" else None
-    return config, model, key_encoder, shape, None
+    return Networks(config, model, key_encoder, shape)
 
 
-def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", batch: int = 64, repeat: int = 20,
+def inference_cost(checkpoint_or_config, device: str = "cpu", batch: int = 64, repeat: int = 20,
                    warmup: int = 3, out_dir=None) -> dict:
     """Time the evaluation model against the training forward for one batch (Tables 5 and 8).
 
@@ -110,36 +122,51 @@ def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", bat
         device: where to time ("cpu", "cuda", "cuda:0", or "auto": cuda when available).
         batch: B images per batch (the paper's 64).
         repeat, warmup: timed and untimed calls.
-        out_dir: where inference_cost.csv and inference_cost.md go (default: ``analysis`` beside the
-            checkpoint; required for a config).
+        out_dir: where inference_cost.csv, inference_cost.md and measured.json go (default:
+            ``analysis`` beside the checkpoint; required for a config).
 
     Returns {"rows" (one dict per measured model), "paths", "device", "image_shape", "mlflow",
     "paper_note"}.
     """
-    from rescom.methods import uses_two_views
-
     if batch < 1 or repeat < 1 or warmup < 0:
         raise UsageError(f"need batch >= 1, repeat >= 1, warmup >= 0; got {batch}, {repeat}, {warmup}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA device is available")
     is_path = isinstance(checkpoint_or_config, (str, Path))
     if not is_path and out_dir is None:
         raise ValueError("inference_cost of a config needs out_dir")
-    networks = _networks_from_checkpoint if is_path else _networks_from_config
-    config, model, key_encoder, shape, run_id = networks(checkpoint_or_config, device)
+    device = select_device(str(device))
+    networks = (_networks_from_checkpoint if is_path else _networks_from_config)(checkpoint_or_config, device)
+    rows = measure(networks, device, batch, repeat, warmup)
     out = Path(out_dir) if out_dir is not None else Path(checkpoint_or_config).parent / "analysis"
-    model.to(device)
+    description = device_description(device)
+    paths = write_outputs(out, rows, networks, description, repeat, warmup)
+    logged = "skipped: no checkpoint (timed from a config)"
+    if is_path:
+        from rescom.analysis.checkpoint_analyses import log_analysis_artifacts
+
+        logged = log_analysis_artifacts(networks.run_id, paths)
+    return {"rows": rows, "paths": paths, "device": description, "image_shape": networks.shape, "mlflow": logged,
+            "paper_note": PAPER_NOTE}
+
+
+def run_stage(profile, settings: dict, out_dir: Path) -> dict:
+    """The pipeline's stage: the params file's `analysis.inference_cost` (run, batch, repeat), on the CPU."""
+    return inference_cost(profile.checkpoint(settings["run"]), device="cpu", batch=settings["batch"],
+                          repeat=settings["repeat"], out_dir=out_dir)
+
+
+def _timed_calls(networks: Networks, device: torch.device, batch: int) -> list[tuple[str, str, object, int]]:
+    """(model, what runs, the call, parameters) of the inference model and of the training forward,
+    on two random batches of B images."""
+    from rescom.methods import uses_two_views
+
+    config, model, key_encoder = networks.config, networks.model.to(device), networks.key_encoder
     if key_encoder is not None:
         key_encoder.to(device)
     memory_format = torch.channels_last if config.run.channels_last else torch.contiguous_format
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else nullcontext
     generator = torch.Generator().manual_seed(0)
-    x1 = torch.randn(batch, *shape, generator=generator).to(device).contiguous(memory_format=memory_format)
-    x2 = torch.randn(batch, *shape, generator=generator).to(device).contiguous(memory_format=memory_format)
-
+    x1, x2 = (torch.randn(batch, *networks.shape, generator=generator).to(device).contiguous(memory_format=memory_format)
+              for _ in range(2))
     evaluation = model.inference_model().eval()
 
     def run_inference():
@@ -161,28 +188,39 @@ def inference_cost(checkpoint_or_config, device: str | torch.device = "cpu", bat
     training_what = " + ".join(parts) + (f", both views ({2 * batch} images)" if two_views else f" ({batch} images)")
     if key_encoder is not None:
         training_what += f" + momentum encoder ({batch} images)"
+    return [("inference", f"encoder + classifier ({batch} images)", run_inference, _count(evaluation)),
+            ("training forward", training_what, run_training_forward, _count(model) + _count(key_encoder))]
+
+
+def measure(networks: Networks, device: torch.device, batch: int, repeat: int, warmup: int) -> list[dict]:
+    """One row per model: its median, min and max milliseconds per batch, parameters, and its time
+    as a multiple of the inference model's."""
     rows = []
-    for name, what, fn, params in (
-        ("inference", f"encoder + classifier ({batch} images)", run_inference, _count(evaluation)),
-        ("training forward", training_what, run_training_forward, _count(model) + _count(key_encoder)),
-    ):
-        times = _time_ms(fn, device, repeat, warmup)
-        rows.append({"method": config.method_name, "model": name, "what": what, "batch": batch,
+    for name, what, call, params in _timed_calls(networks, device, batch):
+        times = _time_ms(call, device, repeat, warmup)
+        rows.append({"method": networks.config.method_name, "model": name, "what": what, "batch": batch,
                      "ms_median": round(statistics.median(times), 4), "ms_min": round(min(times), 4),
                      "ms_max": round(max(times), 4), "params": params})
     for row in rows:
         row["x_inference"] = round(row["ms_median"] / rows[0]["ms_median"], 3)
-    description = device_description(device)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [_write_csv(out / "inference_cost.csv", rows, description, shape),
-             _write_markdown(out / "inference_cost.md", rows, config, description, shape, repeat, warmup)]
-    logged = "skipped: no checkpoint (timed from a config)"
-    if is_path:
-        from rescom.analysis.checkpoint_analyses import log_analysis_artifacts
+    return rows
 
-        logged = log_analysis_artifacts(run_id, paths)
-    return {"rows": rows, "paths": paths, "device": description, "image_shape": shape, "mlflow": logged,
-            "paper_note": PAPER_NOTE}
+
+def write_outputs(out: Path, rows: list[dict], networks: Networks, description: str, repeat: int,
+                  warmup: int) -> list[Path]:
+    """inference_cost.csv and .md (the times, beside the paper's) and measured.json: what was timed
+    (models, parameters, batch, image shape), the same file whenever the same run is timed again
+    (the pipeline's stage output hashes only it; .dvcignore)."""
+    config, shape = networks.config, networks.shape
+    out.mkdir(parents=True, exist_ok=True)
+    measured = {"method": config.method_name, "dataset": config.data.dataset, "backbone": config.model.backbone,
+                "width": config.model.width, "bf16": config.run.bf16, "batch": rows[0]["batch"],
+                "image_shape": list(shape), "repeat": repeat, "warmup": warmup,
+                "models": [{k: row[k] for k in ("model", "what", "params")} for row in rows]}
+    (out / "measured.json").write_text(json.dumps(measured, indent=2) + "\n")
+    return [_write_csv(out / "inference_cost.csv", rows, description, shape),
+            _write_markdown(out / "inference_cost.md", rows, config, description, shape, repeat, warmup),
+            out / "measured.json"]
 
 
 def _paper_rows() -> list[dict]:

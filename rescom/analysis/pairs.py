@@ -68,7 +68,6 @@ class _PairCounter:
         self.in_batch, self.views, self.prefill = in_batch, views, prefill
         self.pairs = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.queue_hist_sum = np.zeros(num_classes, dtype=np.int64)  # sum over batches of q_t
-        self.anchor_hist = np.zeros(num_classes, dtype=np.int64)
         self.num_batches = 0
         if queue == "balanced":
             slots = size_per_class if size_per_class is not None else queue_size // num_classes
@@ -125,7 +124,6 @@ class _PairCounter:
         if self.in_batch:
             self.pairs += v * v * (full.T @ full) - v * np.diag(full.sum(axis=0))
         self.queue_hist_sum += q.sum(axis=0)
-        self.anchor_hist += full.sum(axis=0)
         self.num_batches += full.shape[0]
 
 
@@ -152,7 +150,6 @@ class PairSimulation:
 
     freq: np.ndarray  # [K, K] pair counts, anchor class x key class
     queue_histogram: np.ndarray  # [K] mean number of keys of each class in the queue over batches
-    anchor_histogram: np.ndarray  # [K] anchors of each class seen (one view)
     num_batches: int
 
 
@@ -176,7 +173,7 @@ def simulate_pairs(
         order = rng.permutation(labels)
         counter.update(order[: nb * batch_size].reshape(nb, batch_size))
     mean_q = counter.queue_hist_sum / max(counter.num_batches, 1)
-    return PairSimulation(counter.pairs, mean_q, counter.anchor_hist, counter.num_batches)
+    return PairSimulation(counter.pairs, mean_q, counter.num_batches)
 
 
 def pair_frequency(
@@ -309,3 +306,13 @@ def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: in
         json.dump(summary, f, indent=2)
         f.write("\n")
     return summary
+
+
+def run_stage(profile, settings: dict, out_dir: Path) -> dict:
+    """The pipeline's stage: the params file's `analysis.simulate_pairs` (class counts from num_classes,
+    max_count and imbalance; batch_size, queue_size, epochs, seed)."""
+    from rescom.data.preparation.longtail import exponential_counts
+
+    counts = exponential_counts(settings["num_classes"], settings["max_count"], settings["imbalance"])
+    return simulate_report(counts, settings["batch_size"], settings["queue_size"], settings["epochs"],
+                           settings["seed"], out_dir)

@@ -26,8 +26,8 @@ from rescom.data.sources.base import Split
 from rescom.data.loading import loaders
 from rescom.engine.components import build_components
 from rescom.engine.evaluate import evaluation_metrics, predict
-from rescom.engine.step import make_step, use_cuda_graphs
-from rescom.engine.run import EpochPass, epoch_seed
+from rescom.engine.step import make_train_step, use_cuda_graphs
+from rescom.engine.run import epoch_seed, train_batches
 from rescom.methods import preset_config, uses_two_views
 from rescom.progress import console, progress_bar
 
@@ -109,7 +109,7 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
     parts = build_components(config, data.class_counts, data.channels, device)
     if compile:
         parts.forward_model = torch.compile(parts.model)
-    step = make_step(config, parts, device)
+    step = make_train_step(config, parts, device)
     graphed = use_cuda_graphs(config, device)
     two_views = uses_two_views(config)
     batch = config.optim.batch_size
@@ -125,7 +125,8 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
 
     def epoch_fn(epoch: int):
         with progress_bar() as bar:
-            return EpochPass(config, parts, step, loader(epoch), device, bar, epoch).run_to_end()
+            for _ in train_batches(step, loader(epoch), device, config.run.log_every, bar, f"epoch {epoch + 1}"):
+                pass
 
     def evaluate():
         probs, targets = predict(parts.model.inference_model(), test_batches, device)
@@ -152,7 +153,7 @@ def bench_epoch(device: torch.device | str = "cpu", *, method: str = "rescom", e
                          other: wall_seconds(lambda: augment(epochs + 1, *other_policy), device)}
     # the epoch under the other policy: this epoch with its augmentation time swapped for the other's
     epoch_by_policy = {policy: epoch_s - augment_s + seconds for policy, seconds in augment_by_policy.items()}
-    eager_step = make_step(apply_overrides(config, {"run.cuda_graphs": False}), parts, device)
+    eager_step = make_train_step(apply_overrides(config, {"run.cuda_graphs": False}), parts, device)
     launches = {"eager": count_launches(lambda: eager_step(views, target), device)}
     graph_state = "off (CPU)" if device.type != "cuda" else "off (run.cuda_graphs=false)"
     if graphed:

@@ -44,7 +44,7 @@ def time_pack(device: torch.device, size: int, configs_for, epochs: int) -> dict
         memory = (torch.cuda.max_memory_allocated(device) - before["used"]) / size
     else:
         memory = max(peak_rss() - before["used"], 0) / size  # growth of the peak RSS; 0 if an earlier peak was higher
-    graphs = [getattr(run.step_fn, "captured", None) for run in runs]
+    graphs = [getattr(run.train_step, "captured", None) for run in runs]
     runs.clear()
     gc.collect()  # the runs' graphs and tensors go before the next pack is measured
     if device.type == "cuda":

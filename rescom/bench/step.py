@@ -19,7 +19,7 @@ from rescom.bench.timing import synchronize, time_interleaved
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.engine.components import build_components
-from rescom.engine.step import make_step, train_step
+from rescom.engine.step import make_train_step, train_step
 from rescom.methods import preset_config
 from rescom.progress import console
 
@@ -77,7 +77,7 @@ def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num
         if compile:
             parts.model = torch.compile(parts.model)
         # One step as training runs it: replayed as a CUDA graph on a GPU when graphs (run.cuda_graphs).
-        step = make_step(apply_overrides(cfg, {"run.cuda_graphs": graphs}), parts, views[0].device)
+        step = make_train_step(apply_overrides(cfg, {"run.cuda_graphs": graphs}), parts, views[0].device)
         steppers[name] = lambda step=step: step(views, target)
 
     # Memory: one step of each method alone after its own reset (on CPU the RSS is cumulative).

@@ -56,7 +56,7 @@ def gradients(checkpoint: Path = typer.Argument(..., help="A run's checkpoint.pt
               seed: int = typer.Option(0, help="Seed of the image sample."),
               device: Optional[str] = typer.Option(None, help="cpu / cuda (default: the run's run.device).")):
     """Mean |dL/ds| of positives and negatives by similarity rank (vanishing gradients, Fig. 1 right)."""
-    from rescom.analysis.checkpoint_analyses import gradient_analysis
+    from rescom.analysis.gradients import gradient_analysis
 
     _check_checkpoint(checkpoint)
     result = gradient_analysis(checkpoint, num_batches=num_batches, batch_size=batch_size,
@@ -74,7 +74,7 @@ def similarity(runs: list[str] = typer.Option([], "--run", help="LABEL=CHECKPOIN
                few: int = typer.Option(20, help="Few-shot: fewer than this many training images."),
                device: Optional[str] = typer.Option(None, help="cpu / cuda (default: each run's run.device).")):
     """Positive-pair cosine similarity of test images by many / medium / few (Fig. 5)."""
-    from rescom.analysis.checkpoint_analyses import similarity_analysis
+    from rescom.analysis.similarity import similarity_analysis
 
     checkpoints = parse_run_options(runs)
     result = similarity_analysis(checkpoints, out, many=many, few=few, device=device)

@@ -30,7 +30,7 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
                                                "method's step (after one warm-up) instead of timing.")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
     from rescom.bench.step import bench_step, format_step, profile_step
-    from rescom.engine.run import select_device
+    from rescom.engine.hardware import select_device
 
     if profile not in (None, "rescom", "plain"):
         fail(f"--profile: rescom or plain, not {profile!r}")
@@ -71,7 +71,7 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
     """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
     from rescom.bench.epoch import bench_epoch, format_epoch
     from rescom.data.augmentation.batched.recipes import POLICIES
-    from rescom.engine.run import select_device
+    from rescom.engine.hardware import select_device
 
     if autoaugment not in POLICIES:
         fail(f"--autoaugment: one of {', '.join(POLICIES)}, not {autoaugment!r}")
@@ -92,7 +92,7 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
          test_per_class: int = typer.Option(100)):
     """K runs packed in one process against one run on synthetic CIFAR-100-LT IF=100 shapes: aggregate epochs/s, ratio, memory per run."""
     from rescom.bench.pack import bench_pack, format_pack
-    from rescom.engine.run import select_device
+    from rescom.engine.hardware import select_device
 
     try:
         sizes = [int(k) for k in runs.split(",") if k.strip()]

@@ -1,4 +1,5 @@
-"""`rescom exp show`: DVC's experiments table for one profile, narrowed to the columns that matter."""
+"""`rescom exp show`: DVC's experiments table for one profile, narrowed to the columns that matter; `rescom
+status`: whether each profile is up to date, one line each."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ def show(ctx: typer.Context,
     if own_table and done.returncode == 0:
         render(done.stdout, columns, all_columns)
     raise typer.Exit(done.returncode)
+
+
+def status():
+    """Whether each profile is up to date, one line each: the stages `dvc repro` would run again, or "not
+    run" for a profile never run here (where a bare `dvc status` lists every stage of every profile)."""
+    from pathlib import Path
+
+    from rescom.pipeline.status import profile_status
+
+    if not Path(".dvc").is_dir():
+        fail("no .dvc/ here: run from the project's root")
+    for profile in profile_status():
+        typer.echo(profile.line())

@@ -34,22 +34,22 @@ def train(params: Path = typer.Option(Path("params.yaml")), table: str = typer.O
 @pipeline_app.command("train-pack")
 @expected_errors
 def train_pack(params: Path = typer.Option(Path("params.yaml")),
-               results: Path = typer.Option(..., help="Where to write {stage cmd: {ok, error}} as JSON."),
-               stages: list[str] = typer.Option(..., "--stage", help="A training stage's command (python -m rescom.stages.train ...) "
-                                                "of this params file (repeatable).")):
+               results: Path = typer.Option(..., help="Where to write {stage name: {ok, error}} as JSON."),
+               stages: list[str] = typer.Option(..., "--stage", help='A training stage of this params file as JSON, '
+                                                '{"name": DVC stage name, "table": T, "item": {axis: value}} (repeatable).')):
     """Train several stages' runs in one process (rescom.pipeline.packing); exit 1 if any failed."""
-    from rescom.pipeline.packing import train_stages
+    from rescom.pipeline.packing import TrainStage, train_stages
 
-    outcome = train_stages(str(params), stages, results)
-    for cmd, result in outcome.items():
-        typer.echo(f"{'ok' if result['ok'] else 'FAILED'}: {cmd}" + ("" if result["ok"] else f" ({result['error']})"))
+    outcome = train_stages([TrainStage.from_json(stage, str(params)) for stage in stages], results)
+    for name, result in outcome.items():
+        typer.echo(f"{'ok' if result['ok'] else 'FAILED'}: {name}" + ("" if result["ok"] else f" ({result['error']})"))
     if not all(result["ok"] for result in outcome.values()):
         raise typer.Exit(1)
 
 
 @pipeline_app.command("analysis")
 @expected_errors
-def analysis(name: str = typer.Argument(..., help="simulate_pairs, gradients, similarity or inference_cost."),
+def analysis(name: str = typer.Argument(..., help="An analysis of rescom.analysis.ANALYSES, e.g. simulate_pairs or gradients."),
              params: Path = typer.Option(Path("params.yaml"))):
     """Run one analysis of the profile into reports/<profile>/analysis/<name>/ (the analysis stage)."""
     from rescom.stages import analysis as stage

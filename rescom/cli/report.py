@@ -12,9 +12,6 @@ from rescom.pipeline.catalogue import profile_params
 
 report_app = typer.Typer(invoke_without_command=True, help="Render reports from finished runs, or compare two report trees.")
 
-ABLATIONS = {"queue-type": "queue_type", "beta": "beta", "spm": "spm", "siambs": "siambs", "entirety": "main",
-             "main": "main", "draws": "draws"}
-
 
 @report_app.callback()
 @expected_errors
@@ -81,21 +78,24 @@ def referenced_stages(profile, table: str) -> list[str]:
 
 
 @expected_errors
-def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, entirety or draws."),
+def ablate(name: str = typer.Argument(..., help="A report table, e.g. queue-type, beta, spm, siambs, entirety or draws."),
            profile: str = typer.Option("default", help="smoke, default or paper."),
            jobs: int = typer.Option(1, "--jobs", "-j", help="Stages at once (local Dask workers; one per GPU on a GPU machine)."),
            scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler instead of local workers.")):
     """Run only the missing runs of one ablation (what `dvc repro` would run, through `rescom repro`'s
     executor), then print and write its table."""
-    if name not in ABLATIONS:
-        fail(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
+    from rescom.report.tables import TABLES, ablation_tables
+
+    ablations = ablation_tables()
+    if name not in ablations:
+        fail(f"unknown ablation {name!r}; choose one of {', '.join(ablations)}")
     from rescom.pipeline.catalogue import load_profile
     from rescom.pipeline.dvcfile import dvc_path
-    from rescom.report.draws import render_draws
-    from rescom.report.render import render_table
+    from rescom.report.render import render_rows
 
     loaded = load_profile(profile_params(profile))
-    stage = ABLATIONS[name]
+    table = ablations[name]
+    stage = TABLES[table].runs_of or table  # the stages that train its runs
     dvcfile = dvc_path(loaded)
     targets = [f"{dvcfile}:{stage}", *(f"{dvcfile}:{s}" for s in referenced_stages(loaded, stage))]
     target = " ".join(targets)
@@ -107,7 +107,6 @@ def ablate(name: str = typer.Argument(..., help="queue-type, beta, spm, siambs, 
         fail(f"rescom repro {target}: {len(summary.failed)} stage(s) failed, {len(summary.not_run)} not run")
     out_dir = Path("reports") / loaded.name / "tables"  # where `rescom report` keeps every table
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = "entirety" if name == "entirety" else stage
-    if (render_draws(loaded, out_dir) if table == "draws" else render_table(loaded, table, out_dir)) is None:
+    if render_rows(loaded, table, out_dir) is None:
         fail(f"no finished runs for {table}")
     typer.echo((out_dir / f"{table}.md").read_text())

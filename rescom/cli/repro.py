@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +17,30 @@ def _on_this_machine(address: str) -> bool:
     from rescom.executor.tracking_server import is_loopback
 
     return is_loopback(urlparse(address if "://" in address else f"tcp://{address}").hostname or "")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def slurm_site(path: Path | None, **options):
+    """The SLURM site settings: the file's, then the options given."""
+    try:
+        import dask_jobqueue  # noqa: F401 - fail here, before anything starts
+    except ImportError:
+        fail("--slurm needs dask-jobqueue: pip install -e '.[cluster]'")
+    from rescom.executor.slurm import load_settings
+
+    return load_settings(path, options)
+
+
+def _raised_in(error: BaseException, executor_modules: tuple[str, ...]) -> bool:
+    """Whether error's own raise statement is in one of these rescom/executor/ modules."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    path = Path(frame.tb_frame.f_code.co_filename) if frame is not None else Path()
+    return path.parent.name == "executor" and path.name in executor_modules
 
 
 def profile_targets(targets: list[str], profile: str) -> list[str]:
@@ -36,34 +61,74 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
           threads: Optional[int] = typer.Option(None, help="Torch/OpenMP threads per stage (default: what a sequential `dvc repro` stage gets here; CPU results depend on it)."),
           tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI for the stages (a running server)."),
           tracking_server: Optional[str] = typer.Option(None, help="Start an MLflow server bound to this host (127.0.0.1; beyond it, basic auth) over the workspace's mlflow.db."),
-          log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root.")):
+          log_dir: Path = typer.Option(Path("logs/repro"), help="Per-stage logs, relative to the DVC root."),
+          slurm: bool = typer.Option(False, "--slurm", help="Run the stages as SLURM jobs (dask-jobqueue): GPU jobs for training, CPU jobs for the rest; see docs/slurm.md."),
+          slurm_config: Optional[Path] = typer.Option(None, help="YAML file of SLURM site settings (the keys of the options below, plus cpu_partition, max_cpu_jobs, gpu_stages, python, scheduler_host)."),
+          partition: Optional[str] = typer.Option(None, help="SLURM partition (-p) of the jobs."),
+          account: Optional[str] = typer.Option(None, help="SLURM account (-A) of the jobs."),
+          walltime: Optional[str] = typer.Option(None, help="Walltime per job, e.g. 04:00:00 (workers retire a margin before it)."),
+          job_memory: Optional[str] = typer.Option(None, help="Memory per job, e.g. 32GB."),
+          job_cores: Optional[int] = typer.Option(None, help="CPU cores per job."),
+          gpus_per_job: Optional[int] = typer.Option(None, help="GPUs per GPU job (--gres=gpu:G)."),
+          max_jobs: Optional[int] = typer.Option(None, help="At most this many GPU jobs at once."),
+          sbatch: list[str] = typer.Option([], help="Extra #SBATCH option for every job (repeatable), e.g. --sbatch=--qos=normal."),
+          prologue: list[str] = typer.Option([], help="Shell line each job runs before its worker (repeatable), e.g. 'module load cuda'."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="With --slurm: print the job scripts and the plan of stages, submit nothing."),
+          push: bool = typer.Option(False, "--push", help="Push each finished stage's outputs to the DVC remote as it goes (docs/sharing.md)."),
+          remote: Optional[str] = typer.Option(None, help="The DVC remote --push sends to (default: the repository's default remote).")):
     """Run what `dvc repro` would run, independent stages in parallel; only this process writes dvc.lock.
     Exit status: 0 all done, 1 a stage failed, 2 bad input (before any cluster starts), 130 Ctrl-C."""
-    if jobs is not None and scheduler is not None:
-        fail("give --jobs or --scheduler, not both")
+    if sum(map(bool, (jobs is not None, scheduler is not None, slurm))) > 1:
+        fail("give one of --jobs, --scheduler and --slurm")
+    if dry_run and not slurm:
+        fail("--dry-run goes with --slurm")
     for name, value in (("--jobs", jobs), ("--pack", pack), ("--threads", threads)):
         if value is not None and value < 1:
             fail(f"{name} must be at least 1, got {value}")
+    if remote and not push:
+        fail("--remote names where --push sends: give --push too")
     if tracking_uri and tracking_server:
         fail("give --tracking-uri or --tracking-server, not both")
     if scheduler and not (tracking_uri or tracking_server) and not _on_this_machine(scheduler):
         fail(f"--scheduler {scheduler}: workers on other machines need --tracking-uri URI or --tracking-server HOST "
              "(the sqlite store is unsafe on a shared filesystem)")
     targets = profile_targets(targets or [], profile)
+    site = None
+    if slurm:
+        site = slurm_site(slurm_config, partition=partition, account=account, walltime=walltime, memory=job_memory,
+                          cores=job_cores, gpus_per_job=gpus_per_job, max_gpu_jobs=max_jobs, directives=sbatch,
+                          prologue=prologue)
+        if dry_run:
+            from rescom.executor.session import dry_run as show_plan
+
+            show_plan(targets, site, log_dir)
+            return
+        from rescom.executor.slurm import is_this_machine, slurm_nodes
+
+        if not (tracking_uri or tracking_server) and not all(map(is_this_machine, slurm_nodes())):
+            fail("--slurm on a cluster of several nodes needs --tracking-server HOST or --tracking-uri URI "
+                 "(the workspace's sqlite store is unsafe on a shared filesystem)")
+    if tracking_uri:
+        from rescom.tracking import check_reachable
+
+        check_reachable(tracking_uri)
     from rescom.executor.session import repro as run_repro
 
+    # SIGTERM (scancel or the walltime of a controller inside an allocation) stops as Ctrl-C does:
+    # running stages stopped, finished ones recorded, every SLURM job cancelled.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = run_repro(targets, jobs=jobs if scheduler is None else None, scheduler=scheduler, pack=pack,
-                            threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir)
+                            threads=threads, tracking_uri=tracking_uri, serve_tracking=tracking_server, log_dir=log_dir,
+                            slurm=site, push=push, remote=remote)
     except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
         typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
     except ValueError as err:
-        # A bad target or dvc.yaml is DVC's error, which executor/plan.py hands on as a one-line ValueError:
-        # expected. Any other ValueError is a bug. (Goes when plan.py raises an ExpectedError instead.)
-        from dvc.exceptions import DvcException
-
-        if not isinstance(err.__context__, DvcException):
+        # executor/plan.py (DVC's error on a bad target or dvc.yaml) and executor/push.py (no such remote)
+        # raise the user's mistakes as one-line ValueErrors: expected. A ValueError raised anywhere else
+        # is a bug. (Goes when those two raise an ExpectedError instead.)
+        if not _raised_in(err, ("plan.py", "push.py")):
             raise
         fail(str(err))
     if summary.interrupted or not summary.ok:

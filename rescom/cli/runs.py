@@ -1,4 +1,5 @@
-"""`rescom runs` and `rescom ui`: look at the tracked runs in the project's MLflow store.
+"""`rescom runs` and `rescom ui`: look at the tracked runs in the project's MLflow store (how a run looks
+there is decided in rescom.tracking; which page `rescom ui` opens, here).
 
 The functions are registered on the app by rescom.cli (this module builds no Typer app of its own).
 """
@@ -13,6 +14,7 @@ from typing import Optional
 import typer
 
 from rescom.cli.common import expected_errors
+from rescom.tracking import default_tracking_uri, local_artifacts_root, sqlite_path, ui_url
 
 
 @expected_errors
@@ -49,10 +51,37 @@ def _cell(value) -> str:
 
 
 def ui(host: str = typer.Option("127.0.0.1", help="Interface to bind (default loopback only)."),
-       port: int = typer.Option(5000)):
-    """Start the MLflow UI on the project's store (one worker); prints the address of the training runs."""
-    from rescom.tracking import ui_command, ui_landing
-
+       port: int = typer.Option(5000),
+       experiment: str = typer.Option("default/main", help="The experiment (profile/table) whose address is printed; "
+                                      "without it, another profile's main table.")):
+    """Start the MLflow UI on the project's store (one worker); prints the address of the main table's runs."""
     uri, command = ui_command(host, port)
-    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port)}")
+    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port, experiment)}")
     os.execv(sys.executable, command)
+
+
+def ui_command(host: str, port: int) -> tuple[str, list[str]]:
+    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
+    store's mlartifacts/ wherever the store now lies."""
+    uri = default_tracking_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    root = local_artifacts_root(uri)
+    if root is not None:
+        command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
+    return uri, command
+
+
+def ui_landing(uri: str, host: str, port: int, experiment: str = "default/main") -> str:
+    """The address to open, in the model-training view: `experiment`'s runs (the default profile's main
+    table); without it, the newest experiment of a main table (`<profile>/main`), else the newest
+    experiment, else the UI's home page. Reading never creates a store."""
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        return ui_url(f"http://{host}:{port}")
+    from mlflow.tracking import MlflowClient
+
+    newest_first = [e for e in MlflowClient(uri).search_experiments(order_by=["last_update_time DESC"])
+                    if e.name != "Default"]
+    ranked = sorted(newest_first, key=lambda e: (e.name != experiment, not e.name.endswith("/main")))
+    return ui_url(f"http://{host}:{port}", ranked[0].experiment_id if ranked else None)

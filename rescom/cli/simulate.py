@@ -19,7 +19,7 @@ def simulate_pairs(dataset: str = typer.Option("cifar10-lt"), imbalance: float =
                    epochs: int = typer.Option(200), seed: int = typer.Option(0),
                    out: Path = typer.Option(Path("reports/simulate-pairs"))):
     """Count contrastive pairs per class combination under sampling (Fig. 1 centre, Prop. 1)."""
-    from rescom.analysis import simulate_report
+    from rescom.analysis.pairs import simulate_report
     from rescom.data.preparation.longtail import exponential_counts
 
     sizes = {"cifar10-lt": (10, 5000), "cifar100-lt": (100, 500), "fashion-mnist-lt": (10, 6000)}

@@ -1,10 +1,22 @@
-"""One line naming the hardware a time was measured on (run summaries, inference-cost tables)."""
+"""The device a run or an analysis uses, and one line naming the hardware a time was measured on
+(run summaries, inference-cost tables)."""
 
 from __future__ import annotations
 
 import platform
 
 import torch
+
+from rescom.config import ConfigError
+
+
+def select_device(name: str) -> torch.device:
+    """run.device (or a command's --device) as a torch device: auto is cuda when one is available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} (run.device / --device): no CUDA device is available")
+    return torch.device(name)
 
 
 def device_description(device: torch.device) -> str:

@@ -3,7 +3,7 @@
 One CIFAR-sized step is latency-bound on a large GPU (a few percent of its peak), so K runs whose
 steps interleave in one process fill it better than K runs one after another. The mechanism is
 interleaving (docs/design.md, "Packed runs"): each run keeps exactly its own computation, RNG state
-and CUDA stream, and `engine.scheduler.run_pack` gives each run one step in turn. Each run keeps its own
+and CUDA stream, and `engine.scheduler.run_pack` gives each run one train step in turn. Each run keeps its own
 run directory (named as its solo run), checkpoint, metrics, MLflow run and queue, and can be resumed
 alone or in a pack.
 
@@ -29,8 +29,9 @@ from torch.utils._pytree import tree_leaves
 from rescom.config import ConfigError, TrainConfig, apply_overrides
 from rescom.data.loading import loaders
 from rescom.engine import distributed
+from rescom.engine.hardware import select_device
 from rescom.engine.resume import RunStart
-from rescom.engine.run import Run, run_name, select_device
+from rescom.engine.run import Run, run_name
 from rescom.methods import uses_two_views
 from rescom.progress import console
 

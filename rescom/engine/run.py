@@ -1,13 +1,16 @@
-"""One training run, read top to bottom: set-up, then per epoch begin -> steps -> evaluation and
-checkpoint -> end, then finish.
+"""One training run: set-up, its epochs, its results.
 
-A `Run` holds its config, data, components (model, queue, optimizer), step (a CUDA graph on a
-GPU), RNG state, CUDA stream, tracker, paths and named state (run_state.RunState). Construction
-reads the data, loads a checkpoint and validates, writing no run file; `open` writes config.yaml,
-starts or continues the MLflow run and announces the run. Then, per epoch, `begin_epoch`, `step`
-until it returns False, `end_epoch`; at the end `finish` (metrics.json, figures, MLflow FINISHED)
-or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these calls, the
+A `Run` keeps what lasts the whole run: config, data, components (model, queue, optimizer), train
+step (a CUDA graph on a GPU), RNG state, CUDA stream, tracker, paths and state (run_state.RunState:
+epochs done, history). Construction reads the data, loads a checkpoint and validates, writing no
+run file; `open` writes config.yaml, starts or continues the MLflow run and announces the run;
+`epoch()` is the next epoch, top to bottom; then `finish` (metrics.json, figures, MLflow FINISHED)
+or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these, the train
 steps of several runs interleaved; a solo run is a pack of one.
+
+Steps, by name: a train step (step.train_step) is one batch's forward, backward, optimizer step and
+queue write; the optimizer step is the SGD update inside it; the learning rate schedule moves once
+per epoch (components.learning_rate); an MLflow curve's step is the epoch number.
 
 Each epoch's randomness is seeded from (run seed, epoch), so an epoch is a function of the
 checkpoint before it: a run killed and resumed ends with exactly the metrics and checkpoint bytes
@@ -19,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import torch
 
-from rescom.config import ConfigError, TrainConfig, resolve_for_data
+from rescom.config import TrainConfig, resolve_for_data
 from rescom.data.loading import loaders
 from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
@@ -32,13 +36,13 @@ from rescom.engine.checkpoint import save_checkpoint, training_code_identity
 from rescom.engine.components import Components, build_components, learning_rate
 from rescom.errors import NonFiniteLossError
 from rescom.engine.evaluate import evaluation_metrics, predict
-from rescom.engine.hardware import device_description
+from rescom.engine.hardware import device_description, select_device
 from rescom.engine.outputs import (confusion_matrix, plot_run_figures, run_log, write_config, write_history,
                                    write_json, write_per_class)
 from rescom.engine.resume import RunStart, initial_state, refuse_existing_run
 from rescom.engine.run_state import RunPaths
 from rescom.engine.run_tracking import open_tracker
-from rescom.engine.step import make_step, use_cuda_graphs
+from rescom.engine.step import make_train_step, use_cuda_graphs
 from rescom.methods import uses_two_views
 from rescom.progress import console
 from rescom.tracking import NullTracker
@@ -51,14 +55,6 @@ def run_name(config: TrainConfig) -> str:
     return f"{config.method_name}-{config.data.dataset}{factor}-s{config.run.seed}"
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """A distinct, reproducible seed per (run seed, epoch)."""
     return (seed * 1_000_003 + epoch) % (2**63)
@@ -67,7 +63,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class Run:
     """One training run in this process (module docstring). Everything it computes happens inside
     `own_context`: torch's global CPU generator holds this run's state there (the PIL augmentation
-    draws from it), and on a GPU its kernels go to its own stream, so the steps of several runs
+    draws from it), and on a GPU its kernels go to its own stream, so the train steps of several runs
     interleave without touching each other's draws."""
 
     def __init__(self, config: TrainConfig, world: distributed.World, start: RunStart = RunStart(),
@@ -95,8 +91,7 @@ class Run:
         self.hardware = device_description(self.device)  # what the run log's seconds were measured on
         self.tracker = NullTracker()
         self.pack_size, self.bar, self.epochs_task = 1, None, None  # set by open
-        self.step_fn = None  # made by open: a CUDA graph is captured once, replayed every epoch
-        self.lr, self.started, self.epoch_pass = 0.0, 0.0, None  # this epoch's, set by begin_epoch
+        self.train_step = None  # made by open: a CUDA graph is captured once, replayed every epoch
         self.last_eval: tuple[torch.Tensor, torch.Tensor] | None = None  # (probs, targets) of the last evaluation
 
     @property
@@ -117,7 +112,7 @@ class Run:
             torch.set_rng_state(outer)
 
     def open(self, bar, pack_size: int = 1) -> None:
-        """Write config.yaml, start or continue the MLflow run, make the step; the first log line."""
+        """Write config.yaml, start or continue the MLflow run, make the train step; the first log line."""
         self.pack_size, self.bar = pack_size, bar
         if pack_size > 1:
             self.hardware += f", packed with {pack_size - 1} other run(s) in one process"
@@ -126,62 +121,52 @@ class Run:
             write_config(self.paths.root / "config.yaml", self.config.to_dict())
             self.tracker = open_tracker(self.config, self.data, self.paths, self.state, self.changes)
             _announce(self.config, self.data, self.paths, self.device, self.state.epoch)
-        with self.own_context():
-            self.step_fn = make_step(self.config, self.parts, self.device)
+        self.train_step = make_train_step(self.config, self.parts, self.device)
         label = "epochs" if pack_size == 1 else f"epochs {self.paths.root.name}"
         self.epochs_task = bar.add_task(label, total=self.config.optim.epochs, completed=self.state.epoch, info="")
 
-    def begin_epoch(self) -> None:
-        """The epoch's learning rate, augmentation seed and loader."""
-        config, epoch = self.config, self.state.epoch
-        with self.own_context():
-            self.lr = learning_rate(config, epoch)
-            self.parts.optimizer.set_learning_rate(self.lr)
-            # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
-            torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
-            loader = loaders.epoch_batches(self.data, config.data, config.optim.batch_size, uses_two_views(config),
-                                            epoch_seed(config.run.seed, epoch), self.device, self.resident,
-                                            graphs=self.graphs)
-            self.started = time.perf_counter()
-            self.epoch_pass = EpochPass(config, self.parts, self.step_fn, loader, self.device, self.bar, epoch)
-
-    def step(self) -> bool:
-        """One training step of this epoch; False once the epoch's batches are used up."""
-        with self.own_context():
-            try:
-                return self.epoch_pass.step()
-            except NonFiniteLossError as err:
-                raise NonFiniteLossError(f"{err}. {_nan_advice(self.config, self.paths, self.state.epoch)}") from None
-
-    def end_epoch(self) -> None:
-        """Evaluate (every run.eval_every epochs), checkpoint, write the run log, log the epoch."""
-        config, state, main = self.config, self.state, self.world.is_main
-        epoch, epochs = state.epoch, config.optim.epochs
-        seconds = time.perf_counter() - self.started
-        row = {"epoch": epoch + 1, "lr": self.lr, **self.epoch_pass.metrics()}
-        with self.own_context():
-            if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == epochs):
-                self.last_eval = predict(self.parts.model.inference_model(), self.test_batches, self.device,
-                                         config.run.channels_last)
-                evaluation = evaluation_metrics(*self.last_eval, self.data.class_counts)
-                evaluation.pop("per_class")
-                row.update(evaluation)
-            state.history.append(row)
-            state.epoch_seconds.append(seconds)
-            state.epoch = epoch + 1
-            # Checkpoint before logging: if logging fails the epoch is still safe on disk.
-            if main:
-                save_checkpoint({"config": config.to_dict(), "components": self.parts.state_dict(),
-                                 "code": training_code_identity(), "data_fingerprint": self.data.meta.get("fingerprint", ""),
-                                 "subsample_rule": run_data.subsample_rule_of(config.data),
-                                 "epoch": state.epoch, "history": state.history}, self.paths.checkpoint)
-                write_json(self.paths.run_log, self._run_log())
+    def epoch(self) -> Iterator[bool]:
+        """The next epoch, top to bottom; yields after each train step, where a pack interleaves its
+        runs. Its caller resumes it inside own_context (scheduler.interleaved_epoch)."""
+        config, state, epoch, main = self.config, self.state, self.state.epoch, self.world.is_main
+        lr = learning_rate(config, epoch)
+        self.parts.optimizer.set_learning_rate(lr)
+        # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
+        torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
+        batches = loaders.epoch_batches(self.data, config.data, config.optim.batch_size, uses_two_views(config),
+                                        epoch_seed(config.run.seed, epoch), self.device, self.resident,
+                                        graphs=self.graphs)
+        started = time.perf_counter()
+        self.parts.model.train()
+        try:
+            train = yield from train_batches(self.train_step, batches, self.device, config.run.log_every,
+                                             self.bar, f"epoch {epoch + 1}")
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(f"{err}. {_nan_advice(config, self.paths, epoch)}") from None
+        seconds = time.perf_counter() - started
+        row = {"epoch": epoch + 1, "lr": lr, **train}
+        if main and ((epoch + 1) % config.run.eval_every == 0 or epoch + 1 == config.optim.epochs):
+            self.last_eval = predict(self.parts.model.inference_model(), self.test_batches, self.device,
+                                     config.run.channels_last)
+            evaluation = evaluation_metrics(*self.last_eval, self.data.class_counts)
+            evaluation.pop("per_class")
+            row.update(evaluation)
+        state.history.append(row)
+        state.epoch_seconds.append(seconds)
+        state.epoch = epoch + 1
+        # Checkpoint before logging: if logging fails the epoch is still safe on disk.
+        if main:
+            save_checkpoint({"config": config.to_dict(), "components": self.parts.state_dict(),
+                             "code": training_code_identity(), "data_fingerprint": self.data.meta.get("fingerprint", ""),
+                             "subsample_rule": run_data.subsample_rule_of(config.data),
+                             "epoch": state.epoch, "history": state.history}, self.paths.checkpoint)
+            write_json(self.paths.run_log, self._run_log())
         distributed.barrier()  # the other ranks wait while rank 0 evaluates and checkpoints
         self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch" and not _nan(v)} | {"epoch_seconds": seconds},
                                  step=epoch + 1)
         self.bar.update(self.epochs_task, advance=1, info=_summary(row))
         prefix = "" if self.pack_size == 1 else f"{self.paths.root.name}: "
-        console.log(f"{prefix}epoch {epoch + 1}/{epochs} " + _summary(row))
+        console.log(f"{prefix}epoch {epoch + 1}/{config.optim.epochs} " + _summary(row))
 
     def finish(self) -> dict:
         """metrics.json, history.csv, per_class.csv, figures and the MLflow run's last metrics; FINISHED."""
@@ -232,55 +217,33 @@ class Run:
         return summary | {"run_log": log}
 
 
-class EpochPass:
-    """One pass over an epoch's loader, a step per `step()` call (so a pack interleaves its runs'
-    steps); `metrics()` afterwards. Host syncs only every run.log_every steps (progress + NaN check)."""
-
-    def __init__(self, config: TrainConfig, parts: Components, step_fn, loader, device: torch.device, bar,
-                 epoch: int):
-        parts.model.train()
-        self.config, self.step_fn, self.device, self.bar, self.epoch = config, step_fn, device, bar, epoch
-        self.batches, self.length = enumerate(loader, start=1), len(loader)
-        self.task = bar.add_task(f"epoch {epoch + 1}", total=self.length, info="")
-        self.sums: dict[str, torch.Tensor] = {}
-        self.seen = 0
-        self.totals, self.total_seen = self.sums, 0  # all ranks' sums at the last sync
-
-    def step(self) -> bool:
-        """Train on the next batch; False (the epoch's bar removed) once the loader is used up."""
-        numbered = next(self.batches, None)
-        if numbered is None:
-            self.bar.remove_task(self.task)
-            return False
-        step, (*views, target) = numbered
-        views = [v.to(self.device, non_blocking=True) for v in views]
-        target = target.to(self.device, non_blocking=True)
-        for key, value in self.step_fn(views, target).items():
-            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
-        self.seen += target.shape[0]
-        if step % self.config.run.log_every == 0 or step == self.length:
+def train_batches(train_step, batches, device: torch.device, log_every: int, bar, label: str
+                  ) -> Generator[bool, None, dict]:
+    """A train step on each of the epoch's batches, yielding True after each; returns the epoch's mean
+    losses and train accuracy (%). Syncs with the host only every log_every batches and after the last
+    (progress and the NaN check)."""
+    task = bar.add_task(label, total=len(batches), info="")
+    sums: dict[str, torch.Tensor] = {}
+    seen, totals, total_seen = 0, sums, 0  # totals, total_seen: all ranks' at the last sync
+    for number, (*views, target) in enumerate(batches, start=1):
+        views = [v.to(device, non_blocking=True) for v in views]
+        target = target.to(device, non_blocking=True)
+        for key, value in train_step(views, target).items():  # a CUDA graph's outputs: overwritten next replay
+            sums[key] = sums[key] + value if key in sums else value.clone()
+        seen += target.shape[0]
+        if number % log_every == 0 or number == len(batches):
             # Multi-GPU hook: sums over all ranks (identity in one process), so every rank stops on a NaN.
-            self.totals, self.total_seen = distributed.reduce_totals(self.sums, self.seen)
-            loss = self.totals["loss"].item() / step
+            totals, total_seen = distributed.reduce_totals(sums, seen)
+            loss = totals["loss"].item() / number
             if not math.isfinite(loss):
-                self.bar.remove_task(self.task)
-                raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {step}: the loss is {loss}; the run stops")
-            accuracy = 100 * self.totals["correct"].item() / self.total_seen
-            self.bar.update(self.task, completed=step, info=f"loss {loss:.3f} acc {accuracy:.1f}")
-        return True
-
-    def run_to_end(self) -> dict:
-        """The whole epoch at once (rescom bench epoch); its metrics."""
-        while self.step():
-            pass
-        return self.metrics()
-
-    def metrics(self) -> dict:
-        """The epoch's mean losses and train accuracy (%)."""
-        steps = max(self.length, 1)
-        out = {k: v.item() / steps for k, v in self.totals.items() if k != "correct"}
-        out["train_acc"] = 100.0 * self.totals["correct"].item() / max(self.total_seen, 1) if self.totals else 0.0
-        return out
+                bar.remove_task(task)
+                raise NonFiniteLossError(f"{label}, batch {number}: the loss is {loss}; the run stops")
+            bar.update(task, completed=number, info=f"loss {loss:.3f} acc {100 * totals['correct'].item() / total_seen:.1f}")
+        yield True
+    bar.remove_task(task)
+    means = {k: v.item() / max(len(batches), 1) for k, v in totals.items() if k != "correct"}
+    means["train_acc"] = 100.0 * totals["correct"].item() / max(total_seen, 1) if totals else 0.0
+    return means
 
 
 def shared_data(config: TrainConfig, cache: dict | None) -> PreparedData:
@@ -302,7 +265,7 @@ def _announce(config: TrainConfig, data: PreparedData, paths: RunPaths, device: 
     o = config.optim
     console.log(f"{paths.root}: {config.method_name} on {config.data.dataset} ({sum(data.class_counts)} training "
                 f"images in {len(data.class_counts)} classes, {len(data.test)} test images), epochs {start + 1}-{o.epochs} "
-                f"of {sum(data.class_counts) // o.batch_size} steps x {o.batch_size}, on {device}")
+                f"of {sum(data.class_counts) // o.batch_size} batches of {o.batch_size}, on {device}")
     for line in misleading_data_warnings(data.class_counts, data.test.labels):
         console.log(f"warning: {line}")
 

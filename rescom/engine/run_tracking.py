@@ -19,6 +19,7 @@ def open_tracker(config: TrainConfig, data: PreparedData, paths: RunPaths, state
     tracker = Tracker(config.run.experiment)
     if state.mlflow_run_id:
         tracker.resume(state.mlflow_run_id)
+        tracker.log_missing_epochs(state.history, state.epoch_seconds)
         if changes:  # MLflow params cannot change; the run says what the continuation changed
             tracker.set_tags({f"resume_change_epoch_{state.epoch}": changes})
         return tracker

@@ -8,7 +8,6 @@ tear-down around it (process group, SIGTERM handler) are engine/train.py's `trai
 from __future__ import annotations
 
 import contextlib
-import functools
 import signal
 import threading
 from dataclasses import dataclass
@@ -53,33 +52,34 @@ class Outcome:
     error: BaseException | None = None
 
 
-def interleaved_epoch(runs: list[Run], guarded=None, failed=lambda run: False) -> None:
-    """One epoch of every run, their steps interleaved round robin (one step of each run in turn).
+def interleaved_epoch(runs: list[Run], guarded=None) -> None:
+    """One epoch of every run (Run.epoch), one train step of each run in turn, each resumed inside its
+    run's own context (RNG state, CUDA stream).
 
-    guarded(run, action) runs a run's action and returns None if it failed (run_pack records the
-    failure); failed(run) says whether a run has failed, so it takes no further part.
+    guarded(run, action, *args) runs action(*args) for the run and returns None if it failed (run_pack
+    records the failure), so a failed run takes no further part.
     """
-    guarded = guarded or (lambda run, action: action())
-    for run in runs:
-        guarded(run, run.begin_epoch)
-    stepping = [run for run in runs if not failed(run)]
-    while stepping:
-        stepping = [run for run in stepping if guarded(run, run.step) and not failed(run)]
-    for run in runs:
-        if not failed(run):
-            guarded(run, run.end_epoch)
+    guarded = guarded or (lambda run, action, *args: action(*args))
+    epochs = {id(run): run.epoch() for run in runs}
+
+    def next_step(run: Run) -> bool:  # False once the run's epoch has ended
+        with run.own_context():
+            return next(epochs[id(run)], False)
+
+    while runs:
+        runs = [run for run in runs if guarded(run, next_step, run)]
 
 
 def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
-    """Train the runs to their last epoch, interleaved step by step in this process; their outcomes.
+    """Train the runs to their last epoch, one train step of each in turn, in this process; their outcomes.
 
     on_outcome(run, outcome) is called as each run finishes or fails (a pack's results file).
     """
     outcomes = {id(run): Outcome(run.paths.root) for run in runs}
 
-    def guarded(run: Run, action):
+    def guarded(run: Run, action, *args):
         try:
-            return action()
+            return action(*args)
         except Exception as error:  # noqa: BLE001  (one run's failure is a value: the pack goes on)
             run.close("FAILED")
             outcomes[id(run)].error = error
@@ -95,9 +95,9 @@ def run_pack(runs: list[Run], on_outcome=None) -> list[Outcome]:
     try:
         with progress_bar() as bar:
             for run in runs:
-                guarded(run, functools.partial(run.open, bar, len(runs)))
+                guarded(run, run.open, bar, len(runs))
             while training := [run for run in alive() if not run.done]:
-                interleaved_epoch(training, guarded, failed=lambda run: outcomes[id(run)].error is not None)
+                interleaved_epoch(training, guarded)
             for run in alive():
                 outcomes[id(run)].summary = guarded(run, run.finish)
                 if on_outcome is not None and outcomes[id(run)].summary is not None:

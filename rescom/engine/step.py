@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +68,7 @@ def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor]
 
     views: V tensors [B, C, H, W] (V = 1 for single-view baselines, 2 otherwise); target: [B].
     No host sync and no data-dependent shape anywhere (mining sizes are host ints, the queue write
-    is masked), so the whole step can be captured as one CUDA graph (make_step); its two halves
+    is masked), so the whole step can be captured as one CUDA graph (make_train_step); its two halves
     around backward() each compile with fullgraph=True (tests/test_graph_ready.py).
     """
     loss, losses, new_keys, key_labels = forward_losses(config, parts, views, target)
@@ -156,14 +157,12 @@ def use_cuda_graphs(config: TrainConfig, device: torch.device) -> bool:
     return config.run.cuda_graphs and device.type == "cuda" and not distributed.active()
 
 
-def make_step(config: TrainConfig, parts: Components, device: torch.device):
-    """The step function a training loop calls with (views, target): eager, or replayed as a CUDA graph.
+def make_train_step(config: TrainConfig, parts: Components, device: torch.device):
+    """train_step of this run, called with (views, target): eager, or replayed as a CUDA graph.
 
     The graph's outputs are overwritten by its next replay; the loop only adds them into its sums.
     """
-    def step(views: list[torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
-        return train_step(config, parts, views, target)
-
+    step = functools.partial(train_step, config, parts)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the step's shapes never change: autotune cuDNN once
     if not use_cuda_graphs(config, device):

@@ -21,6 +21,7 @@ from rescom.engine.run import Run, run_name
 from rescom.engine.run_state import RunPaths
 from rescom.engine.scheduler import Outcome, Terminated, run_pack, sigterm_unwinds
 from rescom.progress import console
+from rescom.tracking import check_reachable
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
@@ -48,6 +49,8 @@ def train_pack(configs: list[TrainConfig], starts: list[RunStart], *, setup_erro
     world = distributed.init_from_env(configs[0].run.device)  # Multi-GPU hook: World() without torchrun
     try:
         check_packable(configs, world)
+        if any(config.run.track for config in configs):  # a dead server is one line before any data
+            check_reachable()
         if setup_errors_stop_all:  # every run's directory before the first run reads or prepares data
             for config, start in zip(configs, starts, strict=True):
                 refuse_existing_run(RunPaths(Path(config.run.runs_dir) / run_name(config)), start)

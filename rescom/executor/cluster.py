@@ -1,5 +1,5 @@
-"""The Dask cluster a `rescom repro` runs on: local workers (one per GPU, or N on a CPU), an existing
-scheduler, or SLURM jobs through dask-jobqueue (the optional extra `rescom[cluster]`).
+"""The local Dask cluster a `rescom repro` runs on: one worker per GPU, or N on a CPU (an existing
+scheduler is given by its address; SLURM jobs are slurm.py's).
 
 Every worker runs one job at a time (nthreads=1): a job is a whole training process, and its own
 threads are set by the job's environment (controller.job_environment), never by the worker count.
@@ -78,24 +78,3 @@ def start_local_cluster(jobs: int | None, gpus: list[str] | None = None, dashboa
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": dashboard_address}}
     return SpecCluster(workers=worker_specs(jobs, visible_gpus() if gpus is None else gpus),
                        scheduler=scheduler, silence_logs=40, name="rescom-repro")
-
-
-def slurm_cluster(jobs: int = 1, gpus_per_job: int = 1, cores: int = 8, memory: str = "32GB",
-                  walltime: str = "04:00:00", **options):
-    """A dask-jobqueue SLURMCluster whose every SLURM job is one single-threaded worker holding
-    `gpus_per_job` GPUs; `jobs` such jobs are requested. Extra keyword options go to SLURMCluster
-    (queue=, account=, job_extra_directives=, python=, ...). Needs `pip install rescom[cluster]`."""
-    try:
-        from dask_jobqueue import SLURMCluster
-    except ImportError as err:
-        raise ImportError("SLURM needs dask-jobqueue: pip install 'rescom[cluster]'") from err
-    directives = list(options.pop("job_extra_directives", []))
-    if gpus_per_job:
-        directives.append(f"--gres=gpu:{gpus_per_job}")
-    cluster = SLURMCluster(cores=cores, processes=1, memory=memory, walltime=walltime,
-                           job_extra_directives=directives,
-                           worker_extra_args=["--nthreads", "1", "--preload", "rescom.executor.worker_setup"],
-                           **options)
-    if jobs:
-        cluster.scale(jobs=jobs)
-    return cluster

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,10 @@ class ReproSettings:
     on it, so it must equal the sequential `dvc repro`'s for the same dvc.lock (default: torch's count
     in the controller's environment, which is what a sequential stage gets). pack: stages per job.
     environment: this process's values of the variables Dask sets in its workers, read before any
-    cluster starts (a local nanny writes them into this process's environment too)."""
+    cluster starts (a local nanny writes them into this process's environment too).
+    resources: the Dask resources a job of these stages asks for (names, records -> resources),
+    for clusters whose workers are of several kinds (SLURM's GPU and CPU jobs); None: any worker,
+    at most as many jobs at once as the workers have slots."""
 
     threads: int
     pack: int = 1
@@ -41,6 +45,7 @@ class ReproSettings:
     tracking_uri: str | None = None
     environment: dict[str, str] = field(
         default_factory=lambda: {k: os.environ[k] for k in dask_worker_settings() if k in os.environ})
+    resources: Callable[[list[str], list[dict | None]], dict] | None = None
 
 
 @dataclass
@@ -81,8 +86,9 @@ def say(message: str) -> None:
 
 
 class Controller:
-    def __init__(self, repo, client, settings: ReproSettings):
+    def __init__(self, repo, client, settings: ReproSettings, after_record=None):
         self.repo, self.client, self.settings = repo, client, settings
+        self.after_record = after_record  # called with a stage's name once its dvc.lock entry is written (push.py)
         self.summary = Summary()
         self.running: dict = {}  # future -> Job
         self.pending: list[str] = []
@@ -96,6 +102,7 @@ class Controller:
         start = time.monotonic()
         self.plan = stage_plan
         self.commands = {n: plan.stage_commands(self.plan, n) for n in self.plan.order}
+        self.records = {n: plan.stage_record(self.plan, n) for n in self.plan.order}
         self.pending = list(self.plan.order)
         self.packing = packs.packing_module() if self.settings.pack > 1 else None
         futures = as_completed()
@@ -112,6 +119,10 @@ class Controller:
         return self.summary
 
     def _slots(self) -> int:
+        """How many jobs may run at once. With resources, every ready stage is submitted: Dask
+        holds it until a worker of its kind is free, and the cluster grows to what waits."""
+        if self.settings.resources is not None:
+            return len(self.running) + len(self.runnable)
         if not self.client.nthreads():
             self.client.wait_for_workers(1)
         return sum(self.client.nthreads().values())
@@ -136,14 +147,17 @@ class Controller:
         free = self._slots() - len(self.running)
         if free <= 0 or not self.runnable:
             return
-        jobs = packs.group_into_packs(self.runnable, self.commands, self.settings.pack,
-                                      self.packing.pack_key if self.packing else (lambda cmd: None))
+        jobs = packs.group_into_packs(self.runnable, self.records, self.settings.pack,
+                                      self.packing.pack_key if self.packing else (lambda record: None))
         for names in jobs[:free]:
             for name in names:
                 self.runnable.remove(name)
                 plan.prepare_to_run(self.repo, self.plan, name)
             job = self._job(names)
-            future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False)
+            resources = (self.settings.resources(names, [self.records[n] for n in names])
+                         if self.settings.resources else None)
+            future = self.client.submit(run_job, job, key=f"stage-{names[0]}-{time.time_ns()}", pure=False,
+                                        resources=resources)
             self.running[future] = job
             futures.add(future)
             say(f"started  {', '.join(names)}")
@@ -158,7 +172,7 @@ class Controller:
             return Job(names, self.commands[names[0]], cwd, str(log), env)
         results = str(log.with_suffix(".results.json"))
         Path(results).unlink(missing_ok=True)
-        command = shlex.join(self.packing.pack_command([self.commands[n][0] for n in names], results))
+        command = shlex.join(self.packing.pack_command({n: self.records[n] for n in names}, results))
         return Job(names, [command], cwd, str(log), env, results_path=results)
 
     def _finish(self, future, job: Job) -> None:
@@ -168,11 +182,14 @@ class Controller:
             for name in job.names:
                 self._failed(name, f"{type(err).__name__}: {err}", job.log_path)
             return
+        finally:
+            # Read once: Dask would run a stage again to rebuild a result held by a worker that left.
+            future.release()
         self.summary.stage_seconds += result.seconds
         if job.results_path is None:
             outcome = {job.names[0]: "" if result.returncode == 0 else f"exit status {result.returncode}"}
         else:
-            outcome = packs.stages_that_succeeded(job.names, self.commands, result.pack_results)
+            outcome = packs.stages_that_succeeded(job.names, result.pack_results)
         for name, error in outcome.items():
             if error:
                 self._failed(name, error, result.log_path)
@@ -180,7 +197,7 @@ class Controller:
             self.unrecorded.append(name)
             self.summary.ran.append(name)
             self.resolved.add(name)
-            say(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.worker}" if result.worker else ""))
+            say(f"finished {name}  in {result.seconds:.1f} s" + (f" on {result.where}" if result.where else ""))
 
     def _record_finished(self) -> None:
         """Write the finished stages' dvc.lock entries, in the order they finished. Called after the
@@ -189,6 +206,8 @@ class Controller:
         status reads its upstream's outputs from disk, not from dvc.lock)."""
         while self.unrecorded:
             plan.record(self.repo, self.plan, self.unrecorded[0])
+            if self.after_record is not None:
+                self.after_record(self.unrecorded[0])
             self.unrecorded.pop(0)
 
     def _failed(self, name: str, error: str, log: str) -> None:

@@ -107,8 +107,9 @@ def _lock_entries(repo, path: str) -> list[str]:
 
 
 def needs_run(repo, plan: StagePlan, name: str) -> bool:
-    """`Stage.changed()` as `dvc repro` asks it once the upstream stages are done (no run cache:
-    the pipeline's outputs are `cache: false`, so DVC has no run cache to restore from either)."""
+    """`Stage.changed()` as `dvc repro` asks it once the upstream stages are done. No run cache: DVC
+    keeps none for the training stages (their checkpoint is `persist`) nor for stages with git-tracked
+    outputs; a prepare stage it would restore from there runs again, to the same bytes."""
     from dvc.repo import lock_repo
 
     stage = plan.stages[name]
@@ -162,6 +163,12 @@ def _keep_sequential_order(repo, plan: StagePlan, path: str, written: str) -> No
         for name in [n for n in before if n in entries] + [n for n in new_in_plan_order if n in entries]:
             entries[name] = entries.pop(name)
     appended[:] = in_plan_order
+
+
+def stage_record(plan: StagePlan, name: str) -> dict | None:
+    """The stage's record from dvc.yaml (its `meta`, interpolated by DVC; rescom.pipeline.stage_record):
+    what the stage runs, as data. None for a stage without one."""
+    return plan.stages[name].meta
 
 
 def stage_commands(plan: StagePlan, name: str) -> list[str]:

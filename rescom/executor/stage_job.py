@@ -29,7 +29,7 @@ _RUNNING: dict[int, subprocess.Popen] = {}
 @dataclass
 class Job:
     """names: the DVC stages this job runs. commands: shell lines, run in order, each must exit 0.
-    results_path: where a pack command writes its per-stage JSON ({cmd: {"ok", "error"}}), else None."""
+    results_path: where a pack command writes its per-stage JSON ({stage name: {"ok", "error"}}), else None."""
 
     names: list[str]
     commands: list[str]
@@ -46,6 +46,16 @@ class JobResult:
     log_path: str
     worker: str = ""
     pack_results: dict | None = None  # the pack command's JSON, when the job is a pack
+    slurm_job: str = ""  # the SLURM job the worker ran in, and the GPUs SLURM gave it
+    slurm_gpus: str = ""
+
+    @property
+    def where(self) -> str:
+        """'gpu-0 (SLURM job 12, 1 GPU)', 'cpu0', or '' when the worker is unnamed."""
+        if not self.slurm_job:
+            return self.worker
+        gpus = f", {self.slurm_gpus} GPU" if self.slurm_gpus else ", no GPU"
+        return f"{self.worker} (SLURM job {self.slurm_job}{gpus})"
 
 
 # Seconds an orphaned command gets between SIGTERM and SIGKILL (training saves its state on SIGTERM).
@@ -89,7 +99,10 @@ def run_job(job: Job) -> JobResult:
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     Path(job.log_path).parent.mkdir(parents=True, exist_ok=True)
     returncode = 0
+    slurm_job, slurm_gpus = os.environ.get("SLURM_JOB_ID", ""), os.environ.get("SLURM_GPUS_ON_NODE", "")
     with open(job.log_path, "a") as log:
+        if slurm_job:  # which allocation ran the stage, as SLURM set it for the worker's job
+            log.write(f"# worker {_worker_name()}, SLURM job {slurm_job}, GPUs {slurm_gpus or 0}\n")
         for command in job.commands:
             log.write(f"$ {command}\n")
             log.flush()
@@ -107,7 +120,8 @@ def run_job(job: Job) -> JobResult:
     pack_results = None
     if job.results_path is not None and Path(job.results_path).is_file():
         pack_results = json.loads(Path(job.results_path).read_text())
-    return JobResult(returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results)
+    return JobResult(returncode, time.monotonic() - start, job.log_path, _worker_name(), pack_results,
+                     slurm_job, slurm_gpus)
 
 
 def terminate_running() -> None:

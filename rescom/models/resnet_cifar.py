@@ -1,7 +1,7 @@
 """CIFAR ResNets (He et al. 2016, Sec. 4.2: depth 6n+2) with option-A (parameter-free) shortcuts.
 
 ResNet-32 (n = 5) is the paper's CIFAR backbone; the shallower members of the family (8, 14, 20)
-serve CPU profiles, where an epoch of ResNet-32 is 4x the cost of ResNet-8 (README, default profile)."""
+serve CPU profiles, where an epoch of ResNet-32 is 4x the cost of ResNet-8 (docs/results.md, default profile)."""
 
 from __future__ import annotations
 

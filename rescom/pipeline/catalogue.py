@@ -28,9 +28,6 @@ from typing import Any
 
 from rescom.config import ConfigError, flatten
 
-TABLES = ("main", "entirety", "queue_type", "beta", "spm", "siambs", "large", "draws")
-TRAINING_TABLES = ("main", "queue_type", "beta", "spm", "siambs", "large", "draws")  # entirety reads main's runs
-
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -61,8 +58,17 @@ class Profile:
             raise ConfigError(f"{self.path}: no section {name!r}")
         return self.params[name]
 
-    def tables(self) -> list[str]:
-        return [t for t in TRAINING_TABLES if t in self.params]
+    def checkpoint(self, run: str) -> Path:
+        """'main/rescom-if100-s0' -> runs/<profile>/main/rescom-if100-s0/checkpoint.pt"""
+        return Path("runs") / self.name / run / "checkpoint.pt"
+
+
+def training_tables(profile: Profile) -> list[str]:
+    """The profile's tables whose rows are runs of their own, in the report registry's order
+    (rescom.report.tables; imported here only, so a report table's title is no dep of training)."""
+    from rescom.report.tables import TABLES
+
+    return [t for t, entry in TABLES.items() if entry.runs_of is None and t in profile.params]
 
 
 def profile_params(profile_name: str) -> Path:
@@ -117,10 +123,12 @@ def expand_table(profile: Profile, table: str) -> list[RunSpec]:
             for values in itertools.product(*axes.values())]
 
 
-def find_run(profile: Profile, table: str, item: dict[str, str]) -> RunSpec:
-    """The run of `table` whose axis values print as `item` (the strings DVC passes on the command line)."""
+def find_run(profile: Profile, table: str, item: dict[str, Any]) -> RunSpec:
+    """The run of `table` whose axis values print as `item`'s: the strings DVC passes on the command
+    line, or the values of a stage's record (dvc.yaml's meta, as DVC interpolates it)."""
+    printed = {k: format_value(v) for k, v in item.items()}
     for spec in expand_table(profile, table):
-        if {k: format_value(v) for k, v in spec.item.items()} == item:
+        if {k: format_value(v) for k, v in spec.item.items()} == printed:
             return spec
     raise ConfigError(f"{profile.path}: table {table} has no run with {item}")
 

@@ -13,30 +13,39 @@ from pathlib import Path
 
 import yaml
 
-from rescom.pipeline.catalogue import Profile, claims_path, load_profile
+from rescom.analysis import analysis
+from rescom.pipeline.catalogue import Profile, claims_path, load_profile, training_tables
+from rescom.pipeline.stage_record import StageRecord
 from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
 from rescom.report.summary import CURVES_DIR, SUMMARY_NAME, curve_runs, curves_path
+from rescom.report.tables import TABLES
 
 # The code deps of each stage are what its command runs (pipeline/code_deps.py), not a hand-kept list.
 RUN_FILES = ["checkpoint.pt", "config.yaml", "metrics.json", "history.csv", "per_class.csv", "per_class_accuracy.png",
              "confusion_matrix.png"]
 
 
-STAGE_ENTRY = "python -m rescom.stages."
-
-
-def stage_command(kind: str, arguments: str) -> str:
-    """The cmd of a stage of this kind (prepare, train, analysis, report): its narrow entry point."""
-    return f"{STAGE_ENTRY}{kind} {arguments}"
+def stage_code_deps(record: StageRecord) -> list[str]:
+    """The rescom source files (or whole packages) a stage runs: its entry's `main`, followed through
+    what it imports and calls (pipeline/code_deps.py), and, for an analysis, the `run_stage` of the
+    module its registry entry names (the entry imports that module by name, which the walk cannot see)."""
+    entries = [(f"rescom.stages.{record.kind}", "main")]
+    if record.kind == "analysis":
+        entries.append((analysis(record.target).module, "run_stage"))
+    return _code_files(tuple(entries))
 
 
 @functools.cache
-def stage_code_deps(kind: str) -> list[str]:
-    """The rescom source files (or whole packages) a stage of this kind runs: its entry's `main`,
-    followed through what it imports and calls (pipeline/code_deps.py)."""
+def _code_files(entries: tuple[tuple[str, str], ...]) -> list[str]:
     from rescom.pipeline.code_deps import code_files
 
-    return code_files([(f"rescom.stages.{kind}", "main")])
+    return code_files(list(entries))
+
+
+def _stage(record: StageRecord, deps: list[str], **fields) -> dict:
+    """A stage's body: its command, rendered from the record once, its deps (the given ones, then the
+    code it runs), the other fields, and the record itself as `meta` (stage_record.py)."""
+    return {"cmd": record.command(), "deps": [*deps, *stage_code_deps(record)], **fields, "meta": record.as_meta()}
 
 
 def profile_params_files(root: Path = Path(".")) -> list[Path]:
@@ -92,23 +101,21 @@ def build_dvc(profile: Profile) -> dict:
     archives = _downloadable_archives(profile)
     stages: dict = {}
     if archives:  # the official CIFAR archives, fetched and checked by the pipeline's first stage
+        download = StageRecord("download", "${item.name}", {"root": "data/raw/${item.name}"})
         stages["download"] = {"foreach": [{"name": n, "archive": a} for n, a in archives], "do": {
-            **where,
-            "cmd": stage_command("download", "${item.name} --root data/raw/${item.name}"),
-            "deps": [],
-            "outs": [{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}],
+            # Not cached: the dataset's own archive, fetched from its URL and checked by md5 (docs/design.md).
+            **where, **_stage(download, [], outs=[{"data/raw/${item.name}/${item.archive}": {"cache": False, "persist": True}}]),
         }}
-    stages |= {
-        "prepare": {"foreach": "${datasets}", "do": {
-            **where,
-            "cmd": stage_command("prepare", f"--params {params_file} --key ${{key}}"),
-            # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
-            "deps": [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
-            "params": [{params_file: ["datasets.${key}"]}],
-            "outs": [{f"data/prepared/{name}/${{key}}": {"cache": False}}],
-        }},
-    }
-    for table in profile.tables():
+    prepare = StageRecord("prepare", arguments={"params": params_file, "key": "${key}"})
+    stages["prepare"] = {"foreach": "${datasets}", "do": {
+        **where,
+        # Every prepare waits for the downloads (a CIFAR-less set does not change with them).
+        **_stage(prepare, [f"data/raw/{n}/{a}" for n, a in archives] + _source_root_deps(profile),
+                 params=[{params_file: ["datasets.${key}"]}],
+                 # Cached: a colleague's `dvc pull` brings the set, so evaluating a pulled run needs no raw data.
+                 outs=[{f"data/prepared/{name}/${{key}}": {"cache": True}}]),
+    }}
+    for table in training_tables(profile):
         section = profile.section(table)
         axes, apply = section["axes"], section["apply"]
         run_dir = f"runs/{name}/{table}/{_dollar(section['name'])}"
@@ -116,43 +123,33 @@ def build_dvc(profile: Profile) -> dict:
         table_params = ["train", f"{table}.set", f"{table}.name"] + [f"{table}.{key}" for key in ("preset", "data", "dataset") if key in section]
         table_params += [f"{table}.{t.split(':', 1)[1]}.${{item.{a}}}" for a, t in apply.items() if t.startswith("variant:")]
         table_params += [f"{table}.per_data" for t in apply.values() if t == "data" and "per_data" in section]
-        items = " ".join(f"--item {axis}=${{item.{axis}}}" for axis in axes)
+        train = StageRecord("train", arguments={"params": params_file, "table": table,
+                                                "item": {axis: f"${{item.{axis}}}" for axis in axes}})
         stages[table] = {
             "matrix": {axis: f"${{{table}.axes.{axis}}}" for axis in axes},
             **where,
-            "cmd": stage_command("train", f"--params {params_file} --table {table} {items}"),
-            "deps": [data_dep],
-            "params": [{params_file: table_params}],
             # metrics.json and history.csv are plain outputs: declared as metrics / plots of every run they
             # filled `dvc exp show` and `dvc plots show` with every profile's runs; the report's summary
-            # and curves stand for them (report_views).
-            "outs": [{f"{run_dir}/{f}": {"cache": False, **({"persist": True} if f == "checkpoint.pt" else {})}}
-                     for f in RUN_FILES],
+            # and curves stand for them (report_views). Cached, so `dvc push` shares a run (docs/sharing.md).
+            **_stage(train, [data_dep], params=[{params_file: table_params}],
+                     outs=[{f"{run_dir}/{f}": {"cache": True, **({"persist": True} if f == "checkpoint.pt" else {})}}
+                           for f in RUN_FILES]),
         }
     analyses = profile.params.get("analysis") or {}
-    for analysis, settings in analyses.items():
+    for analysis_name, settings in analyses.items():
         runs = [settings["run"]] if "run" in settings else list((settings.get("runs") or {}).values())
-        stages[f"analysis_{analysis}"] = {
-            **where,
-            "cmd": stage_command("analysis", f"{analysis} --params {params_file}"),
-            "deps": [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
-            "params": [{params_file: [f"analysis.{analysis}"]}],
-            # A wall-clock analysis declares no output: its times differ every run and would dirty dvc.lock.
-            **({} if analysis in WALL_CLOCK_ANALYSES else
-               {"outs": [{analysis_dir(name, analysis).as_posix(): {"cache": False}}]}),
-        }
-    stages["report"] = {
-        **where,
-        "cmd": stage_command("report", f"--params {params_file}"),
-        "deps": [f"runs/{name}", *([claims_path(profile.path).as_posix()] if claims_path(profile.path).is_file() else []),
+        record = StageRecord("analysis", analysis_name, {"params": params_file})
+        # A wall-clock analysis's output holds its times, which .dvcignore keeps out of the hash. Not cached:
+        # git tracks the folder as part of the report (DVC refuses to cache a git-tracked file).
+        stages[f"analysis_{analysis_name}"] = {**where, **_stage(
+            record, [f"runs/{name}/{run}/checkpoint.pt" for run in runs],
+            params=[{params_file: [f"analysis.{analysis_name}"]}],
+            outs=[{analysis_dir(name, analysis_name).as_posix(): {"cache": False}}])}
+    report = StageRecord("report", arguments={"params": params_file})
+    stages["report"] = {**where, **_stage(
+        report, [f"runs/{name}", *([claims_path(profile.path).as_posix()] if claims_path(profile.path).is_file() else []),
                  *([f"reports/{name}/analysis"] if set(analyses) - set(WALL_CLOCK_ANALYSES) else [])],
-        "params": [{params_file: ["report", *[t for t in profile.params if t in ("entirety", *profile.tables())]]}],
-        **report_views(profile),
-    }
-    for stage in stages.values():  # each stage's code: what its entry runs, derived, never listed by hand
-        body = stage.get("do", stage)
-        if body["cmd"].startswith(STAGE_ENTRY):
-            body["deps"] = [*body["deps"], *stage_code_deps(body["cmd"][len(STAGE_ENTRY):].split()[0])]
+        params=[{params_file: ["report", *[t for t in profile.params if t in TABLES]]}], **report_views(profile))}
     return {"stages": stages, "plots": top_level_plots(profile)}
 
 
@@ -170,12 +167,10 @@ def report_views(profile: Profile) -> dict:
 
 def top_level_plots(profile: Profile) -> list[dict]:
     """One plot per table: test top-1 over epochs, one line per variant (mean over seeds)."""
-    from rescom.report.tables import TABLES
-
     # Top-level plot paths are relative to the dvc.yaml, not to a stage's wdir.
     up = "../" * (len(dvc_path(profile).parts) - 1)
     plots = []
-    for table in [t for t in profile.tables() if TABLES[t].curves]:  # the tables the report writes curves of
+    for table in [t for t in training_tables(profile) if TABLES[t].curves]:  # the tables the report writes curves of
         labels = list(curve_runs(profile, table))
         title, reference = TABLES[table].title, TABLES[table].reference
         plots.append({f"{profile.name} {table}: test top-1 over epochs": {

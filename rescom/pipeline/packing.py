@@ -1,71 +1,65 @@
 """Which pipeline stages may train in one process, and the command that trains them as one pack.
 
-The interface of the pipeline executor (`rescom repro --pack K`): `pack_key(cmd)` groups stage
-commands (the interpolated `cmd` strings of dvc.yaml) that may share a process; `pack_command(cmds,
+The interface of the pipeline executor (`rescom repro --pack K`), in terms of each DVC stage's
+record (its `meta` in dvc.yaml as DVC interpolated it, stage_record.py), never its command:
+`pack_key(meta)` groups the stages that may share a process; `pack_command({stage name: meta},
 results_path)` is the argv of that process. It runs `rescom pipeline train-pack`, which trains every
-stage's run as its training stage (rescom.stages.train) would (resuming an interrupted checkpoint of the same config
-and code) and writes `{cmd: {"ok": bool, "error": str}}` to results_path, rewritten as each run
-ends, so a pack stopped midway still records the stages that finished. One failed run does not stop
-the others. Exit status: 0 when every stage is ok, 1 when one failed (the results say which), 2 for
-bad arguments (no results written).
+stage's run as its training stage (rescom.stages.train) would (resuming an interrupted checkpoint of
+the same config and code) and writes `{stage name: {"ok": bool, "error": str}}` to results_path,
+rewritten as each run ends, so a pack stopped midway still records the stages that finished. One
+failed run does not stop the others. Exit status: 0 when every stage is ok, 1 when one failed (the
+results say which), 2 for bad arguments (no results written).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from rescom.pipeline.stage_record import StageRecord
+
+
 @dataclass(frozen=True)
 class TrainStage:
-    """A parsed `python -m rescom.stages.train --params P --table T --item axis=value ...` command."""
+    """One training stage: its DVC stage name and its record's params file, table and axis values."""
 
+    name: str
     params: str
     table: str
-    item: dict[str, str]
+    item: dict
+
+    def as_json(self) -> str:
+        """What `rescom pipeline train-pack --stage` takes (read back by `from_json`)."""
+        return json.dumps({"name": self.name, "table": self.table, "item": self.item})
+
+    @classmethod
+    def from_json(cls, text: str, params: str) -> TrainStage:
+        from rescom.config import ConfigError
+
+        try:
+            stage = json.loads(text)
+            return cls(stage["name"], params, stage["table"], dict(stage["item"]))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ConfigError(f"--stage {text!r}: expected {{\"name\": ..., \"table\": ..., \"item\": {{...}}}} "
+                              f"({type(error).__name__}: {error})") from None
 
 
-def parse_train_command(cmd: str) -> TrainStage | None:
-    """The training stage a dvc.yaml cmd runs, or None for any other command (or one it cannot read)."""
-    from rescom.pipeline.dvcfile import stage_command
-
-    entry = shlex.split(stage_command("train", ""))  # the training stage's cmd, as dvc.yaml writes it
-    try:
-        words = shlex.split(cmd)
-    except ValueError:
+def train_stage(name: str, meta) -> TrainStage | None:
+    """The training stage a DVC stage's record describes; None for any other stage (or one without a record)."""
+    record = StageRecord.from_meta(meta)
+    if record is None or record.kind != "train":
         return None
-    if words[:len(entry)] != entry:
-        return None
-    params, table, item = "params.yaml", None, {}
-    rest = words[len(entry):]
-    while rest:
-        option, *rest = rest
-        name, equals, inline = option.partition("=")
-        if equals:
-            value = inline
-        elif rest:
-            value, *rest = rest
-        else:
-            return None
-        if name == "--params":
-            params = value
-        elif name == "--table":
-            table = value
-        elif name == "--item" and "=" in value:
-            axis, _, axis_value = value.partition("=")
-            item[axis] = axis_value
-        else:
-            return None
-    return TrainStage(params, table, item) if table else None
+    arguments = record.arguments
+    return TrainStage(name, arguments["params"], arguments["table"], dict(arguments.get("item") or {}))
 
 
-def pack_key(cmd: str) -> str | None:
+def pack_key(meta) -> str | None:
     """Stages with the same non-None key may train in one process: training stages of the same params
     file whose runs ask for the same device (engine.pack: interleaved runs may differ in any other key:
     method, beta, Q_p/Q_n, queue, seed, dataset). None for prepare, analysis and report stages."""
-    stage = parse_train_command(cmd)
+    stage = train_stage("", meta)
     if stage is None:
         return None
     try:
@@ -79,54 +73,50 @@ def pack_key(cmd: str) -> str | None:
     return f"rescom-train-pack|{Path(stage.params).as_posix()}|device={device}"
 
 
-def pack_command(cmds: list[str], results_path: str) -> list[str]:
-    """argv of one process training the stages of cmds (all of one pack_key) as one pack."""
-    stages = [parse_train_command(cmd) for cmd in cmds]
-    if not cmds or any(stage is None for stage in stages):
-        raise ValueError("pack_command: every command must be a training stage (python -m rescom.stages.train)")
+def pack_command(metas: dict[str, dict], results_path: str) -> list[str]:
+    """argv of one process training the stages of metas (stage name -> record, all of one pack_key) as one pack."""
+    stages = [train_stage(name, meta) for name, meta in metas.items()]
+    if not stages or any(stage is None for stage in stages):
+        raise ValueError("pack_command: every stage must be a training stage (its record's kind: train)")
     if len({stage.params for stage in stages}) != 1:
         raise ValueError("pack_command: the stages of a pack share one params file (see pack_key)")
     argv = ["rescom", "pipeline", "train-pack", "--params", stages[0].params, "--results", results_path]
-    for cmd in cmds:
-        argv += ["--stage", cmd]
+    for stage in stages:
+        argv += ["--stage", stage.as_json()]
     return argv
 
 
-def train_stages(params_path: str, cmds: list[str], results_path: str | Path) -> dict[str, dict]:
-    """Train the stages' runs as one pack; {cmd: {"ok", "error"}}, also written to results_path."""
-    from rescom.config import ConfigError
+def train_stages(stages: list[TrainStage], results_path: str | Path) -> dict[str, dict]:
+    """Train the stages' runs as one pack; {stage name: {"ok", "error"}}, also written to results_path."""
     from rescom.engine.train import train_pack
     from rescom.pipeline.runner import table_run_start
 
     results_path = Path(results_path)
     results: dict[str, dict] = {}
     configs, starts, owners = [], [], []
-    for cmd in cmds:
-        stage = parse_train_command(cmd)
-        if stage is None or stage.params != params_path:
-            raise ConfigError(f"--stage {cmd!r}: not a `python -m rescom.stages.train --params {params_path}` command")
+    for stage in stages:
         try:
             config, start = table_run_start(stage.params, stage.table, stage.item)
         except Exception as error:  # noqa: BLE001  (this stage fails; the others train)
-            results[cmd] = {"ok": False, "error": _failure(error)}
+            results[stage.name] = {"ok": False, "error": _failure(error)}
             continue
         configs.append(config)
         starts.append(start)
-        owners.append(cmd)
+        owners.append(stage.name)
     _write_results(results_path, results)
     if not configs:
         return results
     def record(run, outcome) -> None:
-        cmd = next(c for c, config in zip(owners, configs, strict=True) if _run_dir(config) == outcome.run_dir)
+        name = next(n for n, config in zip(owners, configs, strict=True) if _run_dir(config) == outcome.run_dir)
         error = outcome.error
-        results[cmd] = {"ok": error is None, "error": "" if error is None else _failure(error)}
+        results[name] = {"ok": error is None, "error": "" if error is None else _failure(error)}
         _write_results(results_path, results)
 
     try:
         train_pack(configs, starts, setup_errors_stop_all=False, on_outcome=record)
     except Exception as error:  # noqa: BLE001  (the pack as a whole cannot train: too large, two devices)
-        for cmd in owners:
-            results.setdefault(cmd, {"ok": False, "error": _failure(error)})
+        for name in owners:
+            results.setdefault(name, {"ok": False, "error": _failure(error)})
         _write_results(results_path, results)
     return results
 

@@ -1,8 +1,6 @@
-"""What a DVC stage of the pipeline runs: prepare one dataset, train one run of one table."""
+"""What a DVC stage of the pipeline runs: prepare one dataset, train one run of one table, run one analysis."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from rescom.config import ConfigError, TrainConfig, apply_overrides, differing_keys, resolve_for_data, validate
 from rescom.data.preparation import run_data
@@ -70,43 +68,19 @@ def _same_config(config: TrainConfig, saved: dict) -> bool:
     return not differing_keys(resolved, saved)
 
 
-ANALYSES = ("simulate_pairs", "gradients", "similarity", "inference_cost")
-
-
-def run_checkpoint(profile: Profile, run: str):
-    """'main/rescom-if100-s0' -> runs/<profile>/main/rescom-if100-s0/checkpoint.pt"""
-    return Path("runs") / profile.name / run / "checkpoint.pt"
-
-
 def run_analysis(params_path: str, name: str) -> dict:
-    """One analysis stage of the profile (paper Fig. 1 centre/right, Fig. 5, Tables 5/8), its
-    settings from the params file's `analysis.<name>` section, its output under reports/<profile>/analysis/
-    (wall-clock ones under reports/<profile>/timings/, see rescom.report.layout)."""
-    profile = load_profile(params_path)
-    settings = profile.section("analysis").get(name)
-    if name not in ANALYSES or settings is None:
-        raise ConfigError(f"{params_path}: no analysis {name!r}; analyses: "
-                          f"{', '.join(a for a in ANALYSES if a in profile.section('analysis'))}")
+    """One analysis stage of the profile: the module its registry entry names (rescom.analysis) runs
+    it with the params file's `analysis.<name>` settings into reports/<profile>/analysis/<name>/
+    (wall-clock ones: timings/, rescom.report.layout). The module is imported by name, so the stage
+    runs that analysis's code and no other's."""
+    import importlib
+
+    from rescom.analysis import analysis
     from rescom.report.layout import analysis_dir
 
-    out = analysis_dir(profile.name, name)
-    if name == "simulate_pairs":
-        from rescom.analysis import simulate_report
-        from rescom.data.preparation.longtail import exponential_counts
-
-        counts = exponential_counts(settings["num_classes"], settings["max_count"], settings["imbalance"])
-        return simulate_report(counts, settings["batch_size"], settings["queue_size"], settings["epochs"],
-                               settings["seed"], out)
-    if name == "gradients":
-        from rescom.analysis.checkpoint_analyses import gradient_analysis
-
-        return gradient_analysis(run_checkpoint(profile, settings["run"]), num_batches=settings["num_batches"],
-                                 batch_size=settings["batch_size"], out_dir=out, seed=settings.get("seed", 0))
-    if name == "similarity":
-        from rescom.analysis.checkpoint_analyses import similarity_analysis
-
-        return similarity_analysis({label: run_checkpoint(profile, run) for label, run in settings["runs"].items()}, out)
-    from rescom.analysis.inference_cost import inference_cost
-
-    return inference_cost(run_checkpoint(profile, settings["run"]), device="cpu", batch=settings["batch"],
-                          repeat=settings["repeat"], out_dir=out)
+    entry = analysis(name)
+    profile = load_profile(params_path)
+    configured = profile.section("analysis")
+    if name not in configured:
+        raise ConfigError(f"{params_path}: the analysis section has no {name!r}; it has: {', '.join(configured)}")
+    return importlib.import_module(entry.module).run_stage(profile, configured[name], analysis_dir(profile.name, name))

@@ -12,7 +12,8 @@ a margin > 0 states "not worse by more than the margin"):
   not reproduced   the interval lies wholly below it
   within noise     the interval contains it
   undetermined     a single paired seed: no std, no interval
-At 2 seeds t = 12.7, so small gaps read within noise (the page gives the seeds that would decide);
+At 2 seeds t = 12.7 (a gap decides only beyond 9.0 std of its differences), at 3 seeds 4.30 (2.5
+std); the page says so for its rows' seed counts, and gives the seeds that would decide each row.
 CPU kinds, which move results as another seed would, disagree only at the interval's edge. Each row
 also says whether the gap is smaller than the draw spread (draws.py; on All, so for All claims).
 """
@@ -26,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from rescom.errors import UsageError
-from rescom.pipeline.catalogue import Profile
-from rescom.report.claim_statistics import mean_interval, seeds_for_interval
+from rescom.pipeline.catalogue import Profile, training_tables
+from rescom.report.claim_statistics import mean_interval, seeds_for_interval, t_quantile
 from rescom.report.collect import table_frame
 from rescom.report.draws import profile_draw_spread
 from rescom.report.numbers import difference_label
@@ -84,7 +85,7 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         missing = [f for f in FIELDS if f not in claim]
         if missing:
             raise UsageError(f"{profile.path}: claims entry {claim} lacks {', '.join(missing)}")
-        if claim["table"] not in profile.tables():
+        if claim["table"] not in training_tables(profile):
             raise UsageError(f"{profile.path}: claims entry {claim['claim']!r} names table {claim['table']!r}, "
                              f"which the profile does not run")
         group, margin = claim.get("group", "all"), float(claim.get("margin", 0))
@@ -134,7 +135,8 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
              "threshold, *not reproduced* when wholly below, *within noise* when it contains the threshold; one seed: "
              "*undetermined* (no interval). The threshold is 0 (\"better\"), or -margin for \"not worse by more "
              "than the margin\" (the margin fixed in the claims file before the runs were looked at)",
-             "- 95% interval: mean ± t(0.975, n - 1) · std / √n over the n paired seeds (Student t)",
+             "- 95% interval: mean ± t(0.975, n - 1) · std / √n over the n paired seeds (Student t)"
+             + _quantile_note(frame),
              "- seeds needed: the fewest seeds at which the 95% interval would clear the threshold at the observed "
              "mean and std",
              f"- draw spread: {_spread_line(frame)}", "",
@@ -153,6 +155,15 @@ def render_claims(profile: Profile, out_dir: Path) -> pd.DataFrame | None:
                      f"| **{row['verdict']}** |")
     (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
     return frame
+
+
+def _quantile_note(frame: pd.DataFrame) -> str:
+    """What the rows' seed counts decide: t(0.975, n - 1) and the distance from the threshold, in stds
+    of the per-seed differences, beyond which the interval excludes it."""
+    counts = sorted({len(seeds.split(",")) for seeds in frame["seeds"] if seeds} - {1})
+    notes = [f"at {n} seeds t = {t_quantile(n - 1):.2f}, so a row decides only when its mean lies more than "
+             f"{t_quantile(n - 1) / math.sqrt(n):.2f} std from the threshold" for n in counts]
+    return "; " + "; ".join(notes) if notes else ""
 
 
 def _mean_cell(row: pd.Series) -> str:

@@ -3,8 +3,8 @@
 `paper/tables.csv` holds every method row of Tables 1-4, 6 and 7 (top-1 %; CIFAR settings if100 /
 if50 / if10, large datasets many / medium / few / all); `paper/inference_time.csv` Tables 5 and 8
 (ms per batch of 64 on a GeForce 2080Ti, with accuracies). Each value is cited by its table.
-The ablations (Figs. 3-4) are plots without printed values, all on ImageNet-LT: ABLATION_NOTES
-quotes the effects the text states.
+The ablations (Figs. 3-4) are plots without printed values, all on ImageNet-LT: the effects the
+text states are quoted by each table's registry entry (report/tables.py, `paper_says`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,6 @@ METHOD_NAMES = {"bs": "Balanced Softmax", "rescom": "ResCom"}
 # Backbone of the paper's main rows per dataset (ImageNet-LT also has ResNeXt-50, Table 4).
 MAIN_BACKBONE = {"cifar10-lt": "resnet32", "cifar100-lt": "resnet32", "imagenet-lt": "resnet50",
                  "places-lt": "resnet152-pretrained", "inat2018": "resnet50"}
-# What the paper states for its ablations (text of Sec. 4.2-4.3 and Figs. 3-4), all on ImageNet-LT.
-ABLATION_NOTES = {
-    "entirety": "ImageNet-LT, ResNet-50: SupCon framework 56.5, MoCo framework 55.7, ResCom 58.7",
-    "queue_type": "the class-balanced queue is the best of the three queue types, with the lowest ECE (Fig. 3)",
-    "beta": "beta = 0.99 is +0.5 over beta = 0; larger beta degrades (Fig. 4 left)",
-    "spm": "SPM is +0.8 over the plain class-balanced queue; smaller Q_p and Q_n are better (Fig. 4 centre, ResNeXt-50)",
-    "siambs": "SiamBS is +0.6 over SupCon+BS and MoCo+BS at every queue size (Fig. 4 right)",
-}
 # The entirety ablation's printed numbers, for the presets that match its frameworks.
 _ENTIRETY = {"supcon_bs": 56.5, "moco_bs": 55.7}
 

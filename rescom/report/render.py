@@ -21,7 +21,7 @@ from rescom.report.paired import baseline_label, paired_cell, paired_differences
 from rescom.report.render_labels import key_text
 from rescom.report.summary import SUMMARY_NAME, headline_summary, write_curves
 from rescom.report.tables import TABLES
-from rescom.report.paper_values import ABLATION_NOTES, paper_top1, reference_line
+from rescom.report.paper_values import paper_top1, reference_line
 
 SHOTS = ("all", "many", "medium", "few")
 
@@ -39,17 +39,18 @@ def paper_dataset(profile: Profile, dataset: str) -> str:
 
 
 def _frame(profile: Profile, table: str) -> pd.DataFrame:
-    if table == "entirety":
-        section = profile.section("entirety")
-        frame = table_frame(profile, "main")
-        frame = frame[frame["finished"]]
-        if frame.empty:  # no run of main has finished: its rows carry no method or imbalance yet
-            return frame
-        frame = frame[frame["method"].isin(section["methods"]) & (frame["imbalance"] == float(section["imbalance"]))]
-        if "dataset" in section:  # main may span several datasets (paper profile)
-            frame = frame[frame["dataset"] == section["dataset"]]
+    runs_of = TABLES[table].runs_of
+    if runs_of is None:
+        return table_frame(profile, table)
+    section = profile.section(table)  # which of the other table's runs it shows
+    frame = table_frame(profile, runs_of)
+    frame = frame[frame["finished"]]
+    if frame.empty:  # no run has finished: its rows carry no method or imbalance yet
         return frame
-    return table_frame(profile, table)
+    frame = frame[frame["method"].isin(section["methods"]) & (frame["imbalance"] == float(section["imbalance"]))]
+    if "dataset" in section:  # the other table may span several datasets (paper profile)
+        frame = frame[frame["dataset"] == section["dataset"]]
+    return frame
 
 
 def _cell(row: pd.Series, prefix: str, metric: str) -> str:
@@ -90,7 +91,8 @@ def run_context(frame: pd.DataFrame) -> str:
 
 
 def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame) -> str:
-    title, ref = TABLES[table].title, TABLES[table].reference
+    entry = TABLES[table]
+    title, ref = entry.title, entry.reference
     done = frame[frame["finished"]]
     datasets = sorted({f"{d} (IF {i:g})" if i is not None and not math.isnan(i) else str(d)
                        for d, i in zip(done.get("dataset", []), done.get("imbalance", []), strict=True)})
@@ -111,12 +113,12 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
     if any(n > 1 for n in intervals):
         lines.append(f"- evaluated every {', '.join(map(str, intervals))} epochs: the best epoch is the best of "
                      "those evaluations (the released code evaluates every epoch)")
-    if table == "spm":
-        lines.append("- num_pos / num_neg None = all keys of that kind (no mining)")
+    if entry.note:
+        lines.append(f"- {entry.note}")
     if baseline_label(table) and "paired_n" in agg:
         lines.append(f"- paired: last-epoch top-1 minus {baseline_label(table)}'s on the same seed, mean ± std over "
                      "the seeds both have (their number in brackets); a gap within about two stds is within noise")
-    if table in ("main", "large"):
+    if entry.paper_numbers:
         run_settings = zip(done.get("dataset", []), done.get("imbalance", []), strict=True)
         runs_of = sorted({(d, None if i is None or math.isnan(i) else float(i)) for d, i in run_settings},
                          key=lambda s: (s[0], s[1] or 0))
@@ -125,8 +127,8 @@ def _header(profile: Profile, table: str, frame: pd.DataFrame, agg: pd.DataFrame
             lines.append(f"- the paper's numbers are for the official {settings['stands_in_for']}; this profile "
                          f"trains on a stand-in for it ({settings.get('note', 'see the params file')}), so compare "
                          "the paired differences, not the absolute accuracies")
-    if table in ABLATION_NOTES:
-        lines.append(f"- the paper's ablations are on ImageNet-LT, not this set; it states: {ABLATION_NOTES[table]}")
+    if entry.paper_says:
+        lines.append(f"- the paper's ablations are on ImageNet-LT, not this set; it states: {entry.paper_says}")
     if missing:
         lines.append(f"- **not yet trained**: {', '.join(missing)}")
     return "\n".join(lines)
@@ -150,6 +152,12 @@ def render_table(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | 
     return agg
 
 
+def render_rows(profile: Profile, table: str, out_dir: Path) -> pd.DataFrame | None:
+    """Write one table (tables/<table>.md and .csv) by the renderer its registry entry names; its
+    aggregate, or None when none of its runs has finished."""
+    return render_draws(profile, out_dir) if TABLES[table].rows == "draws" else render_table(profile, table, out_dir)
+
+
 def render_reports(params_path: str | Path, out_root: Path = Path("reports")) -> Path:
     """Write reports/<profile>/tables/{<table>.md,<table>.csv,*.png}, reports/<profile>/README.md and the
     DVC views reports/<profile>/summary.json and reports/<profile>/curves/<table>.csv (report/summary.py)."""
@@ -171,7 +179,7 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     aggregates = {}
     for table in [t for t in TABLES if t in profile.params]:
         title = f"{TABLES[table].title} ({TABLES[table].reference})"
-        agg = render_draws(profile, out_dir) if table == "draws" else render_table(profile, table, out_dir)
+        agg = render_rows(profile, table, out_dir)
         if agg is None:
             index.append(f"- {title}: no finished runs yet\n")
             continue
@@ -188,7 +196,10 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     index.extend(_analysis_index(root, profile))
     from rescom.report.run_times import write_run_times
 
-    if write_run_times(profile, root) is not None:
+    # Listed whether or not run logs are here: they are no DVC output, so runs fetched by `dvc pull` have
+    # none, and the README (a DVC output) must not depend on them.
+    write_run_times(profile, root)
+    if profile.tables():
         index.append("## Hardware and training time\n\n[timings/runs.md](timings/runs.md) · [timings/runs.csv](timings/runs.csv): "
                      "each run's hardware and seconds from its run log (not a DVC output: they differ every run)\n")
     (root / "README.md").write_text("\n".join(index) + "\n")
@@ -221,33 +232,26 @@ def write_reports_index(out_root: Path) -> Path:
             lines.append(f"- `{profile}`: {PROFILE_NOTES[profile]} — not generated in this checkout\n")
             continue
         lines.append(f"## [{profile}]({profile}/README.md): {PROFILE_NOTES[profile]}\n")
-        for figure in ("main.png", "queue_type.png", "beta.png", "spm.png", "siambs.png"):
-            if (out_root / profile / "tables" / figure).is_file():
-                lines.append(f"![{profile} {figure[:-4]}]({profile}/tables/{figure})")
+        for table in [t for t, entry in TABLES.items() if entry.overview]:
+            if (out_root / profile / "tables" / f"{table}.png").is_file():
+                lines.append(f"![{profile} {table}]({profile}/tables/{table}.png)")
         lines.append("")
     path = out_root / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-ANALYSIS_TITLES = {
-    "simulate-pairs": "Dual imbalance: contrastive pair frequency by class pair (paper Fig. 1 centre, Prop. 1)",
-    "gradients": "Vanishing gradients: mean |dL/ds| by similarity rank (paper Fig. 1 right)",
-    "similarity": "Positive-pair similarity by shot group (paper Fig. 5)",
-    "inference-cost": "Inference cost of the evaluation vs the training model (paper Tables 5 and 8)",
-}
-
-
 def _analysis_index(root: Path, profile) -> list[str]:
-    """Links to each analysis's files; a wall-clock analysis is listed from the params (its files under
-    timings/ are no DVC output, so the report cannot wait for them) with what its numbers are."""
-    from rescom.report.layout import UNCOMMITTED_TIMINGS, WALL_CLOCK_ANALYSES, analysis_dir
+    """Links to each analysis's files; a wall-clock analysis is listed from the params (the report
+    reads none of its times, so it does not wait for them) with what its numbers are."""
+    from rescom.analysis import ANALYSES
+    from rescom.report.layout import UNCOMMITTED_TIMINGS, analysis_dir
 
     lines = []
     configured = profile.params.get("analysis") or {}
-    for name, title in ANALYSIS_TITLES.items():
-        key = name.replace("-", "_")
-        if key in WALL_CLOCK_ANALYSES:
+    for key, entry in ANALYSES.items():
+        title, name = entry.title, key.replace("_", "-")
+        if entry.wall_clock:
             if key in configured:
                 stem = (analysis_dir(profile.name, key) / key).relative_to(Path("reports") / profile.name).as_posix()
                 if profile.name in UNCOMMITTED_TIMINGS:  # git-ignored: a link would be dead in the repository
@@ -255,8 +259,9 @@ def _analysis_index(root: Path, profile) -> list[str]:
                 else:
                     where = f"[{stem}.md]({stem}.md) · [{key}.csv]({stem}.csv)"
                 lines += [f"## {title}\n", f"- {where}: wall-clock times on "
-                          "the machine that ran the stage, beside the paper's (2080Ti). No DVC output (the times differ "
-                          f"every run; `dvc repro -f -s analysis_{key}` measures again).", ""]
+                          "the machine that ran the stage, beside the paper's (2080Ti). DVC hashes only what was "
+                          f"measured, not the times, which differ every run; `dvc repro -f -s analysis_{key}` "
+                          "measures again.", ""]
             continue
         directory = root / "analysis" / name
         if not directory.is_dir():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rescom.pipeline.catalogue import Profile, expand_table
+from rescom.pipeline.catalogue import Profile, expand_table, training_tables
 from rescom.report.layout import TIMINGS
 
 COLUMNS = ["run", "finished", "epochs_done", "hardware", "mean_epoch_seconds", "training_seconds"]
@@ -23,7 +23,7 @@ def run_times(profile: Profile) -> pd.DataFrame:
     from rescom.engine.outputs import RUN_LOG_NAME, read_run_log
 
     rows = []
-    for table in profile.tables():
+    for table in training_tables(profile):
         for spec in expand_table(profile, table):
             run_dir = spec.run_dir(profile.name)
             log = read_run_log(run_dir / RUN_LOG_NAME)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rescom.pipeline.catalogue import Profile, expand_table, format_value
+from rescom.pipeline.catalogue import Profile, expand_table, format_value, training_tables
 from rescom.report.tables import TABLES
 from rescom.report.render_labels import row_labels
 
@@ -98,7 +98,7 @@ def write_curves(profile: Profile, root: Path) -> list[Path]:
     directory = root / CURVES_DIR
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for table in profile.tables():
+    for table in training_tables(profile):
         curves = table_curves(profile, table) if TABLES[table].curves else None
         if curves is not None:
             from rescom.report.figures import plot_curves

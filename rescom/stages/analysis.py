@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rescom.analysis import ANALYSES
 from rescom.stages.entry import stage_main
 
 
@@ -15,7 +16,7 @@ def run(params: str, name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stage_main("analysis", __doc__, run, argv, (["name"], {"help": "simulate_pairs, gradients, similarity or inference_cost."}))
+    stage_main("analysis", __doc__, run, argv, (["name"], {"choices": list(ANALYSES), "help": "The analysis (rescom.analysis.ANALYSES)."}))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
 from rescom.data.loading.rank_sampler import loader_options
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.preparation.run_data import recipe_for
-from rescom.engine.distributed import world
 
 
 def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views: bool,
@@ -21,6 +20,7 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
     The generator drives both the shuffle and the workers' seeds, so an epoch is a pure function of it.
     """
     from rescom.data.augmentation.pil.transforms import train_transform  # torchvision: only the PIL path needs it
+    from rescom.engine.distributed import world  # here, not at the top: the test loader needs no engine
 
     transform = train_transform(recipe_for(cfg), data.channels, autoaugment=cfg.autoaugment,
                                 randaugment=cfg.randaugment)
@@ -73,6 +73,7 @@ def epoch_batches(data: PreparedData, cfg: DataConfig, batch_size: int, two_view
     if cfg.pipeline == "pil":
         return train_loader(data, cfg, batch_size, two_views, torch.Generator().manual_seed(seed))
     from rescom.data.loading.tensor_data import GraphedAugment, TensorTrainBatches, batched_recipe, images_as_tensor
+    from rescom.engine.distributed import world
 
     if "images" not in resident:
         resident["images"] = images_as_tensor(data.train, device)

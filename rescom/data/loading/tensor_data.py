@@ -18,8 +18,6 @@ from rescom.data.augmentation.stats import normalize_stats
 _RECIPES = {"cifar": (16, 4, True, True), "fashion-mnist": (8, 4, True, True),
             "fashion-mnist-basic": (0, 4, False, True), "none": (0, 0, False, False)}
 TENSOR_RECIPES = tuple(_RECIPES)
-# Recipes whose tensor form includes AutoAugment (either policy, data.autoaugment).
-AUTOAUGMENT_RECIPES = tuple(r for r, (_, _, autoaugment, _) in _RECIPES.items() if autoaugment)
 
 
 def batched_recipe(recipe: str, channels: int, autoaugment: str = "released") -> BatchedAugment:

@@ -12,23 +12,18 @@ from rescom.data.preparation.longtail import SUBSAMPLE_RULE
 from rescom.data.preparation.prepared import (OldSubsampleRuleError, PreparedData, build, load_prepared, longtail_train,
                                               write)
 from rescom.data.sources.base import BadFileError
-from rescom.data.sources import SOURCES, load_source
+from rescom.data.sources.registry import SOURCES, load_source
 from rescom.errors import MissingFileError
 from rescom.progress import console
 
-# Sources that are long-tailed as published: their "-lt" is part of the name, not a subsampling.
-NATURALLY_LONG_TAILED = ("imagenet-lt", "places-lt", "inat2018")
-_AUTO_RECIPE = {"cifar10": "cifar", "cifar100": "cifar", "fashion-mnist": "fashion-mnist",
-                "imagenet-lt": "large", "places-lt": "large", "inat2018": "large-inat", "folder": "none"}
-
-
 def parse_dataset(name: str) -> tuple[str, bool]:
-    """'cifar10-lt' -> ('cifar10', True): the raw source and whether to subsample it to a long tail."""
+    """'cifar10-lt' -> ('cifar10', True): the raw source and whether to subsample it to a long tail
+    (a source long-tailed as published, e.g. imagenet-lt, has its "-lt" in its name: never subsampled)."""
     if name in SOURCES:
         return name, False
-    if name.endswith("-lt") and name[:-3] in SOURCES and name not in NATURALLY_LONG_TAILED:
+    if name.endswith("-lt") and name[:-3] in SOURCES and not SOURCES[name[:-3]].long_tailed:
         return name[:-3], True
-    valid = [f"{s}-lt" for s in SOURCES if s not in NATURALLY_LONG_TAILED] + list(SOURCES)
+    valid = [f"{s}-lt" for s, entry in SOURCES.items() if not entry.long_tailed] + list(SOURCES)
     raise ConfigError(f"data.dataset: unknown dataset {name!r}; choose one of {', '.join(valid)}")
 
 
@@ -236,4 +231,4 @@ def check_one_size(data: PreparedData, cfg: DataConfig) -> None:
 
 
 def recipe_for(cfg: DataConfig) -> str:
-    return _AUTO_RECIPE[parse_dataset(cfg.dataset)[0]] if cfg.recipe == "auto" else cfg.recipe
+    return SOURCES[parse_dataset(cfg.dataset)[0]].recipe if cfg.recipe == "auto" else cfg.recipe

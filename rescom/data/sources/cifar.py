@@ -174,3 +174,12 @@ def load_cifar(name: str, root: str | Path | None, *, download: bool = False) ->
         train=Split(labels=np.asarray(train.targets, dtype=np.int64), images=np.ascontiguousarray(train.data)),
         test=Split(labels=np.asarray(test.targets, dtype=np.int64), images=np.ascontiguousarray(test.data)),
     )
+
+
+def fingerprint(digest, source: str, root) -> None:
+    """The published archive md5 (the loader accepts no other content), once the archive or its folder is there."""
+    cls = _dataset_class(source)
+    base = (Path(root) if root is not None else Path("data") / "raw" / source).expanduser().resolve()
+    if not ((base / cls.base_folder).is_dir() or (base / cls.filename).is_file()):
+        raise DataUnavailableError(f"{source}: neither {base / cls.filename} nor {base / cls.base_folder}/ exists")
+    digest.update(cls.tgz_md5.encode())

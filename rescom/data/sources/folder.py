@@ -128,3 +128,17 @@ def load_folder(root: str | Path | None, image_size: int | None = None) -> RawDa
         train=_make_split(train_paths, train_labels, mode, train_sizes, image_size),
         test=_make_split(test_paths, test_labels, mode, test_sizes, image_size),
     )
+
+
+def fingerprint(digest, source: str, root) -> None:
+    """Relative path, size and modification time of every image (no image is read)."""
+    if root is None:
+        raise DataUnavailableError("the folder source needs root=<dir with train/<class>/* and test/<class>/*>")
+    base = Path(root).expanduser().resolve()
+    for split in ("train", "test"):
+        if not (base / split).is_dir():
+            raise DataUnavailableError(f"{base / split} not found: a folder dataset needs train/<class>/* and test/<class>/*")
+        for path in sorted((base / split).rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.relative_to(base).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

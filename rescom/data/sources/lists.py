@@ -115,3 +115,13 @@ def load_split_lists(
         train=Split(labels=train_labels, paths=train_paths),
         test=Split(labels=test_labels, paths=test_paths),
     )
+
+
+def fingerprint(digest, source: str, root) -> None:
+    """sha256 of both lists plus the image root (the stored paths start with it)."""
+    if root is None:
+        raise DataUnavailableError(f"{source} needs root=<image root holding {' and '.join(STANDARD_LISTS[source])}>")
+    base = Path(root).expanduser().resolve()
+    digest.update(str(base).encode())
+    for default, which in zip(STANDARD_LISTS[source], ("train", "test"), strict=True):
+        digest.update(_resolve_list(source, base, None, default, which).read_bytes())

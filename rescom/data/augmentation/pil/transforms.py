@@ -10,7 +10,7 @@ Recipes:
   fashion-mnist-basic  RandomCrop(28, pad 4), flip, ToTensor, Normalize(0.2860, 0.3530): no
                  AutoAugment or Cutout. Strong augmentation pays off over hundreds of epochs; a
                  run of a few dozen epochs converges further without it (the default profile's
-                 choice, README "Default profile settings").
+                 choice, docs/results.md, "Default profile settings").
   large          RandomResizedCrop(224, 0.08-1), flip, ColorJitter(0.4,0.4,0.4,0),
                  RandomGrayscale(0.2), RandAugment, ToTensor, Normalize(ImageNet)
                  (paper supplementary B); eval: Resize(256), CenterCrop(224). RandAugment:
