@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rescom.pipeline.catalogue import Profile, load_profile
+from rescom.pipeline.catalogue import Profile, load_profile, training_tables
 from rescom.report.claims import render_claims
 from rescom.report.collect import aggregate, table_frame
 from rescom.report.draws import render_draws
@@ -199,7 +199,7 @@ def render_reports(params_path: str | Path, out_root: Path = Path("reports")) ->
     # Listed whether or not run logs are here: they are no DVC output, so runs fetched by `dvc pull` have
     # none, and the README (a DVC output) must not depend on them.
     write_run_times(profile, root)
-    if profile.tables():
+    if training_tables(profile):
         index.append("## Hardware and training time\n\n[timings/runs.md](timings/runs.md) · [timings/runs.csv](timings/runs.csv): "
                      "each run's hardware and seconds from its run log (not a DVC output: they differ every run)\n")
     (root / "README.md").write_text("\n".join(index) + "\n")
