@@ -85,17 +85,18 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     from rescom.executor.cluster import cpu_workers, usable_cores, visible_gpus
     from rescom.executor.plan import open_repo, plan_stages
 
-    if slurm is None and scheduler is None and pack == 1 and not (serve_tracking or push) and not visible_gpus():
-        import torch
-
-        fit, fewer = cpu_workers(jobs, threads or torch.get_num_threads(), usable_cores())
-        if fit == 1:  # one stage at a time: DVC itself is that, without a controller's overhead
-            say((fewer + "; " if fewer else "") + "one stage at a time fits: handing the run to `dvc repro`")
-            return dvc_repro(targets, threads, tracking_uri)
     repo = open_repo()
     root = Path(repo.root_dir)
     try:
-        stage_plan = plan_stages(repo, targets)
+        stage_plan = plan_stages(repo, targets)  # bad targets or files end here, in one line
+        if slurm is None and scheduler is None and pack == 1 and not (serve_tracking or push) and not visible_gpus():
+            import torch
+
+            fit, fewer = cpu_workers(jobs, threads or torch.get_num_threads(), usable_cores())
+            if fit == 1:  # one stage at a time: DVC itself is that, without a controller's overhead
+                say((fewer + "; " if fewer else "") + "one stage at a time fits: handing the run to `dvc repro`")
+                repo.close()
+                return dvc_repro(targets, threads, tracking_uri)
         pusher = None
         if push:  # a missing remote is bad input: it ends here, before any cluster starts
             from rescom.executor.push import StagePusher, remote_name
