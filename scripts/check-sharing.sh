@@ -94,10 +94,13 @@ share() {
     grep -q "MLflow .*: $runs run(s) registered, 0 already there" <<<"$out" || { echo "expected $runs runs registered"; exit 1; }
     echo "B: pulled and registered in $(since "$t")"
     repro=$(cd "$b" && PYTHONPATH="$b" dvc repro "$dvcfile" 2>&1)
-    if grep -q "Running stage" <<<"$repro" || ! grep -q "Data and pipelines are up to date" <<<"$repro"; then
+    # Only the wall-clock inference-cost stage may run: its timings are neither cached nor committed
+    # for the smoke profile (toy numbers), so B measures its own; every other stage came from the pull.
+    ran=$(grep -o "Running stage '[^']*'" <<<"$repro" | grep -v "analysis_inference_cost" || true)
+    if [ -n "$ran" ]; then
         echo "B's dvc repro ran stages after the pull:"; echo "$repro"; exit 1
     fi
-    echo "B: dvc repro ran no stage"
+    echo "B: dvc repro trained nothing (no stage but the wall-clock inference cost ran)"
     (cd "$b/reports/$profile" && rm -rf tables README.md curves summary.json)
     (cd "$b" && PYTHONPATH="$b" rescom report --profile "$profile")
     # timings/: wall-clock numbers from run logs, which are no DVC output (B has none)
