@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from executor_repos import DIAMOND, make_repo
@@ -89,12 +91,19 @@ def test_commands_get_the_controllers_environment_not_dasks_worker_settings(tmp_
     run_job(Job(["x"], ['echo "trim=${MALLOC_TRIM_THRESHOLD_-unset} blas=${OPENBLAS_NUM_THREADS-unset}"'],
                 str(tmp_path), str(log), {"OPENBLAS_NUM_THREADS": "4"}))
     assert "trim=unset blas=4\n" in log.read_text()
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the controller's environment before its cluster starts
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
-    settings = ReproSettings(threads=2)
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what a local nanny then writes into it
-    env = job_environment(settings, str(tmp_path), ["a"])
-    assert env["OPENBLAS_NUM_THREADS"] == "4" and "MALLOC_TRIM_THRESHOLD_" not in env
+
+
+def test_a_local_cluster_leaves_the_controllers_environment_as_it_was(monkeypatch):
+    # A local nanny writes Dask's pre-spawn settings (MALLOC_TRIM_THRESHOLD_=65536, one BLAS thread)
+    # into the process that starts it, and so into every stage's environment; quiet_dask_config empties them.
+    from rescom.executor.session import dask_client
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    with dask_client(1, None) as client:
+        worker_env = client.submit(lambda: dict(os.environ), pure=False).result()
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ and os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    assert "MALLOC_TRIM_THRESHOLD_" not in worker_env and worker_env["OPENBLAS_NUM_THREADS"] == "4"
 
 
 def test_worker_specs_one_worker_per_gpu_with_its_device():

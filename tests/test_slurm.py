@@ -116,13 +116,13 @@ def test_walltime_and_lifetime():
 
 
 def test_site_file_unknown_key_and_bad_walltime_are_one_line(tmp_path):
-    from rescom.config import ConfigError
+    from rescom.errors import UsageError
 
     bad = tmp_path / "site.yaml"
     bad.write_text("partiton: gpu\n")
-    with pytest.raises(ConfigError, match="unknown SLURM setting 'partiton'"):
+    with pytest.raises(UsageError, match="unknown SLURM setting 'partiton'"):
         load_settings(bad, {})
-    with pytest.raises(ConfigError, match="walltime"):
+    with pytest.raises(UsageError, match="walltime"):
         load_settings(None, {"walltime": "four hours"})
     good = tmp_path / "good.yaml"
     good.write_text("partition: gpu\nprologue: module load cuda\ndirectives: [--qos=high]\n")

@@ -34,15 +34,6 @@ def slurm_site(path: Path | None, **options):
     return load_settings(path, options)
 
 
-def _raised_in(error: BaseException, executor_modules: tuple[str, ...]) -> bool:
-    """Whether error's own raise statement is in one of these rescom/executor/ modules."""
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    path = Path(frame.tb_frame.f_code.co_filename) if frame is not None else Path()
-    return path.parent.name == "executor" and path.name in executor_modules
-
-
 def profile_targets(targets: list[str], profile: str) -> list[str]:
     """The profile's dvc.yaml for no targets; a bare stage name (no file part) is one of its stages."""
     dvcfile = Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
@@ -124,12 +115,5 @@ def repro(targets: list[str] = typer.Argument(None, help="DVC targets (the profi
     except KeyboardInterrupt:  # outside the controller's loop (cluster start, a second Ctrl-C): no traceback
         typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
-    except ValueError as err:
-        # executor/plan.py (DVC's error on a bad target or dvc.yaml) and executor/push.py (no such remote)
-        # raise the user's mistakes as one-line ValueErrors: expected. A ValueError raised anywhere else
-        # is a bug. (Goes when those two raise an ExpectedError instead.)
-        if not _raised_in(err, ("plan.py", "push.py")):
-            raise
-        fail(str(err))
     if summary.interrupted or not summary.ok:
         raise typer.Exit(130 if summary.interrupted else 1)

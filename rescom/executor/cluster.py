@@ -24,9 +24,13 @@ def quiet_dask_config() -> dict:
     """Dask settings for workers that each run one long shell command the controller placed: no
     statistical profiler sampling the worker's threads every 10 ms, no work stealing (nothing is
     queued on a worker to steal), event-loop and memory checks once a second instead of 50 and 10
-    times. On a CPU this background work competes with training for the same cores."""
+    times. On a CPU this background work competes with training for the same cores. And no
+    pre-spawn environment: a local nanny would write MALLOC_TRIM_THRESHOLD_=65536 and one BLAS thread
+    into this process and its workers, settings for Dask's own tasks under which two packed
+    default-profile runs took 2.2x their time; stages get what a sequential `dvc repro` gets."""
     return {"distributed.worker.profile.enabled": False, "distributed.scheduler.work-stealing": False,
-            "distributed.admin.tick.interval": "1s", "distributed.worker.memory.monitor-interval": "1s"}
+            "distributed.admin.tick.interval": "1s", "distributed.worker.memory.monitor-interval": "1s",
+            "distributed.nanny.pre-spawn-environ": {}}
 
 
 def usable_cores() -> int:

@@ -12,7 +12,6 @@ one line on the terminal (`say`): stage output goes to the stage's log, DVC's ba
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shlex
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rescom.executor import packs, plan
-from rescom.executor.stage_job import Job, JobResult, dask_worker_settings, run_job, terminate_running
+from rescom.executor.stage_job import Job, JobResult, run_job, terminate_running
 from rescom.progress import console
 
 # After Ctrl-C, how long running stages get to end on SIGTERM (save nothing new, close MLflow).
@@ -33,8 +32,6 @@ class ReproSettings:
     """threads: OMP/MKL threads of every stage, whatever the worker count. CPU float results depend
     on it, so it must equal the sequential `dvc repro`'s for the same dvc.lock (default: torch's count
     in the controller's environment, which is what a sequential stage gets). pack: stages per job.
-    environment: this process's values of the variables Dask sets in its workers, read before any
-    cluster starts (a local nanny writes them into this process's environment too).
     resources: the Dask resources a job of these stages asks for (names, records -> resources),
     for clusters whose workers are of several kinds (SLURM's GPU and CPU jobs); None: any worker,
     at most as many jobs at once as the workers have slots."""
@@ -43,8 +40,6 @@ class ReproSettings:
     pack: int = 1
     log_dir: Path = Path("logs/repro")
     tracking_uri: str | None = None
-    environment: dict[str, str] = field(
-        default_factory=lambda: {k: os.environ[k] for k in dask_worker_settings() if k in os.environ})
     resources: Callable[[list[str], list[dict | None]], dict] | None = None
 
 
@@ -71,9 +66,8 @@ def log_path(log_dir: Path, names: list[str]) -> Path:
 
 def job_environment(settings: ReproSettings, repo_root: str, names: list[str]) -> dict[str, str]:
     """What a stage's command gets on top of its worker's environment: what `dvc repro` here would
-    give it (the controller's values of the variables Dask sets in its workers, the thread count)."""
-    env = dict(settings.environment)
-    env |= {"OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads),
+    give it (the thread count, the tracking URI)."""
+    env = {"OMP_NUM_THREADS": str(settings.threads), "MKL_NUM_THREADS": str(settings.threads),
             "DVC_ROOT": repo_root, "DVC_STAGE": ",".join(names), "PYTHONUNBUFFERED": "1"}
     if settings.tracking_uri:
         env["MLFLOW_TRACKING_URI"] = settings.tracking_uri

@@ -5,7 +5,7 @@ the way dvc/repo/reproduce.py does it: stages are collected from the targets, th
 post-order of the active graph (frozen stages cut from their upstream), a stage runs when
 `Stage.changed()` says so at the moment its upstream stages are done, and a stage that ran is saved,
 committed and dumped to dvc.lock right away. Only the controller calls these functions; a bad
-target or DVC file is a one-line ValueError from `plan_stages`, before any cluster starts.
+target or DVC file is a one-line UsageError from `plan_stages`, before any cluster starts.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rescom.errors import UsageError
 from rescom.yaml_files import _one_line  # any exception: its problem at line and column, or first line
 
 
@@ -56,7 +57,7 @@ def open_repo(root: str | Path | None = None):
 @contextlib.contextmanager
 def _one_line_errors(repo=None):
     """DVC's error on a bad target or file (through the CLI, a traceback of hundreds of lines) as a
-    one-line ValueError: its message, its cause's problem and place, and what exists instead."""
+    one-line UsageError: its message, its cause's problem and place, and what exists instead."""
     from dvc.exceptions import DvcException
     from dvc.stage.exceptions import StageFileDoesNotExistError, StageNotFound
 
@@ -74,7 +75,7 @@ def _one_line_errors(repo=None):
             root = Path(repo.root_dir)
             found = "; dvc.yaml files: " + ", ".join(str(p.relative_to(root)) for depth in ("", "*/", "*/*/")
                                                      for p in sorted(root.glob(depth + "dvc.yaml")))
-        raise ValueError(str(err) + (f": {_one_line(err.__cause__)}" if err.__cause__ else "") + found) from None
+        raise UsageError(str(err) + (f": {_one_line(err.__cause__)}" if err.__cause__ else "") + found) from None
 
 
 def plan_stages(repo, targets: list[str]) -> StagePlan:

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rescom.errors import UsageError
 from rescom.executor.controller import Summary, say
 
 
 def remote_name(repo, remote: str | None) -> str:
-    """The remote --push sends to: the one named, else the repository's default; a one-line ValueError
+    """The remote --push sends to: the one named, else the repository's default; a one-line UsageError
     when there is none, before any cluster starts."""
     remotes = dict(repo.config.get("remote", {}))
     name = remote or repo.config.get("core", {}).get("remote")
     if not name:
-        raise ValueError("--push: this repository has no default DVC remote; add one with "
+        raise UsageError("--push: this repository has no default DVC remote; add one with "
                          "`dvc remote add -d NAME URL` or give --remote NAME (docs/sharing.md)")
     if name not in remotes:
-        raise ValueError(f"--push: no DVC remote {name!r}; remotes: {', '.join(sorted(remotes)) or 'none'}")
+        raise UsageError(f"--push: no DVC remote {name!r}; remotes: {', '.join(sorted(remotes)) or 'none'}")
     return name
 
 
@@ -37,9 +38,11 @@ class StagePusher:
 
     def push(self, names: list[str]) -> None:
         """Push the stages' cached outputs (names: DVC addresses); a failure is reported and kept, never raised."""
+        from dvc.exceptions import DvcException
+
         try:
             count = self.repo.push(targets=names, remote=self.remote)
-        except Exception as err:  # noqa: BLE001 - unreachable remote, missing cache: say it, go on
+        except (DvcException, OSError) as err:  # an unreachable remote, a missing cache file: say it, go on
             why = " ".join(str(err).split()) or type(err).__name__
             for name in names:
                 self.failed[name] = why

@@ -11,27 +11,17 @@ from rescom.executor.controller import Controller, ReproSettings, Summary, print
 
 @contextlib.contextmanager
 def dask_client(jobs: int | None, scheduler: str | None):
-    """A client of the scheduler, or of a local cluster started here. A local nanny writes Dask's worker
-    settings (MALLOC_TRIM_THRESHOLD_, one BLAS thread) into this process's environment before it
-    spawns a worker; they are put back afterwards, so a later repro in this process starts clean."""
+    """A client of the scheduler, or of a local cluster started here (its nannies spawn workers with
+    this process's environment: quiet_dask_config empties Dask's pre-spawn settings)."""
     import dask
     from distributed import Client
 
     from rescom.executor.cluster import quiet_dask_config, start_local_cluster
-    from rescom.executor.stage_job import dask_worker_settings
 
-    before = {key: os.environ.get(key) for key in dask_worker_settings()}
-    try:
-        with dask.config.set(quiet_dask_config()), \
-                (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
-                Client(cluster) as client:
-            yield client
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with dask.config.set(quiet_dask_config()), \
+            (contextlib.nullcontext(scheduler) if scheduler else start_local_cluster(jobs)) as cluster, \
+            Client(cluster) as client:
+        yield client
 
 
 @contextlib.contextmanager
@@ -89,10 +79,11 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
     root = Path(repo.root_dir)
     try:
         stage_plan = plan_stages(repo, targets)  # bad targets or files end here, in one line
-        if slurm is None and scheduler is None and pack == 1 and not (serve_tracking or push) and not visible_gpus():
-            import torch
+        import torch  # its thread count here is what a stage of a sequential `dvc repro` gets
 
-            fit, fewer = cpu_workers(jobs, threads or torch.get_num_threads(), usable_cores())
+        sequential_threads = torch.get_num_threads()
+        if slurm is None and scheduler is None and pack == 1 and not (serve_tracking or push) and not visible_gpus():
+            fit, fewer = cpu_workers(jobs, threads or sequential_threads, usable_cores())
             if fit == 1:  # one stage at a time: DVC itself is that, without a controller's overhead
                 say((fewer + "; " if fewer else "") + "one stage at a time fits: handing the run to `dvc repro`")
                 repo.close()
@@ -102,9 +93,6 @@ def repro(targets: list[str], jobs: int | None = None, scheduler: str | None = N
             from rescom.executor.push import StagePusher, remote_name
 
             pusher = StagePusher(repo, remote_name(repo, remote))
-        import torch  # its thread count here is what a stage of a sequential `dvc repro` gets
-
-        sequential_threads = torch.get_num_threads()
         settings = ReproSettings(threads=threads or sequential_threads, pack=pack, log_dir=root / log_dir)
         if slurm is not None:
             from rescom.executor.slurm import needs_gpu, stage_resources

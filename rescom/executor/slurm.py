@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from rescom.config import ConfigError
+from rescom.errors import UsageError
 
 GPU_RESOURCE, CPU_RESOURCE = "GPU", "CPU_STAGE"
 # How often the pool compares the jobs with the stages waiting for them.
@@ -68,7 +68,7 @@ class SlurmSettings:
         walltime_seconds(self.walltime)
         for name in ("cores", "gpus_per_job", "max_gpu_jobs", "max_cpu_jobs"):
             if getattr(self, name) < (0 if name == "gpus_per_job" else 1):
-                raise ConfigError(f"slurm setting {name!r} must be at least {0 if name == 'gpus_per_job' else 1}, "
+                raise UsageError(f"slurm setting {name!r} must be at least {0 if name == 'gpus_per_job' else 1}, "
                                   f"got {getattr(self, name)}")
         return self
 
@@ -81,27 +81,27 @@ def load_settings(path: Path | None, overrides: dict) -> SlurmSettings:
     values: dict = {}
     if path is not None:
         if not path.is_file():
-            raise ConfigError(f"--slurm-config {path}: no such file")
+            raise UsageError(f"--slurm-config {path}: no such file")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of SLURM settings, got {type(loaded).__name__}")
+            raise UsageError(f"{path}: expected a mapping of SLURM settings, got {type(loaded).__name__}")
         for key, value in loaded.items():
             if key not in known:
-                raise ConfigError(f"{path}: unknown SLURM setting {key!r}; known: {', '.join(known)}")
+                raise UsageError(f"{path}: unknown SLURM setting {key!r}; known: {', '.join(known)}")
             listed = known[key].type.startswith("list")
             values[key] = ([str(v) for v in value] if isinstance(value, list) else [str(value)]) if listed else value
     values |= {k: v for k, v in overrides.items() if v not in (None, [], ())}
     try:
         return SlurmSettings(**values).check()
     except TypeError as err:
-        raise ConfigError(f"SLURM settings: {err}") from None
+        raise UsageError(f"SLURM settings: {err}") from None
 
 
 def walltime_seconds(walltime: str) -> int:
     """SLURM's [days-]hours:minutes:seconds (or minutes, minutes:seconds) in seconds."""
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", walltime.strip())
     if not match:
-        raise ConfigError(f"slurm setting 'walltime': {walltime!r} is not [days-]hours:minutes:seconds")
+        raise UsageError(f"slurm setting 'walltime': {walltime!r} is not [days-]hours:minutes:seconds")
     days, first, second, third = (int(g) if g else None for g in match.groups())
     if second is None:  # minutes
         hours, minutes, seconds = 0, first, 0
@@ -122,16 +122,16 @@ def worker_lifetime(walltime: str) -> tuple[int, int]:
 
 
 def slurm_nodes() -> list[str]:
-    """The cluster's node names (`sinfo`), or a ConfigError saying SLURM cannot be reached."""
+    """The cluster's node names (`sinfo`), or a UsageError saying SLURM cannot be reached."""
     try:
         done = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise ConfigError("--slurm: `sinfo` not found: run on a SLURM login or compute node "
+        raise UsageError("--slurm: `sinfo` not found: run on a SLURM login or compute node "
                           "(or start a one-node SLURM: bash scripts/slurm-local.sh start)") from None
     except subprocess.TimeoutExpired:
-        raise ConfigError("--slurm: `sinfo` did not answer in 30 s: is slurmctld up?") from None
+        raise UsageError("--slurm: `sinfo` did not answer in 30 s: is slurmctld up?") from None
     if done.returncode != 0:
-        raise ConfigError(f"--slurm: sinfo failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}")
+        raise UsageError(f"--slurm: sinfo failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}")
     return sorted(set(done.stdout.split()))
 
 

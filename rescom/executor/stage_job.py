@@ -83,15 +83,16 @@ def dask_worker_settings() -> set[str]:
     """The variables a Dask nanny puts into its worker's environment (distributed.nanny.pre-spawn-environ):
     MALLOC_TRIM_THRESHOLD_=65536 and one BLAS/OpenMP thread, settings for Dask's own tasks."""
     import dask
+    import distributed  # noqa: F401 - its import loads the defaults this reads
 
     return set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
 
 
 def run_job(job: Job) -> JobResult:
     """Run the job's commands in order, stopping at the first that fails. A command sees the worker's
-    environment without Dask's worker settings, plus the job's (the controller's values of them):
-    under MALLOC_TRIM_THRESHOLD_=65536 glibc hands freed memory back to the kernel and faults it in
-    again every step, which made two packed default-profile runs take 2.2x their time."""
+    environment without Dask's worker settings, plus the job's. A worker of a remote cluster (SLURM)
+    gets them from its own nanny: under MALLOC_TRIM_THRESHOLD_=65536 glibc hands freed memory back to
+    the kernel and faults it in again every step (two packed default-profile runs took 2.2x their time)."""
     start = time.monotonic()
     inherited = {k: v for k, v in os.environ.items() if k not in dask_worker_settings()}
     env = {**inherited, **job.env, "RESCOM_WORKER_PID": str(os.getpid()),

@@ -20,11 +20,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from rescom.errors import ExpectedError
+
 LOOPBACK = "127.0.0.1"
 
 
-class TrackingServerError(RuntimeError):
-    pass
+class TrackingServerError(ExpectedError, RuntimeError):
+    """The MLflow server rescom starts cannot start: missing credentials, or it exited or never answered."""
 
 
 def is_loopback(host: str) -> bool:
