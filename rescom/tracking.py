@@ -147,10 +147,11 @@ def artifact_repository(client, run_id: str):
 @contextlib.contextmanager
 def store_setup_lock(uri: str):
     """An exclusive lock on <store>.lock beside a sqlite store, held while the store is set up."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_path(uri)
+    if database is None:
         yield
         return
-    lock_path = Path(uri[len("sqlite:///"):] + ".lock")
+    lock_path = Path(f"{database}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -286,7 +287,7 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
-            if self.uri.startswith(("http://", "https://")):  # a tracking server's UI: where to look
+            if is_server(self.uri):  # a tracking server's UI: where to look
                 print(f"MLflow run {status.lower()}: {ui_url(self.uri, self.experiment_id, self.run_id)}", flush=True)
 
 
