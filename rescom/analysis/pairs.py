@@ -225,9 +225,10 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, out_dir,
-                    *, queues: Sequence[str] = ("fifo", "balanced"), in_batch: bool = True) -> dict:
-    """Run the pair simulation for each queue type and write its report to ``out_dir``.
+def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int,
+                    out_dir) -> dict:
+    """Run the pair simulation for the FIFO and the balanced queue (in-batch pairs counted) and write its
+    report to ``out_dir``.
 
     Writes ``pairs_<queue>.png`` (heatmap of normalised pair frequencies), ``queue_histograms.png``
     (mean keys per class in each queue), ``pair_frequency.csv`` (long format: queue, anchor_class,
@@ -241,14 +242,13 @@ def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: in
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {
         "class_counts": [int(c) for c in class_counts], "batch_size": int(batch_size), "queue_size": int(queue_size),
-        "epochs": int(epochs), "seed": int(seed), "in_batch": bool(in_batch),
+        "epochs": int(epochs), "seed": int(seed), "in_batch": True,
         "proposition1_ratio": proposition1_ratio(class_counts), "queues": {},
     }
     histograms = {}
     rows = []
-    for queue in queues:
-        sim = simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue,
-                             in_batch=in_batch)
+    for queue in ("fifo", "balanced"):
+        sim = simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue)
         freq = normalised(sim.freq)
         summary["queues"][queue] = {
             # inf (a class pair never met) is written as null: JSON has no infinity
