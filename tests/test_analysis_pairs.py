@@ -10,8 +10,6 @@ from rescom.analysis.pairs import (
     _PairCounter,
     contrastive_imbalance_ratio,
     normalised,
-    pair_counts_from_batches,
-    pair_frequency,
     proposition1_ratio,
     simulate_pairs,
     simulate_report,
@@ -20,6 +18,18 @@ from rescom.data.preparation.longtail import exponential_counts
 
 # counts [5, 1], batch 2, one epoch with the permutation [0, 1, 0, 0, 0, 0]
 HAND_BATCHES = [[0, 1], [0, 0], [0, 0]]
+
+
+def pair_counts_from_batches(batches, num_classes, queue, queue_size=0, **options):
+    """Pair counts [K, K] of a given batch sequence [T, B], the queue starting empty."""
+    batches = np.asarray(batches)
+    counter = _PairCounter(num_classes, batches.shape[1], queue, queue_size, **options)
+    counter.update(batches)
+    return counter.pairs
+
+
+def pair_frequency(*args, **options):
+    return simulate_pairs(*args, **options).freq
 
 
 @pytest.mark.parametrize(

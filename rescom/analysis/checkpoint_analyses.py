@@ -54,13 +54,15 @@ def load_run_state(checkpoint_path, device: str | torch.device | None = None):
 
 
 @torch.no_grad()
-def embed(model, loader, device: torch.device, limit: int | None = None,
+def embed(model, loader, limit: int | None = None,
           channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(embeddings [N, D] float32 CPU, labels [N], which embedding) of a loader's images, eval mode.
+    """(embeddings [N, D] float32 CPU, labels [N], which embedding) of a loader's images, eval mode, on
+    the model's device.
 
     ``limit``: stop after this many batches.
     """
     model.eval()
+    device = next(model.parameters()).device
     out, labels = [], []
     kind = PROJECTION if model.projection is not None else ENCODER
     for n, (images, target) in enumerate(loader):
@@ -74,10 +76,6 @@ def embed(model, loader, device: torch.device, limit: int | None = None,
         out.append(z.float().cpu())
         labels.append(target)
     return torch.cat(out), torch.cat(labels), kind
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 def mlflow_run_id(checkpoint_path, state: dict | None = None) -> str | None:

@@ -29,18 +29,15 @@ def _save(fig: Figure, path) -> Path:
     return path
 
 
-def plot_pair_heatmap(freq, path, title: str = "Contrastive pair frequency", log: bool = True) -> Path:
-    """Heatmap of a [K, K] pair-frequency matrix (rows: anchor class, columns: key class).
-
-    ``log``: logarithmic colour scale (the head/tail contrast spans orders of magnitude); zero
-    entries are left blank.
-    """
+def plot_pair_heatmap(freq, path, title: str = "Contrastive pair frequency") -> Path:
+    """Heatmap of a [K, K] pair-frequency matrix (rows: anchor class, columns: key class), on a log
+    colour scale (the head/tail contrast spans orders of magnitude); zero entries are left blank."""
     freq = np.asarray(freq, dtype=np.float64)
     k = freq.shape[0]
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.add_subplot()
     positive = freq[freq > 0]
-    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if log and positive.size else None
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
     image = ax.imshow(np.where(freq > 0, freq, np.nan) if norm else freq, cmap="viridis", norm=norm)
     fig.colorbar(image, ax=ax, label="pair frequency" + (" (log scale)" if norm else ""))
     ax.set_xlabel("key class j (queue / batch)")
@@ -77,9 +74,7 @@ def plot_similarity_histograms(groups: Mapping[str, Mapping[str, np.ndarray]], p
     ``groups``: method -> group -> 1-D array of similarities (as returned by
     :func:`rescom.analysis.similarity.positive_pair_similarities`).
     """
-    names = list(dict.fromkeys(g for per_method in groups.values() for g in per_method))  # in order of appearance
-    rank = {"many": 0, "medium": 1, "few": 2}
-    order = sorted(names, key=lambda g: rank.get(g, 3))  # shot groups first, the others as they come
+    order = [g for g in ("many", "medium", "few") if any(g in per_method for per_method in groups.values())]
     fig = Figure(figsize=(4 * max(len(order), 1), 3.6))
     edges = np.linspace(-1.0, 1.0, bins + 1)
     for n, group in enumerate(order):

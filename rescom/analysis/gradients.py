@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rescom.analysis.checkpoint_analyses import (PROJECTION, as_numpy, device_of, embed, load_run_state,
+from rescom.analysis.checkpoint_analyses import (PROJECTION, as_numpy, embed, load_run_state,
                                                  log_analysis_artifacts, mlflow_run_id)
 from rescom.errors import UsageError
 
@@ -180,7 +180,7 @@ def gradient_analysis(checkpoint, *, num_batches: int = 8, batch_size: int = 128
     if batch_size > len(data.train.labels):
         raise UsageError(f"batch_size {batch_size} is larger than the {len(data.train.labels)} training images")
     loader = _train_eval_loader(config, data, batch_size, seed)
-    z, y, embedding = embed(model, loader, device_of(model), num_batches, config.run.channels_last)
+    z, y, embedding = embed(model, loader, num_batches, config.run.channels_last)
     tau = config.method.temperature
     if source == "queue":
         keys, key_labels = queue_state["queue_keys"].float(), queue_state["queue_labels"]

@@ -11,9 +11,7 @@ one batch at the dataset's image size:
              mode, autograd on (the graph is built; no backward).
 
 Time: median over ``repeat`` timed calls after ``warmup`` untimed ones, host-synchronised per call
-on CUDA, in milliseconds per batch; the hardware is named in every output. The device is chosen
-(engine/hardware.py), the networks built, the calls timed (`measure`) and the files written
-(`write_outputs`) one after another; `run_stage` is the pipeline's analysis stage.
+on CUDA, in milliseconds per batch; the hardware is named in every output.
 """
 
 from __future__ import annotations

@@ -127,23 +127,6 @@ class _PairCounter:
         self.num_batches += full.shape[0]
 
 
-def pair_counts_from_batches(
-    batches: np.ndarray | Sequence[Sequence[int]], num_classes: int, queue: str = "fifo", queue_size: int = 0, *,
-    size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
-) -> np.ndarray:
-    """Pair counts [K, K] for a given batch sequence [T, B] (the queue starts empty).
-
-    The deterministic core of :func:`pair_frequency`, exposed so a count can be checked by hand.
-    Entry (i, j): how many times an anchor of class i met a key of class j. See ``_PairCounter``
-    for the order of operations within a batch.
-    """
-    batches = np.asarray(batches, dtype=np.int64)
-    counter = _PairCounter(num_classes, batches.shape[1], queue, queue_size, size_per_class=size_per_class,
-                           in_batch=in_batch, views=views, prefill=prefill)
-    counter.update(batches)
-    return counter.pairs
-
-
 @dataclass
 class PairSimulation:
     """Result of :func:`simulate_pairs`."""
@@ -157,29 +140,6 @@ def simulate_pairs(
     class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, queue: str = "fifo", *,
     size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
 ) -> PairSimulation:
-    """Simulate ``epochs`` epochs of shuffled drop_last batches; see :func:`pair_frequency`."""
-    counts = np.asarray(class_counts, dtype=np.int64)
-    if counts.ndim != 1 or counts.size < 1 or (counts < 0).any():
-        raise ValueError(f"class_counts must be a 1-D list of non-negative ints, got {class_counts}")
-    if batch_size < 1 or epochs < 0:
-        raise UsageError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
-    k = counts.size
-    labels = np.repeat(np.arange(k), counts)
-    nb = labels.size // batch_size
-    counter = _PairCounter(k, batch_size, queue, queue_size, size_per_class=size_per_class, in_batch=in_batch,
-                           views=views, prefill=prefill)
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(labels)
-        counter.update(order[: nb * batch_size].reshape(nb, batch_size))
-    mean_q = counter.queue_hist_sum / max(counter.num_batches, 1)
-    return PairSimulation(counter.pairs, mean_q, counter.num_batches)
-
-
-def pair_frequency(
-    class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, queue: str = "fifo", *,
-    size_per_class: int | None = None, in_batch: bool = True, views: int = 1, prefill: bool = False,
-) -> np.ndarray:
     """Count contrastive pairs by (anchor class, key class) over simulated long-tailed training.
 
     Each epoch shuffles the N = sum(class_counts) labels (``np.random.default_rng(seed)``, one
@@ -200,11 +160,24 @@ def pair_frequency(
             queue with random unit vectors whose slot labels are fixed by layout).
 
     Returns:
-        int64 [K, K]: entry (i, j) is the number of (anchor of class i, key of class j) pairs; positive
-        pairs are the diagonal.
+        PairSimulation; positive pairs are the diagonal of its freq.
     """
-    return simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue, size_per_class=size_per_class,
-                          in_batch=in_batch, views=views, prefill=prefill).freq
+    counts = np.asarray(class_counts, dtype=np.int64)
+    if counts.ndim != 1 or counts.size < 1 or (counts < 0).any():
+        raise ValueError(f"class_counts must be a 1-D list of non-negative ints, got {class_counts}")
+    if batch_size < 1 or epochs < 0:
+        raise UsageError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+    k = counts.size
+    labels = np.repeat(np.arange(k), counts)
+    nb = labels.size // batch_size
+    counter = _PairCounter(k, batch_size, queue, queue_size, size_per_class=size_per_class, in_batch=in_batch,
+                           views=views, prefill=prefill)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(labels)
+        counter.update(order[: nb * batch_size].reshape(nb, batch_size))
+    mean_q = counter.queue_hist_sum / max(counter.num_batches, 1)
+    return PairSimulation(counter.pairs, mean_q, counter.num_batches)
 
 
 def normalised(freq: np.ndarray) -> np.ndarray:
@@ -219,15 +192,8 @@ def normalised(freq: np.ndarray) -> np.ndarray:
 def contrastive_imbalance_ratio(freq: np.ndarray, kind: str = "positive") -> float:
     """Imbalance factor of contrastive pairs, as in Prop. 1 of the paper.
 
-    ``kind="positive"`` (default, Prop. 1): the number of positive pairs of the most frequent class
-    over that of the least frequent class, max_k freq[k, k] / min_k freq[k, k]. Prop. 1 states that
-    with a long-tailed (FIFO) queue this is about (N_max / N_min)^2: positives of class k need an
-    anchor of class k (proportional to n_k) and a key of class k (proportional to n_k); the authors
-    summarise it as the dual imbalance being "more serious (square relationship) than long-tailed
-    classification learning". The diagonal also holds the most (head, head) and the least
-    (tail, tail) frequent pairs of the whole matrix when counts are close to n_i n_j.
-
-    Other views of the same matrix:
+    ``kind="positive"`` (default, Prop. 1): max_k freq[k, k] / min_k freq[k, k], about (N_max / N_min)^2
+    with a long-tailed (FIFO) queue (module docstring). Other views of the same matrix:
       ``all``: max / min over all entries (a zero entry gives inf);
       ``key``: max / min of the column sums (Siamese batch / queue level: keys per class);
       ``anchor``: max / min of the row sums (original batch level: anchors per class).
@@ -259,9 +225,10 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int, out_dir,
-                    *, queues: Sequence[str] = ("fifo", "balanced"), in_batch: bool = True) -> dict:
-    """Run the pair simulation for each queue type and write its report to ``out_dir``.
+def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: int, epochs: int, seed: int,
+                    out_dir) -> dict:
+    """Run the pair simulation for the FIFO and the balanced queue (in-batch pairs counted) and write its
+    report to ``out_dir``.
 
     Writes ``pairs_<queue>.png`` (heatmap of normalised pair frequencies), ``queue_histograms.png``
     (mean keys per class in each queue), ``pair_frequency.csv`` (long format: queue, anchor_class,
@@ -275,14 +242,13 @@ def simulate_report(class_counts: Sequence[int], batch_size: int, queue_size: in
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {
         "class_counts": [int(c) for c in class_counts], "batch_size": int(batch_size), "queue_size": int(queue_size),
-        "epochs": int(epochs), "seed": int(seed), "in_batch": bool(in_batch),
+        "epochs": int(epochs), "seed": int(seed), "in_batch": True,
         "proposition1_ratio": proposition1_ratio(class_counts), "queues": {},
     }
     histograms = {}
     rows = []
-    for queue in queues:
-        sim = simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue,
-                             in_batch=in_batch)
+    for queue in ("fifo", "balanced"):
+        sim = simulate_pairs(class_counts, batch_size, queue_size, epochs, seed, queue)
         freq = normalised(sim.freq)
         summary["queues"][queue] = {
             # inf (a class pair never met) is written as null: JSON has no infinity

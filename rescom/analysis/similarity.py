@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from rescom.analysis.checkpoint_analyses import (PROJECTION, as_numpy, device_of, embed, load_run_state,
+from rescom.analysis.checkpoint_analyses import (PROJECTION, as_numpy, embed, load_run_state,
                                                  log_analysis_artifacts, mlflow_run_id)
 
 GROUPS = ("many", "medium", "few")
@@ -92,8 +92,7 @@ def similarity_analysis(checkpoints: Mapping[str, str | Path], out_dir, *, many:
     groups, rows, embeddings, run_ids = {}, [], {}, {}
     for label, checkpoint in checkpoints.items():
         config, data, model, state = load_run_state(checkpoint, device)
-        z, y, kind = embed(model, test_loader(data, config.data, 256), device_of(model),
-                           channels_last=config.run.channels_last)
+        z, y, kind = embed(model, test_loader(data, config.data, 256), channels_last=config.run.channels_last)
         groups[label] = positive_pair_similarities(z, y, data.class_counts, many=many, few=few)
         rows += similarity_summary(label, kind, groups[label])
         embeddings[label] = kind

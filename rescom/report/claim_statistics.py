@@ -19,22 +19,22 @@ LEVEL = 0.95
 MAX_SEEDS = 1000  # past this, "more than 1000": no profile trains that many
 
 
-def t_quantile(dof: int, level: float = LEVEL) -> float:
-    """The two-sided `level` quantile of Student's t with `dof` degrees of freedom (12.706 at dof 1)."""
+def t_quantile(dof: int) -> float:
+    """The two-sided LEVEL quantile of Student's t with `dof` degrees of freedom (12.706 at dof 1)."""
     if dof < 1:
         raise ValueError(f"a t quantile needs at least 1 degree of freedom, got {dof}")
-    return float(student_t.ppf(0.5 + level / 2, dof))
+    return float(student_t.ppf(0.5 + LEVEL / 2, dof))
 
 
-def mean_interval(mean: float, std: float, n: int, level: float = LEVEL) -> tuple[float, float] | None:
+def mean_interval(mean: float, std: float, n: int) -> tuple[float, float] | None:
     """(low, high) of the t-interval on the mean of n differences; None below 2 seeds (no std)."""
     if n < 2 or math.isnan(std):
         return None
-    half = t_quantile(n - 1, level) * std / math.sqrt(n)
+    half = t_quantile(n - 1) * std / math.sqrt(n)
     return mean - half, mean + half
 
 
-def seeds_for_interval(mean: float, std: float, level: float = LEVEL) -> int | None:
+def seeds_for_interval(mean: float, std: float) -> int | None:
     """The fewest seeds n >= 2 at which the t-interval at this mean and std excludes 0; None when
     none up to MAX_SEEDS does (a zero mean, or a gap far below the noise). For a threshold other
     than 0, pass the mean's distance from it."""
@@ -43,6 +43,6 @@ def seeds_for_interval(mean: float, std: float, level: float = LEVEL) -> int | N
     if std == 0:
         return 2 if mean != 0 else None
     for n in range(2, MAX_SEEDS + 1):
-        if t_quantile(n - 1, level) * std / math.sqrt(n) < abs(mean):
+        if t_quantile(n - 1) * std / math.sqrt(n) < abs(mean):
             return n
     return None

@@ -58,12 +58,6 @@ def seed_differences(frame: pd.DataFrame, column: str, better, worse, context: t
     return (pick(better) - pick(worse)).dropna()
 
 
-def _context(table: str) -> tuple[str, ...]:
-    """The columns a claim's two rows must share besides the seed: those its table's baseline pairs on."""
-    baseline = TABLES[table].baseline if table in TABLES else None
-    return () if baseline is None else baseline.context
-
-
 def verdict(differences: pd.Series, margin: float = 0.0) -> str:
     """The rule (module docstring) on per-seed differences in the paper's direction."""
     interval = mean_interval(float(differences.mean()), float(differences.std(ddof=1)), len(differences))
@@ -95,9 +89,10 @@ def claims_frame(profile: Profile) -> pd.DataFrame | None:
         frame = frames(claim["table"])
         for column, value in (claim.get("where") or {}).items():  # narrows the table to one setting
             frame = frame[matches(frame[column], value)]
+        baseline = TABLES[claim["table"]].baseline  # the two rows share the columns its baseline pairs on
         try:
-            diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"], _context(claim["table"]),
-                                     metric=f"last_test_{group}")
+            diffs = seed_differences(frame, claim["column"], claim["better"], claim["worse"],
+                                     baseline.context if baseline else (), metric=f"last_test_{group}")
         except UsageError as err:
             raise UsageError(f"{profile.path}: claims entry {claim['claim']!r}: {err}") from None
         rows.append({**{f: claim[f] for f in FIELDS}, "group": group, "margin": margin,

@@ -32,13 +32,10 @@ def run_row(profile: Profile, spec: RunSpec) -> dict:
         "schedule": config["optim"]["schedule"], "eval_every": config["run"]["eval_every"],
         "subsample_seed": config["data"]["subsample_seed"],  # which draw of the long-tailed subset
     })
-    row.update({f"{when}_{m}": _metric_or_nan(metrics[f"{when}_{m}"]) for when in ("last", "best") for m in METRICS})
+    # null (no class in that group) is NaN in the tables
+    row.update({f"{when}_{m}": math.nan if (value := metrics[f"{when}_{m}"]) is None else float(value)
+                for when in ("last", "best") for m in METRICS})
     return row
-
-
-def _metric_or_nan(value) -> float:
-    """A metric from metrics.json: null (no class in that group) is NaN in the tables."""
-    return math.nan if value is None else float(value)
 
 
 def table_frame(profile: Profile, table: str) -> pd.DataFrame:

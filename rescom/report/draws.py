@@ -66,9 +66,9 @@ def _over_draws(series: pd.Series, spec: str = ".2f") -> str:
     return mean if len(series) < 2 else f"{mean} ± {series.std(ddof=1):.2f}"
 
 
-def _per_draw(series: pd.Series) -> str:
+def _per_draw(series: pd.Series, spec: str = ".2f") -> str:
     """'71.20 / n/a / 70.85': one value per draw, in the draws' order."""
-    return " / ".join("n/a" if math.isnan(v) else f"{v:.2f}" for v in series)
+    return " / ".join("n/a" if math.isnan(v) else f"{v:{spec}}" for v in series)
 
 
 def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) -> str:
@@ -99,8 +99,8 @@ def draws_markdown(profile: Profile, frame: pd.DataFrame, values: pd.DataFrame) 
         lines += ["", f"| gap to {BASELINE} (All) | per draw ({head}) | over draws |", "|---|---|---|"]
         for method, group in gaps.groupby("method", sort=False):
             group = group.set_index("subsample_seed").reindex(draws)["gap_all"]
-            cells = " / ".join("n/a" if math.isnan(v) else f"{v:+.2f}" for v in group)
-            lines.append(f"| {difference_label(method, BASELINE)} | {cells} | {_over_draws(group.dropna(), '+.2f')} |")
+            lines.append(f"| {difference_label(method, BASELINE)} | {_per_draw(group, '+.2f')} | "
+                         f"{_over_draws(group.dropna(), '+.2f')} |")
     if missing:
         lines.append(f"\n- **not yet trained**: {', '.join(missing)}")
     return "\n".join(lines) + "\n"

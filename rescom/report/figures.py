@@ -125,8 +125,7 @@ def table_figures(profile: Profile, table: str, agg: pd.DataFrame, out_dir: Path
         from rescom.analysis.figures import plot_queue_histograms
 
         path = out_dir / "queue_histograms.png"
-        plot_queue_histograms({k: torch.tensor(v).numpy() for k, v in histograms.items()}, path,
-                              title=f"Keys per class in each queue at the end of training ({tag})")
+        plot_queue_histograms(histograms, path, title=f"Keys per class in each queue at the end of training ({tag})")
         pd.DataFrame(histograms).rename_axis("class").to_csv(out_dir / "queue_histograms.csv")
         paths.append(path)
     return paths

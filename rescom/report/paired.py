@@ -27,7 +27,7 @@ def matches(values: pd.Series, value) -> pd.Series:
 
 def baseline_label(table: str) -> str | None:
     """'bs' for the main table, 'grid=all' for spm, ...; None for a table without a baseline."""
-    baseline = TABLES[table].baseline if table in TABLES else None
+    baseline = TABLES[table].baseline
     return None if baseline is None else baseline.label
 
 
@@ -37,7 +37,7 @@ def paired_differences(frame: pd.DataFrame, table: str, keys: list[str]) -> pd.D
     frame: one row per finished or unfinished run (report.collect.table_frame), with `seed` and
     last_test_<metric> columns. Rows of the baseline itself get differences of 0.
     """
-    baseline = TABLES[table].baseline if table in TABLES else None
+    baseline = TABLES[table].baseline
     if baseline is None:
         return None
     column, value, context = baseline.column, baseline.value, list(baseline.context)
