@@ -29,6 +29,7 @@ import torch
 
 from rescom.config import TrainConfig, resolve_for_data
 from rescom.data.loading import loaders
+from rescom.data.loading.rank_sampler import rank_seed
 from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
 from rescom.engine import distributed
@@ -132,7 +133,7 @@ class Run:
         lr = learning_rate(config, epoch)
         self.parts.optimizer.set_learning_rate(lr)
         # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
-        torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
+        torch.manual_seed(rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
         batches = loaders.epoch_batches(self.data, config.data, config.optim.batch_size, uses_two_views(config),
                                         epoch_seed(config.run.seed, epoch), self.device, self.resident,
                                         graphs=self.graphs)
