@@ -1,12 +1,9 @@
 """One training run: set-up, its epochs, its results.
 
-A `Run` keeps what lasts the whole run: config, data, components (model, queue, optimizer), train
-step (a CUDA graph on a GPU), RNG state, CUDA stream, tracker, paths and state (run_state.RunState:
-epochs done, history). Construction reads the data, loads a checkpoint and validates, writing no
-run file; `open` writes config.yaml, starts or continues the MLflow run and announces the run;
+A `Run` keeps what lasts the whole run. Construction reads the data, loads a checkpoint and
+validates, writing no run file; `open` writes config.yaml, starts or continues the MLflow run;
 `epoch()` is the next epoch, top to bottom; then `finish` (metrics.json, figures, MLflow FINISHED)
-or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these, the train
-steps of several runs interleaved; a solo run is a pack of one.
+or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these.
 
 Steps, by name: a train step (step.train_step) is one batch's forward, backward, optimizer step and
 queue write; the optimizer step is the SGD update inside it; the learning rate schedule moves once
