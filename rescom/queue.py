@@ -29,7 +29,25 @@ def _rank_within_class(labels: torch.Tensor, num_classes: int) -> tuple[torch.Te
     return rank, counts
 
 
-class PerClassQueue(nn.Module):
+class _KeyQueue(nn.Module):
+    """What every queue offers the loss: keys [M, D] and their labels [M], held in buffers."""
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """[M, D] queue contents."""
+        return self.queue_keys
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """[M] class of each slot (-1: a FIFO slot not yet written)."""
+        return self.queue_labels
+
+    def _check_batch(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
+        if keys.ndim != 2 or keys.shape[1] != self.dim or labels.shape != (keys.shape[0],):
+            raise ValueError(f"enqueue expects keys [B, {self.dim}] and labels [B]; got {tuple(keys.shape)}, {tuple(labels.shape)}")
+
+
+class PerClassQueue(_KeyQueue):
     """K class-major FIFO queues; class c owns slots offsets[c] .. offsets[c] + capacities[c] - 1.
 
     Slot labels are fixed by this layout. A batch holding more keys of class c than its capacity
@@ -51,21 +69,10 @@ class PerClassQueue(nn.Module):
         self.register_buffer("queue_labels", torch.repeat_interleave(torch.arange(len(capacities)), caps))
         self.register_buffer("pointers", torch.zeros(len(capacities), dtype=torch.long))
 
-    @property
-    def keys(self) -> torch.Tensor:
-        """[M, D] queue contents, M = sum of capacities."""
-        return self.queue_keys
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """[M] class of each slot."""
-        return self.queue_labels
-
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
         """Write keys [B, D] of classes labels [B] into their classes' queues, oldest slots first."""
-        if keys.ndim != 2 or keys.shape[1] != self.dim or labels.shape != (keys.shape[0],):
-            raise ValueError(f"enqueue expects keys [B, {self.dim}] and labels [B]; got {tuple(keys.shape)}, {tuple(labels.shape)}")
+        self._check_batch(keys, labels)
         labels = labels.to(self.pointers.device, torch.long)
         rank, counts = _rank_within_class(labels, self.num_classes)
         caps = self.capacities
@@ -81,10 +88,6 @@ class PerClassQueue(nn.Module):
         padded.index_copy_(0, slots, keys.detach().to(self.queue_keys.dtype))
         self.queue_keys.copy_(padded[:total])
         self.pointers.copy_((self.pointers + torch.minimum(counts, caps)) % caps)
-
-    def class_histogram(self) -> torch.Tensor:
-        """[K] number of slots per class."""
-        return self.capacities.clone()
 
 
 class ClassBalancedQueue(PerClassQueue):
@@ -124,7 +127,7 @@ class ReversedQueue(PerClassQueue):
         super().__init__(reversed_capacities(class_counts, size), dim)
 
 
-class FifoQueue(nn.Module):
+class FifoQueue(_KeyQueue):
     """MoCo's queue: one FIFO of `size` keys whose class mix follows the long-tailed data.
 
     Slots not yet written hold random unit keys with label -1: negatives to every query, as in MoCo.
@@ -139,26 +142,12 @@ class FifoQueue(nn.Module):
         self.register_buffer("queue_labels", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
 
-    @property
-    def keys(self) -> torch.Tensor:
-        return self.queue_keys
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.queue_labels
-
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
         """Write keys [B, D] and labels [B] at the pointer, wrapping; a batch over `size` keeps its last keys."""
-        if keys.ndim != 2 or keys.shape[1] != self.dim or labels.shape != (keys.shape[0],):
-            raise ValueError(f"enqueue expects keys [B, {self.dim}] and labels [B]; got {tuple(keys.shape)}, {tuple(labels.shape)}")
+        self._check_batch(keys, labels)
         keys, labels = keys[-self.size :], labels[-self.size :]
         slots = (self.pointer + torch.arange(keys.shape[0], device=self.pointer.device)) % self.size
         self.queue_keys[slots] = keys.detach().to(self.queue_keys.dtype)
         self.queue_labels[slots] = labels.to(self.queue_labels.device, torch.long)
         self.pointer.copy_((self.pointer + keys.shape[0]) % self.size)
-
-    def class_histogram(self, num_classes: int) -> torch.Tensor:
-        """[K] keys per class currently held (unwritten slots not counted)."""
-        held = self.queue_labels[self.queue_labels >= 0]
-        return torch.bincount(held, minlength=num_classes)

@@ -215,12 +215,6 @@ def test_queue_sizes_of_one_are_allowed_and_bad_sizes_are_named():
         reversed_capacities([5, 3, 1], 2)
 
 
-def test_fifo_histogram_counts_class_zero_and_has_k_bins():
-    q = FifoQueue(4, 2)
-    q.enqueue(torch.zeros(3, 2), torch.tensor([0, 0, 1]))
-    assert q.class_histogram(5).tolist() == [2, 1, 0, 0, 0]
-
-
 # --- losses: defaults, messages, precision -----------------------------------------------------
 
 def test_balanced_softmax_validates_by_default_and_names_the_problem():

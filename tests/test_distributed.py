@@ -249,7 +249,7 @@ def test_single_process_helpers_are_identities():
     assert distributed.gather_keys(keys, y) == (keys, y)
     sums = {"loss": torch.tensor(1.0)}
     assert distributed.reduce_totals(sums, 3) == (sums, 3)
-    assert distributed.rank_seed(123, 0) == 123 and distributed.rank_seed(123, 1) != 123
+    assert rank_sampler.rank_seed(123, 0) == 123 and rank_sampler.rank_seed(123, 1) != 123
 
 
 @pytest.mark.slow

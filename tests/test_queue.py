@@ -64,14 +64,14 @@ def test_fifo_queue_wraps_and_records_labels():
     assert q.labels.tolist() == [4, 1, 2, 3]
     q.enqueue(_tagged([6, 7, 8, 9, 10]), torch.tensor([0, 1, 2, 3, 4]))  # longer than the queue
     assert sorted(q.keys[:, 0].tolist()) == [7, 8, 9, 10]
-    assert q.class_histogram(5).tolist() == [0, 1, 1, 1, 1]
+    assert sorted(q.labels.tolist()) == [1, 2, 3, 4]
 
 
 def test_reversed_queue_capacities_follow_reversed_distribution():
     caps = reversed_capacities([100, 30, 10], 14)
     assert sum(caps) == 14 and caps[0] < caps[1] < caps[2]
     q = ReversedQueue([100, 30, 10], 14, 3)
-    assert q.keys.shape == (14, 3) and q.class_histogram().tolist() == caps
+    assert q.keys.shape == (14, 3) and q.capacities.tolist() == caps
     assert q.labels.tolist() == [0] * caps[0] + [1] * caps[1] + [2] * caps[2]
 
 

@@ -1,15 +1,11 @@
 """Time a real training epoch on synthetic data of CIFAR-100-LT IF=100 shapes (no files needed).
 
-The epoch is the one `rescom train` runs: the tensor data pipeline (resident uint8 set, batched
-augmentation of two views), the step (Eq. 7, mining, backward, SGD, queue update), each replayed
-as a CUDA graph on a GPU (run.cuda_graphs), the loop's periodic host syncs, and evaluation of the
-10,000 test images amortised over `eval_every` epochs. Printed: seconds per epoch, the projected
-400-epoch time, the shares of augmentation and step, and the launches (aten ops on the CPU, CUDA
-kernel and graph launches on a GPU) per step, so launch overhead is visible on any device.
-The epoch trains with one AutoAugment policy (--autoaugment, default the released one, as the paper
-profile); the augmentation of an epoch is then also timed under the other policy, and the ratio
-released / torchvision is printed for the augmentation alone and for the epoch (the epoch with the
-other policy's augmentation time in place of its own; issue 20's target: <= 1.1x on a GPU).
+The epoch is the one `rescom train` runs: the tensor data pipeline, the step (Eq. 7), each replayed
+as a CUDA graph on a GPU (run.cuda_graphs), the loop's periodic host syncs, and evaluation amortised
+over `eval_every` epochs. Launches per step (aten ops; on a GPU also kernel and graph launches) make
+launch overhead visible on any device. The epoch trains with one AutoAugment policy; the other
+policy's augmentation is timed too, and the epoch's time with it swapped in gives the ratio
+released / torchvision (target: <= 1.1x on a GPU).
 """
 
 from __future__ import annotations

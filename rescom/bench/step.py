@@ -55,8 +55,7 @@ def bench_step(device: torch.device | str = "cpu", *, batch_size: int = 128, num
     (tests). Returns {"device", "env", options, "steps_per_epoch", "rescom": {...}, "plain": {...},
     "ratio" (of medians, judged against the target), "ratio_min", "target_ratio", "target_met"};
     each method's dict holds median_ms, min_ms, spread, epoch_s (steps_per_epoch x median),
-    images_per_s (2 x batch / step) and peak_mib. On CPU peak_mib is the process's max RSS, which only
-    grows: rescom is measured first, and plain's value includes rescom's model and state.
+    images_per_s (2 x batch / step) and peak_mib (see _peak_memory).
     """
     device = torch.device(device)
     if quick:

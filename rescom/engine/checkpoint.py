@@ -1,9 +1,4 @@
-"""Atomic checkpoints: written to a temporary file beside the target, then renamed over it.
-
-Reading is safe on untrusted files: only tensors and plain containers are unpickled
-(`weights_only=True`), so a crafted checkpoint cannot run code, and any unreadable file becomes one
-`CheckpointError` naming it.
-"""
+"""Atomic checkpoints (a temporary file beside the target, renamed over it), read safely (load_checkpoint)."""
 
 from __future__ import annotations
 
@@ -53,8 +48,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
     try:
-        # weights_only=True: the state is tensors, numbers, strings and dicts/lists of them; anything
-        # else (a pickled callable) is refused before it can run.
+        # weights_only=True: a pickled callable is refused before it can run.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise CheckpointError(f"checkpoint {path} cannot be read: {_load_failure(err)}") from None

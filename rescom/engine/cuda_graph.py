@@ -1,16 +1,13 @@
 """Replay a fixed-shape function as one CUDA graph: one launch instead of hundreds per call.
 
-The ResNet-32 step on CIFAR shapes is launch-bound on a large GPU (issue 9: 12 ms eager vs 6.6 ms
-captured for the bare step), and the batched augmentation is a few hundred small kernels. Both are
-written without host syncs and with static shapes (tests/test_graph_ready.py proves it on the CPU
-with `torch.compile(fullgraph=True)`), so each can be captured once and replayed every step.
+The ResNet-32 step on CIFAR shapes is launch-bound on a large GPU, and the batched augmentation is a
+few hundred small kernels. Both are written without host syncs and with static shapes
+(tests/test_graph_ready.py), so each can be captured once and replayed every step.
 
-`CapturedCall(fn)` runs fn eagerly for `warmup` calls (on a side stream, as CUDA graphs need: lazy
-allocations such as optimizer state and cuDNN workspaces happen there), then captures it with
-static copies of the inputs and from then on copies each call's inputs in and replays. Outputs are
-the graph's static tensors: a caller that keeps them past the next call must clone them.
-If the capture fails (an op that syncs, a library that cannot be captured), the error is kept in
-`.disabled_reason` and every later call runs eagerly: slower, never wrong.
+`CapturedCall(fn)` runs fn eagerly for `warmup` calls on a side stream (lazy allocations such as
+cuDNN workspaces happen there), then captures it with static copies of the inputs and replays.
+Outputs are the graph's static tensors: a caller that keeps them past the next call must clone them.
+If the capture fails, the error is kept in `.disabled_reason` and every later call runs eagerly.
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from rescom.config import ConfigError
-from rescom.data.loading.rank_sampler import rank_seed  # noqa: F401  (the engine seeds each rank with it)
 
 
 @dataclass(frozen=True)
@@ -181,11 +180,7 @@ class _GatherRows(torch.autograd.Function):
 
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """All ranks' x concatenated in rank order; differentiable when x requires grad."""
-    if x.requires_grad:
-        return _GatherRows.apply(x)
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
+    return _GatherRows.apply(x)
 
 
 def gather_batch(z: torch.Tensor, target: torch.Tensor, keys: torch.Tensor | None

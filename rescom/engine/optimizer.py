@@ -1,11 +1,9 @@
 """SGD with momentum and weight decay: torch's functional SGD over state held here, not in torch.optim.SGD.
 
-Why not torch.optim.SGD: its constructor (add_param_group) and zero_grad/state_dict are wrapped to
-turn dynamo off, and the first call of any of them imports torch._dynamo, 1.5 s of every training
-stage's start-up on a CPU (docs/results.md, "Start-up of a training stage"). The update itself was
-already torch's functional `sgd` (same kernels, same numbers); this class keeps what the optimizer
-object held: the parameter group, the momentum buffers, and a state dict in torch's layout, so a
-checkpoint stores the same tensors under the same keys.
+Why not torch.optim.SGD: its constructor and zero_grad/state_dict import torch._dynamo on first
+call, 1.5 s of every training stage's start-up on a CPU (docs/results.md, "Start-up of a training
+stage"). The update is torch's functional `sgd` (same kernels, same numbers), and the state dict
+keeps torch's layout, so a checkpoint stores the same tensors under the same keys.
 """
 
 from __future__ import annotations

@@ -74,9 +74,8 @@ def confusion_matrix(probs: torch.Tensor, targets: torch.Tensor, num_classes: in
 
 
 def _suptitle(fig, text: str) -> None:
-    """The title over the figure, wrapped to its width (a 9 pt character is about 5.4 pt wide): set over the
-    axes, which the colorbar pushes left, a long title ran past the figure's right edge. The figures use
-    constrained layout, which makes room for it (tight_layout cut the x label instead)."""
+    """The title over the whole figure (not the axes, which the colorbar pushes left), wrapped to its
+    width: a 9 pt character is about 5.4 pt wide."""
     width = int(fig.get_figwidth() * 72 / 5.4)
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.splitlines()), fontsize=9)
 

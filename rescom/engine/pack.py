@@ -1,18 +1,10 @@
 """Several training runs in one process on one device: `rescom train --seeds 0,1,2`, packed pipeline stages.
 
-One CIFAR-sized step is latency-bound on a large GPU (a few percent of its peak), so K runs whose
-steps interleave in one process fill it better than K runs one after another. The mechanism is
-interleaving (docs/design.md, "Packed runs"): each run keeps exactly its own computation, RNG state
-and CUDA stream, and `engine.scheduler.run_pack` gives each run one train step in turn. Each run keeps its own
-run directory (named as its solo run), checkpoint, metrics, MLflow run and queue, and can be resumed
-alone or in a pack.
-
-Runs of a pack may differ in any key but the process-wide ones: run.device (one device per pack);
-torchrun (a pack is one process; under WORLD_SIZE > 1 packing is refused); and the run directory,
-which must differ (run.run_name names one run).
-
-Before a pack of K > 1 runs trains, its memory is checked (`check_fits`): one run is built and one
-step of a throwaway copy of it measured, and K times that peak must fit what the device had free.
+One CIFAR-sized step is latency-bound on a large GPU, so K runs whose steps interleave in one process
+(docs/design.md, "Packed runs"; engine/scheduler.py) fill it better than K runs one after another.
+Each run keeps its own computation, RNG state, CUDA stream, run directory (named as its solo run),
+checkpoint, MLflow run and queue, and can be resumed alone or in a pack. Runs of a pack may differ
+in any key but the process-wide ones: one run.device, no torchrun, distinct run directories.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""How a run begins: fresh, replacing an old one (overwrite), or from its checkpoint (resume), with
-the checks that make continuing safe (same config but for RESUME_CHANGEABLE keys, same data, same
-training code, same subsample rule)."""
+"""How a run begins (RunStart), with the checks that make continuing safe: same config but for
+RESUME_CHANGEABLE keys, same data, same training code, same subsample rule."""
 
 from __future__ import annotations
 

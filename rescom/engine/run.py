@@ -1,12 +1,9 @@
 """One training run: set-up, its epochs, its results.
 
-A `Run` keeps what lasts the whole run: config, data, components (model, queue, optimizer), train
-step (a CUDA graph on a GPU), RNG state, CUDA stream, tracker, paths and state (run_state.RunState:
-epochs done, history). Construction reads the data, loads a checkpoint and validates, writing no
-run file; `open` writes config.yaml, starts or continues the MLflow run and announces the run;
+A `Run` keeps what lasts the whole run. Construction reads the data, loads a checkpoint and
+validates, writing no run file; `open` writes config.yaml, starts or continues the MLflow run;
 `epoch()` is the next epoch, top to bottom; then `finish` (metrics.json, figures, MLflow FINISHED)
-or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these, the train
-steps of several runs interleaved; a solo run is a pack of one.
+or `close(status)` after a failure. The scheduler (engine/scheduler.py) drives these.
 
 Steps, by name: a train step (step.train_step) is one batch's forward, backward, optimizer step and
 queue write; the optimizer step is the SGD update inside it; the learning rate schedule moves once
@@ -29,6 +26,7 @@ import torch
 
 from rescom.config import TrainConfig, resolve_for_data
 from rescom.data.loading import loaders
+from rescom.data.loading.rank_sampler import rank_seed
 from rescom.data.preparation import run_data
 from rescom.data.preparation.prepared import PreparedData
 from rescom.engine import distributed
@@ -132,7 +130,7 @@ class Run:
         lr = learning_rate(config, epoch)
         self.parts.optimizer.set_learning_rate(lr)
         # augmentation draws (PIL path, workers=0); distinct per rank under torchrun, unchanged in one process
-        torch.manual_seed(distributed.rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
+        torch.manual_seed(rank_seed(epoch_seed(config.run.seed, epoch) + 1, self.world.rank))
         batches = loaders.epoch_batches(self.data, config.data, config.optim.batch_size, uses_two_views(config),
                                         epoch_seed(config.run.seed, epoch), self.device, self.resident,
                                         graphs=self.graphs)

@@ -41,25 +41,20 @@ def contrastive_loss(config: TrainConfig, parts: Components, z: torch.Tensor, ta
     """
     m = config.method
     num_pos, num_neg = parts.mining_sizes  # host ints (or None, None): no sync to size the mining
+    loss = functools.partial(spm_contrastive_loss, num_pos=num_pos, num_neg=num_neg, temperature=m.temperature,
+                             class_weights=parts.class_weights, validate=False)
     queue_keys = parts.queue.keys if parts.queue is not None else z.new_zeros(0, z.shape[1])
     queue_labels = parts.queue.labels if parts.queue is not None else target.new_zeros(0)
     if keys_from_encoder is not None:
         # MoCo: the momentum keys of this batch join the queue as candidates (own view-2 key is a positive).
-        keys = torch.cat([keys_from_encoder, queue_keys])
-        key_labels = torch.cat([target, queue_labels])
-        return spm_contrastive_loss(z, target, keys, key_labels, num_pos=num_pos, num_neg=num_neg,
-                                    temperature=m.temperature, class_weights=parts.class_weights, validate=False)
+        return loss(z, target, torch.cat([keys_from_encoder, queue_keys]), torch.cat([target, queue_labels]))
     if m.anchors == "view1":
         # Algorithm 1 (fidelity note 2b): view-1 queries; the batch's view-2 embeddings are keys (all
         # candidates, with gradient: one shared encoder) beside the mined queue. Rows are view-major.
         rows = target.shape[0]
-        return spm_contrastive_loss(z[:rows], target, queue_keys, queue_labels, num_pos=num_pos, num_neg=num_neg,
-                                    temperature=m.temperature, class_weights=parts.class_weights,
-                                    batch_keys=z[rows:], batch_key_labels=target, validate=False)
-    labels = torch.cat([target, target])  # both views are queries (fidelity note 2)
-    return spm_contrastive_loss(z, labels, queue_keys, queue_labels, num_pos=num_pos, num_neg=num_neg,
-                                temperature=m.temperature, class_weights=parts.class_weights,
-                                in_batch=m.in_batch, validate=False)
+        return loss(z[:rows], target, queue_keys, queue_labels, batch_keys=z[rows:], batch_key_labels=target)
+    # both views are queries (fidelity note 2)
+    return loss(z, torch.cat([target, target]), queue_keys, queue_labels, in_batch=m.in_batch)
 
 
 def train_step(config: TrainConfig, parts: Components, views: list[torch.Tensor],

@@ -1,11 +1,7 @@
 """Training, solo or packed: `train(config)` is the pure core of `rescom train`, `train_pack(configs)`
 of `rescom train --seeds` and packed pipeline stages. A solo run is a pack of one: one copy of the
-set-up (process group, SIGTERM handling) and tear-down.
-
-`train` returns the final metrics and leaves the run directory (config.yaml, checkpoint.pt,
-history.csv, metrics.json, per_class.csv, figures). The run itself is engine/run.py, the scheduler
-that interleaves the steps of a pack's runs engine/scheduler.py, and a pack's checks (one device,
-memory) engine/pack.py.
+set-up (process group, SIGTERM handling) and tear-down. The run itself is engine/run.py, the
+interleaving engine/scheduler.py, a pack's checks (one device, memory) engine/pack.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from rescom.config import TORCHVISION_BACKBONES as _TORCHVISION
-from rescom.models.resnet_cifar import CIFAR_DEPTHS, CifarResNet, cifar_resnet
+from rescom.models.resnet_cifar import CIFAR_DEPTHS, CifarResNet
 
 # torchvision is imported only for _TORCHVISION (its import costs about a second per process).
 BACKBONES = (*CIFAR_DEPTHS, *_TORCHVISION)
@@ -17,7 +17,7 @@ def build_backbone(name: str, in_channels: int = 3, width: int = 16) -> tuple[nn
     torchvision backbones start from random weights here; build_model loads `model.pretrained` over them.
     """
     if name in CIFAR_DEPTHS:
-        net: CifarResNet = cifar_resnet(name, in_channels, width)
+        net = CifarResNet(CIFAR_DEPTHS[name], in_channels, width)
         return net, net.feature_dim
     if name not in _TORCHVISION:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
