@@ -72,7 +72,8 @@ def training_tables(profile: Profile) -> list[str]:
 
 
 def profile_params(profile_name: str) -> Path:
-    """A profile's params file by name: params.yaml for `default`, pipelines/<name>/params.yaml otherwise."""
+    """A profile's params file by name: params.yaml for `default`, pipelines/<name>/params.yaml otherwise;
+    its dvc.yaml lies beside it."""
     return Path("params.yaml") if profile_name == "default" else Path("pipelines") / profile_name / "params.yaml"
 
 
@@ -90,13 +91,10 @@ def load_profile(path: str | Path) -> Profile:
     return Profile(path, params)
 
 
-CLAIMS_FILE = "claims.yaml"
-
-
 def claims_path(params_path: str | Path) -> Path:
     """The claims beside a params file (claims.yaml): read with the profile, no DVC params, so
     `dvc exp show` and `dvc params diff` do not print the list as one very wide value."""
-    return Path(params_path).parent / CLAIMS_FILE
+    return Path(params_path).parent / "claims.yaml"
 
 
 def format_value(value: Any) -> str:

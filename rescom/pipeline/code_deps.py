@@ -202,25 +202,19 @@ class _Walk:
     def run_top_level(self, node: ast.AST, module: _Module, bindings: dict) -> None:
         """A statement run at import: its imports and calls run; the bodies it defines do not."""
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            self.run_import(node, module.name)
-            return
+            return self.run_import(node, module.name)
         if isinstance(node, _DEFS):
             for decorator in node.decorator_list:  # applied at import: the decorator itself runs
                 self.refer_expression(decorator, module, bindings)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for default in [*node.args.defaults, *node.args.kw_defaults]:
-                if default is not None:
-                    self.run_top_level(default, module, bindings)
-            return
-        if isinstance(node, ast.Lambda):
-            return
-        if isinstance(node, ast.ClassDef):
-            for child in [*node.bases, *node.keywords, *node.body]:
-                self.run_top_level(child, module, bindings)
-            return
         if isinstance(node, ast.Call):
             self.refer_expression(node.func, module, bindings)
-        for child in ast.iter_child_nodes(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):  # its defaults run now, its body when called
+            children = [default for default in [*node.args.defaults, *node.args.kw_defaults] if default is not None]
+        elif isinstance(node, ast.ClassDef):
+            children = [*node.bases, *node.keywords, *node.body]
+        else:
+            children = [] if isinstance(node, ast.Lambda) else ast.iter_child_nodes(node)
+        for child in children:
             self.run_top_level(child, module, bindings)
 
     def refer_expression(self, node: ast.AST, module: _Module, bindings: dict) -> None:
