@@ -102,13 +102,6 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def run_name(pattern: str, item: dict[str, Any]) -> str:
-    try:
-        return pattern.format(**{k: format_value(v) for k, v in item.items()})
-    except KeyError as err:
-        raise ConfigError(f"run name pattern {pattern!r} uses {err} which is not an axis") from None
-
-
 def expand_table(profile: Profile, table: str) -> list[RunSpec]:
     """The runs of a table: the product of its axes, in params order."""
     section = profile.section(table)
@@ -160,7 +153,11 @@ def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) 
         data_key = f"{prefix}-if{format_value(imbalance)}"
     if data_key not in profile.params["datasets"]:
         raise ConfigError(f"{profile.path}: table {table} uses data {data_key!r}, not in the datasets section")
-    return RunSpec(table, run_name(section["name"], item), item, preset, data_key, overrides)
+    try:
+        name = section["name"].format(**{k: format_value(v) for k, v in item.items()})
+    except KeyError as err:
+        raise ConfigError(f"run name pattern {section['name']!r} uses {err} which is not an axis") from None
+    return RunSpec(table, name, item, preset, data_key, overrides)
 
 
 def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:
