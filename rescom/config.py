@@ -1,8 +1,8 @@
 """Typed training configuration: presets, config files and `key=value` overrides, validated once.
 
-A config is a tree of dataclasses. `resolve_config` builds it from a method preset, an optional
-YAML file and dotted overrides (`method.num_neg=400`), checks every key and value, and raises one
-`ConfigError` naming the offending key. Nothing is written while parsing.
+A config is a tree of dataclasses, built from a method preset (methods.py), an optional YAML file and
+dotted overrides (`method.num_neg=400`); a bad key or value raises one `ConfigError` naming the key.
+Nothing is written while parsing.
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check value against a field's type annotation; strings from the command line are YAML-parsed."""
-    members = _members(annotation)
+    union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+    members = typing.get_args(annotation) if union else (annotation,)
     if isinstance(value, str) and annotation is not str:
         parsed = yaml.safe_load(value)
         if not (isinstance(parsed, str) and str in members):
@@ -252,12 +253,6 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
     names = " or ".join(getattr(m, "__name__", str(m)) for m in members)
     raise ConfigError(f"{key}: expected {names}, got {value!r}")
-
-
-def _members(annotation: Any) -> tuple:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return typing.get_args(annotation)
-    return (annotation,)
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -292,13 +287,6 @@ def parse_set_options(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {item!r}: expected key=value")
         out[key.strip()] = value
     return out
-
-
-def flatten_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file ({section: {key: value}}) as dotted overrides."""
-    from rescom.yaml_files import read_yaml_mapping
-
-    return flatten(read_yaml_mapping(path, "config file", ConfigError))
 
 
 def validate(config: TrainConfig) -> None:
@@ -371,7 +359,7 @@ def resolve_for_data(config: TrainConfig, class_counts: list[int]) -> TrainConfi
         m.num_pos = m.num_neg = None  # no queue, nothing to mine
         return config
     per_class = _min_keys_per_class(m, class_counts)
-    total = _queue_total(m, num_classes)
+    total = m.queue_size * num_classes if m.queue == "balanced" else m.queue_size
     if m.num_neg == "auto":
         m.num_neg = None if m.queue == "fifo" else min(400, total - max(per_class))
     if m.queue == "fifo" and (m.num_pos is not None or m.num_neg is not None):
@@ -382,10 +370,6 @@ def resolve_for_data(config: TrainConfig, class_counts: list[int]) -> TrainConfi
     if m.num_neg is not None and m.num_neg > total - max(per_class):
         raise ConfigError(f"method.num_neg: Q_n={m.num_neg} exceeds the {total - max(per_class)} keys of other classes (Q_n <= (K-1)Q)")
     return config
-
-
-def _queue_total(m: MethodConfig, num_classes: int) -> int:
-    return m.queue_size * num_classes if m.queue == "balanced" else m.queue_size
 
 
 def _min_keys_per_class(m: MethodConfig, class_counts: list[int]) -> list[int]:

@@ -18,8 +18,7 @@ def host_tensors(*values, dtype: torch.dtype | None = None) -> tuple[torch.Tenso
         if isinstance(value, torch.Tensor) and value.device.type != "cpu":
             raise ValueError(f"metrics take CPU tensors, got one on {value.device}: move model outputs with "
                              "rescom.engine.evaluate.predict (or .cpu()) before computing metrics")
-    return tuple(torch.as_tensor(value, dtype=dtype) if dtype is not None else torch.as_tensor(value)
-                 for value in values)
+    return tuple(torch.as_tensor(value, dtype=dtype) for value in values)
 
 
 def shot_groups(train_counts, many: int = 100, few: int = 20) -> dict[str, torch.Tensor]:

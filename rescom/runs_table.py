@@ -35,15 +35,14 @@ def runs_frame(experiment: str | None = None, limit: int = 50) -> pd.DataFrame:
             raise UsageError(f"no MLflow experiment '{experiment}': the store {database} does not exist yet")
         return pd.DataFrame()  # no store yet: a read-only command must not create one
     client = MlflowClient(uri)
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    ids = list(names)
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            known = sorted(e.name for e in client.search_experiments())
-            raise UsageError(f"no MLflow experiment '{experiment}' in {uri} (known: {', '.join(known) or 'none'})")
+            known = ", ".join(sorted(names.values())) or "none"
+            raise UsageError(f"no MLflow experiment '{experiment}' in {uri} (known: {known})")
         ids = [found.experiment_id]
-    else:
-        ids = [e.experiment_id for e in client.search_experiments()]
-    names = {e.experiment_id: e.name for e in client.search_experiments()}
     runs = client.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"]) if ids else []
     rows = []
     for run in runs:

@@ -1,7 +1,6 @@
 """`rescom analyze`: the paper's analyses of trained checkpoints (Fig. 1 right, Fig. 5, Tables 5 and 8).
 
 Each command is a thin shell around a function of rescom.analysis; it prints what it wrote as JSON.
-Expected failures (missing checkpoint, bad LABEL=PATH, bad option) print one line and exit with 2.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ from typing import Optional
 def build_config(method: str, dataset: Optional[str], imbalance: Optional[float], config_file: Optional[Path],
                  sets: list[str], extra: dict):
     """Preset -> config file -> named options -> --set overrides, validated once."""
-    from rescom.config import apply_overrides, flatten_file, parse_set_options, validate
+    from rescom.config import ConfigError, apply_overrides, flatten, parse_set_options, validate
     from rescom.methods import preset_config
+    from rescom.yaml_files import read_yaml_mapping
 
     config = preset_config(method)
     if config_file is not None:
-        config = apply_overrides(config, flatten_file(config_file))
+        config = apply_overrides(config, flatten(read_yaml_mapping(config_file, "config file", ConfigError)))
     named = {k: v for k, v in extra.items() if v is not None}
     if dataset is not None:
         named["data.dataset"] = dataset

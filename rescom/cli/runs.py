@@ -55,21 +55,14 @@ def ui(host: str = typer.Option("127.0.0.1", help="Interface to bind (default lo
        experiment: str = typer.Option("default/main", help="The experiment (profile/table) whose address is printed; "
                                       "without it, another profile's main table.")):
     """Start the MLflow UI on the project's store (one worker); prints the address of the main table's runs."""
-    uri, command = ui_command(host, port)
-    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port, experiment)}")
-    os.execv(sys.executable, command)
-
-
-def ui_command(host: str, port: int) -> tuple[str, list[str]]:
-    """(store URI, the `mlflow ui` command over it): one worker, proxied artifacts served from the
-    store's mlartifacts/ wherever the store now lies."""
     uri = default_tracking_uri()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--workers", "1"]
     root = local_artifacts_root(uri)
-    if root is not None:
+    if root is not None:  # proxied artifacts, served from the store's mlartifacts/ wherever the store now lies
         command += ["--serve-artifacts", "--artifacts-destination", root.resolve().as_uri()]
-    return uri, command
+    typer.echo(f"MLflow UI for {uri}: {ui_landing(uri, host, port, experiment)}")
+    os.execv(sys.executable, command)
 
 
 def ui_landing(uri: str, host: str, port: int, experiment: str = "default/main") -> str:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from rescom.cli.common import expected_errors
+from rescom.cli.common import expected_errors, fail
 from rescom.cli.run_config import build_config
 
 
@@ -55,7 +55,6 @@ def train(
 def _train_seeds(config, seeds: str, seed, resume: bool, overwrite: bool, allowed: tuple[str, ...]) -> None:
     """--seeds: the runs of every seed as one pack; the others finish when one fails. Then a bug (any error
     but an ExpectedError) is raised with its traceback; expected errors exit 2 naming each failed run."""
-    from rescom.cli.common import fail
     from rescom.config import ConfigError
     from rescom.errors import ExpectedError
     from rescom.engine.pack import parse_seeds, seed_configs

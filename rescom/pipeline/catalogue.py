@@ -72,7 +72,8 @@ def training_tables(profile: Profile) -> list[str]:
 
 
 def profile_params(profile_name: str) -> Path:
-    """A profile's params file by name: params.yaml for `default`, pipelines/<name>/params.yaml otherwise."""
+    """A profile's params file by name: params.yaml for `default`, pipelines/<name>/params.yaml otherwise;
+    its dvc.yaml lies beside it."""
     return Path("params.yaml") if profile_name == "default" else Path("pipelines") / profile_name / "params.yaml"
 
 
@@ -90,25 +91,15 @@ def load_profile(path: str | Path) -> Profile:
     return Profile(path, params)
 
 
-CLAIMS_FILE = "claims.yaml"
-
-
 def claims_path(params_path: str | Path) -> Path:
     """The claims beside a params file (claims.yaml): read with the profile, no DVC params, so
     `dvc exp show` and `dvc params diff` do not print the list as one very wide value."""
-    return Path(params_path).parent / CLAIMS_FILE
+    return Path(params_path).parent / "claims.yaml"
 
 
 def format_value(value: Any) -> str:
     """An axis value as DVC interpolates it into names (Python's str; YAML true -> True)."""
     return str(value)
-
-
-def run_name(pattern: str, item: dict[str, Any]) -> str:
-    try:
-        return pattern.format(**{k: format_value(v) for k, v in item.items()})
-    except KeyError as err:
-        raise ConfigError(f"run name pattern {pattern!r} uses {err} which is not an axis") from None
 
 
 def expand_table(profile: Profile, table: str) -> list[RunSpec]:
@@ -162,7 +153,11 @@ def _spec(profile: Profile, table: str, section: dict, item: dict, apply: dict) 
         data_key = f"{prefix}-if{format_value(imbalance)}"
     if data_key not in profile.params["datasets"]:
         raise ConfigError(f"{profile.path}: table {table} uses data {data_key!r}, not in the datasets section")
-    return RunSpec(table, run_name(section["name"], item), item, preset, data_key, overrides)
+    try:
+        name = section["name"].format(**{k: format_value(v) for k, v in item.items()})
+    except KeyError as err:
+        raise ConfigError(f"run name pattern {section['name']!r} uses {err} which is not an axis") from None
+    return RunSpec(table, name, item, preset, data_key, overrides)
 
 
 def run_config_overrides(profile: Profile, spec: RunSpec) -> dict[str, Any]:

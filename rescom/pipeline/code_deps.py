@@ -17,32 +17,26 @@ sub-folder that is no package, e.g. `rescom/report/paper/`) belong to that packa
 modules. The walk errs on the side of running: a name that might refer to a def reaches it.
 
 The module-level import graph (`import_graph`, used by tests/test_structure.py) is read with the
-same resolution rules: `import rescom.a.b` and `from rescom.a.b import name` name rescom.a.b;
-`from rescom.a import b`, where rescom/a/b.py exists, names the submodule; Python initialises the
-parent packages first, so those are named too, except the packages that contain the importer: they
-are already loading, and counting them would make a package whose `__init__` imports its own
-submodules (rescom.cli assembling its app) a cycle with each of them, although Python runs that fine.
+same resolution rules (`resolve`).
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # rescom/
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def all_modules(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
     """{'rescom.engine.train': path, ...} for every module of the package under root."""
-    base = root.parent
     names = {}
     for path in sorted(root.rglob("*.py")):
-        parts = list(path.relative_to(base).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        names[".".join(parts)] = path
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return names
 
 
@@ -58,13 +52,13 @@ def import_statements(tree: ast.AST, lazy: bool = False):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def _import_base(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
-    base = node.module or ""
-    if node.level:  # relative import: rescom has none today, resolve it anyway
-        anchor = importer.split(".") if is_package else importer.split(".")[:-1]
-        anchor = anchor[:len(anchor) - (node.level - 1)]
-        base = ".".join(anchor + ([base] if base else []))
-    return base
+def _from_base(node: ast.ImportFrom, importer: str, modules) -> str:
+    """The module `from X import ...` names as X (a relative import resolved; rescom has none today)."""
+    if not node.level:
+        return node.module or ""
+    parts = importer.split(".")
+    anchor = parts[:max(len(parts) - node.level + (modules[importer].name == "__init__.py"), 0)]
+    return ".".join(anchor + ([node.module] if node.module else []))
 
 
 def _existing(name: str, modules) -> str:
@@ -74,22 +68,23 @@ def _existing(name: str, modules) -> str:
     return name
 
 
-def resolve(node: ast.Import | ast.ImportFrom, importer: str, is_package: bool, modules) -> set[str]:
-    """The rescom modules one import statement names (see the module docstring)."""
+def resolve(node: ast.Import | ast.ImportFrom, importer: str, modules) -> set[str]:
+    """The rescom modules one import statement names: `import rescom.a.b` and `from rescom.a.b import
+    name` name rescom.a.b; `from rescom.a import b`, where rescom/a/b.py exists, names the submodule.
+    Python initialises the parent packages first, so those are named too, except the packages that
+    contain the importer: they are already loading, and counting them would make a package whose
+    `__init__` imports its own submodules (rescom.cli assembling its app) a cycle with each of them."""
     if isinstance(node, ast.Import):
         named = [alias.name for alias in node.names]
     else:
-        base = _import_base(node, importer, is_package)
+        base = _from_base(node, importer, modules)
         named = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
     own_packages = {".".join(importer.split(".")[:i]) for i in range(1, importer.count(".") + 1)}
     targets = set()
-    for name in named:
-        name = _existing(name, modules)
-        if not name.startswith("rescom"):
-            continue
-        targets.add(name)
-        parts = name.split(".")
-        targets |= {".".join(parts[:i]) for i in range(1, len(parts))} - own_packages
+    for name in (_existing(name, modules) for name in named):
+        if name.startswith("rescom"):
+            parts = name.split(".")
+            targets |= {name} | {".".join(parts[:i]) for i in range(1, len(parts))} - own_packages
     return targets
 
 
@@ -99,75 +94,56 @@ def import_graph(lazy: bool = False, root: Path = PACKAGE_ROOT) -> dict[str, set
     graph = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        edges = set().union(*(resolve(node, name, path.name == "__init__.py", modules)
-                              for node in import_statements(tree, lazy)))
-        graph[name] = edges - {name}
+        graph[name] = set().union(*(resolve(node, name, modules) for node in import_statements(tree, lazy))) - {name}
     return graph
 
 
 @dataclass
 class _Module:
-    """One parsed module: its top-level defs, the names its imports bind, its top-level variables."""
-
     name: str
-    path: Path
     tree: ast.Module
-    defs: dict[str, ast.AST] = field(default_factory=dict)
-    variables: dict[str, list[ast.AST]] = field(default_factory=dict)
-    bindings: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    defs: dict[str, ast.AST]  # top-level functions and classes
+    variables: dict[str, list[ast.AST]]  # top-level name -> the statements that assign it
+    bindings: dict[str, tuple[str, str | None]]  # name an import binds at import -> see `bindings_of`
 
 
 class _Walk:
     """The closure of what runs from some entry functions (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
         self.paths = all_modules(root)
         self.entered: set[str] = set()
         self.reached: set[tuple[str, str]] = set()
         self.parsed: dict[str, _Module] = {}  # each module parsed once per walk
 
     def module(self, name: str) -> _Module:
-        if name in self.parsed:
-            return self.parsed[name]
-        path = self.paths[name]
-        module = _Module(name, path, ast.parse(path.read_text(), filename=str(path)))
-        for node in module.tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                module.defs[node.name] = node
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    for leaf in ast.walk(target):
-                        if isinstance(leaf, ast.Name):
-                            module.variables.setdefault(leaf.id, []).append(node)
-        for node in import_statements(module.tree):
-            module.bindings.update(self.bindings_of(node, name))
-        self.parsed[name] = module
-        return module
+        if name not in self.parsed:
+            path = self.paths[name]
+            module = _Module(name, ast.parse(path.read_text(), filename=str(path)), {}, {}, {})
+            for node in module.tree.body:
+                if isinstance(node, _DEFS):
+                    module.defs[node.name] = node
+                elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                        for leaf in ast.walk(target):
+                            if isinstance(leaf, ast.Name):
+                                module.variables.setdefault(leaf.id, []).append(node)
+            for node in import_statements(module.tree):
+                module.bindings.update(self.bindings_of(node, name))
+            self.parsed[name] = module
+        return self.parsed[name]
 
     def bindings_of(self, node: ast.Import | ast.ImportFrom, importer: str) -> dict[str, tuple[str, str | None]]:
         """{bound name: (module, None) for a module, (module, attribute) for a member}."""
-        out = {}
-        is_package = self.paths[importer].name == "__init__.py"
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if not alias.name.startswith("rescom"):
-                    continue
-                if alias.asname:
-                    out[alias.asname] = (_existing(alias.name, self.paths), None)
-                else:  # `import rescom.a.b` binds `rescom`; attribute chains resolve from there
-                    out[alias.name.split(".")[0]] = ("rescom", None)
-            return out
-        base = _import_base(node, importer, is_package)
+        if isinstance(node, ast.Import):  # `import rescom.a.b` binds `rescom`; attribute chains resolve from there
+            return {alias.asname or alias.name.split(".")[0]:
+                    (_existing(alias.name, self.paths) if alias.asname else "rescom", None)
+                    for alias in node.names if alias.name.startswith("rescom")}
+        base = _from_base(node, importer, self.paths)
         if not base.startswith("rescom"):
-            return out
-        for alias in node.names:
-            if alias.name == "*":
-                continue
-            submodule = f"{base}.{alias.name}"
-            out[alias.asname or alias.name] = (submodule, None) if submodule in self.paths else (base, alias.name)
-        return out
+            return {}
+        return {alias.asname or alias.name: (f"{base}.{alias.name}", None) if f"{base}.{alias.name}" in self.paths
+                else (base, alias.name) for alias in node.names if alias.name != "*"}
 
     # -- entering modules and reaching defs
 
@@ -190,9 +166,8 @@ class _Walk:
             return
         self.reached.add(key)
         self.enter(module_name)
-        submodule = f"{module_name}.{attribute}"
-        if submodule in self.paths:
-            self.enter(submodule)
+        if f"{module_name}.{attribute}" in self.paths:
+            self.enter(f"{module_name}.{attribute}")
         module = self.module(module_name)
         if attribute in module.defs:
             self.run_body(module.defs[attribute], module)
@@ -221,31 +196,25 @@ class _Walk:
                 self.refer(child, module, bindings)
 
     def run_import(self, node: ast.Import | ast.ImportFrom, importer: str) -> None:
-        for target in resolve(node, importer, self.paths[importer].name == "__init__.py", self.paths):
+        for target in resolve(node, importer, self.paths):
             self.enter(target)
 
     def run_top_level(self, node: ast.AST, module: _Module, bindings: dict) -> None:
         """A statement run at import: its imports and calls run; the bodies it defines do not."""
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            self.run_import(node, module.name)
-            return
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return self.run_import(node, module.name)
+        if isinstance(node, _DEFS):
             for decorator in node.decorator_list:  # applied at import: the decorator itself runs
                 self.refer_expression(decorator, module, bindings)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for default in [*node.args.defaults, *node.args.kw_defaults]:
-                if default is not None:
-                    self.run_top_level(default, module, bindings)
-            return
-        if isinstance(node, ast.Lambda):
-            return
-        if isinstance(node, ast.ClassDef):
-            for child in [*node.bases, *node.keywords, *node.body]:
-                self.run_top_level(child, module, bindings)
-            return
         if isinstance(node, ast.Call):
             self.refer_expression(node.func, module, bindings)
-        for child in ast.iter_child_nodes(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):  # its defaults run now, its body when called
+            children = [default for default in [*node.args.defaults, *node.args.kw_defaults] if default is not None]
+        elif isinstance(node, ast.ClassDef):
+            children = [*node.bases, *node.keywords, *node.body]
+        else:
+            children = [] if isinstance(node, ast.Lambda) else ast.iter_child_nodes(node)
+        for child in children:
             self.run_top_level(child, module, bindings)
 
     def refer_expression(self, node: ast.AST, module: _Module, bindings: dict) -> None:
@@ -261,11 +230,10 @@ class _Walk:
         """A name or dotted name in code that runs: reach what it can denote."""
         chain = []
         while isinstance(node, ast.Attribute):
-            chain.append(node.attr)
+            chain.insert(0, node.attr)
             node = node.value
         if not isinstance(node, ast.Name):
             return
-        chain.reverse()
         if node.id in bindings:
             target = bindings[node.id]
         elif node.id in module.defs or node.id in module.variables:
@@ -278,12 +246,11 @@ class _Walk:
         if attribute is not None:
             return
         for part in chain:
-            if f"{current}.{part}" in self.paths:
-                current = f"{current}.{part}"
-                self.enter(current)
-            else:
+            if f"{current}.{part}" not in self.paths:
                 self.reach(current, part)
                 return
+            current = f"{current}.{part}"
+            self.enter(current)
 
 
 def code_files(entries: list[tuple[str, str]], root: Path = PACKAGE_ROOT) -> list[str]:
@@ -294,35 +261,18 @@ def code_files(entries: list[tuple[str, str]], root: Path = PACKAGE_ROOT) -> lis
     for module_name, function in entries:
         walk.enter(module_name)
         walk.reach(module_name, function)
-    repo = root.parent
     files = {walk.paths[name] for name in walk.entered}
     for name in walk.entered:  # data beside an entered module: sub-folders that are no package
-        directory = walk.paths[name].parent
-        files |= {p for p in directory.iterdir() if p.is_dir() and not (p / "__init__.py").exists()
+        files |= {p for p in walk.paths[name].parent.iterdir() if p.is_dir() and not (p / "__init__.py").exists()
                   and p.name != "__pycache__"}
-    return _as_packages(files, root, repo)
 
-
-def _as_packages(files: set[Path], root: Path, repo: Path) -> list[str]:
-    """Replace the files of a package folder by the folder when every module (and data folder) in it,
-    recursively, is among files."""
     def complete(directory: Path) -> bool:
-        for child in directory.iterdir():
-            if child.name == "__pycache__":
-                continue
-            if child.is_dir():
-                if (child / "__init__.py").exists() and not complete(child):
-                    return False
-                if not (child / "__init__.py").exists() and child not in files:
-                    return False
-            elif child.suffix == ".py" and child not in files:
-                return False
-        return True
+        """Every module and data folder under directory, recursively, is among files."""
+        return all(complete(child) if (child / "__init__.py").exists() else child in files
+                   for child in directory.iterdir()
+                   if child.name != "__pycache__" and (child.is_dir() or child.suffix == ".py"))
 
-    listed: set[Path] = set()
-    for path in sorted(files):
-        folder = next((parent for parent in reversed(path.parents) if parent != root and root in parent.parents
-                       and complete(parent)), None)
-        listed.add(folder if folder is not None else path)
+    listed = {next((parent for parent in reversed(path.parents) if parent != root and root in parent.parents
+                    and complete(parent)), path) for path in sorted(files)}
     listed = {p for p in listed if not any(parent in listed for parent in p.parents)}
-    return sorted(p.relative_to(repo).as_posix() for p in listed)
+    return sorted(p.relative_to(root.parent).as_posix() for p in listed)

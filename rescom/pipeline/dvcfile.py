@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from rescom.analysis import analysis
-from rescom.pipeline.catalogue import Profile, claims_path, load_profile, training_tables
+from rescom.pipeline.catalogue import Profile, claims_path, load_profile, profile_params, training_tables
+from rescom.pipeline.code_deps import code_files
 from rescom.pipeline.stage_record import StageRecord
 from rescom.report.layout import WALL_CLOCK_ANALYSES, analysis_dir
 from rescom.report.summary import CURVES_DIR, SUMMARY_NAME, curve_runs, curves_path
@@ -37,8 +38,6 @@ def stage_code_deps(record: StageRecord) -> list[str]:
 
 @functools.cache
 def _code_files(entries: tuple[tuple[str, str], ...]) -> list[str]:
-    from rescom.pipeline.code_deps import code_files
-
     return code_files(list(entries))
 
 
@@ -54,7 +53,7 @@ def profile_params_files(root: Path = Path(".")) -> list[Path]:
 
 
 def dvc_path(profile: Profile) -> Path:
-    return Path("dvc.yaml") if profile.name == "default" else Path("pipelines") / profile.name / "dvc.yaml"
+    return profile_params(profile.name).with_name("dvc.yaml")
 
 
 def _dollar(pattern: str) -> str:

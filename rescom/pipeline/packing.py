@@ -30,12 +30,9 @@ class TrainStage:
     table: str
     item: dict
 
-    def as_json(self) -> str:
-        """What `rescom pipeline train-pack --stage` takes (read back by `from_json`)."""
-        return json.dumps({"name": self.name, "table": self.table, "item": self.item})
-
     @classmethod
     def from_json(cls, text: str, params: str) -> TrainStage:
+        """The stage of a `rescom pipeline train-pack --stage` (written by `pack_command`)."""
         from rescom.config import ConfigError
 
         try:
@@ -82,7 +79,7 @@ def pack_command(metas: dict[str, dict], results_path: str) -> list[str]:
         raise ValueError("pack_command: the stages of a pack share one params file (see pack_key)")
     argv = ["rescom", "pipeline", "train-pack", "--params", stages[0].params, "--results", results_path]
     for stage in stages:
-        argv += ["--stage", stage.as_json()]
+        argv += ["--stage", json.dumps({"name": stage.name, "table": stage.table, "item": stage.item})]
     return argv
 
 

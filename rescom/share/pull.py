@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rescom.errors import MissingFileError, UsageError
+from rescom.pipeline.catalogue import profile_params
 
 
 @dataclass
@@ -21,13 +22,9 @@ class Pulled:
     run_dirs: list[Path]  # the run folders the targets cover
 
 
-def dvcfile_of(profile: str) -> Path:
-    return Path("dvc.yaml") if profile == "default" else Path("pipelines") / profile / "dvc.yaml"
-
-
 def run_stages(repo, profile: str, runs: list[str]) -> dict[str, str]:
     """{run folder: its training stage's address} for each run given as a folder or <table>/<name>."""
-    dvcfile = dvcfile_of(profile).as_posix()
+    dvcfile = profile_params(profile).with_name("dvc.yaml").as_posix()
     by_folder = {}
     for stage in repo.index.stages:
         if stage.dvcfile.relpath != dvcfile:
@@ -52,7 +49,7 @@ def pull(profile: str, runs: list[str], remote: str | None = None, allow_missing
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    dvcfile = dvcfile_of(profile)
+    dvcfile = profile_params(profile).with_name("dvc.yaml")
     if not dvcfile.is_file():
         raise MissingFileError(f"unknown profile {profile!r}: {dvcfile} not found")
     targets: list[str] = [dvcfile.as_posix()]
