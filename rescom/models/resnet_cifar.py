@@ -63,5 +63,10 @@ class CifarResNet(nn.Module):
         return F.adaptive_avg_pool2d(out, 1).flatten(1)  # [B, 4w]; any input size (28x28 too)
 
 
+def resnet32(in_channels: int = 3, width: int = 16) -> CifarResNet:
+    """ResNet-32: 5 blocks per stage, 16/32/64 channels by default, feature 64."""
+    return CifarResNet(5, in_channels, width)
+
+
 # Depth 6n + 2 -> n blocks per stage.
 CIFAR_DEPTHS = {"resnet8": 1, "resnet14": 2, "resnet20": 3, "resnet32": 5}
