@@ -26,14 +26,6 @@ from torch import Tensor
 
 from rescom.data.augmentation.batched import ops
 
-__all__ = [
-    "OPS",
-    "CIFAR10_POLICY",
-    "magnitude_bins",
-    "sample_autoaugment_params",
-    "apply_ops",
-    "apply_autoaugment",
-]
 
 OPS: tuple[str, ...] = (
     "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",

@@ -17,30 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "sample_crop_params",
-    "sample_flip_params",
-    "sample_cutout_params",
-    "batched_crop",
-    "batched_hflip",
-    "batched_cutout",
-    "batched_normalize",
-    "inverse_affine_matrices",
-    "batched_affine",
-    "apply_lut",
-    "brightness_lut",
-    "contrast_lut",
-    "posterize_lut",
-    "solarize_lut",
-    "invert_lut",
-    "autocontrast_lut",
-    "equalize_lut",
-    "identity_lut",
-    "batched_color",
-    "batched_sharpness",
-    "check_image_batch",
-]
-
 
 def check_image_batch(x: Tensor, dtype: torch.dtype | None = torch.uint8) -> None:
     """Raise ValueError unless x is [B, C, H, W] with C in {1, 3} (and of `dtype` when given)."""

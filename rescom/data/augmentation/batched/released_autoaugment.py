@@ -43,14 +43,6 @@ from torch import Tensor
 from rescom.data.augmentation.batched import ops
 from rescom.data.augmentation.pil.released_autoaugment import FILL, MAGNITUDES, POLICY
 
-__all__ = [
-    "RELEASED_OPS",
-    "sample_released_params",
-    "released_slot_ops",
-    "apply_released_ops",
-    "apply_released_slots",
-    "apply_released_autoaugment",
-]
 
 RELEASED_OPS: tuple[str, ...] = (
     "identity", "shearX", "shearY", "translateX", "translateY", "rotate",
