@@ -10,10 +10,8 @@ training loop never waits on it. Per view (released ResCom code, fidelity note 6
 The released main_rescom.py puts Cutout between ToTensor and Normalize, so the hole is black
 (0 in [0,1], i.e. -mean/std after normalising), not the dataset mean colour.
 
-AutoAugment is either policy: `policy="released"`, the released code's own CIFAR10Policy
-(augment/autoaugment.py) as Pillow computes it (batched/released_autoaugment.py), or
-`policy="torchvision"`, torchvision's AutoAugment(CIFAR10) tensor semantics (batched/autoaugment.py);
-each is tested op by op against its per-image reference (tests/test_batched_augment.py).
+AutoAugment is either policy (batched/released_autoaugment.py, batched/autoaugment.py), each tested
+op by op against its per-image reference (tests/test_batched_augment.py).
 """
 
 from __future__ import annotations
@@ -58,8 +56,8 @@ class BatchedAugment:
         cutout: side of the Cutout square in pixels; 0 disables it.
         padding: RandomCrop zero padding; 0 disables the crop.
         autoaugment: apply AutoAugment.
-        policy: which AutoAugment: "released" (the released code's PIL policy, Pillow's arithmetic)
-            or "torchvision" (torchvision's CIFAR10 policy).
+        policy: which AutoAugment: "released" (the released code's own CIFAR10Policy, in Pillow's
+            arithmetic) or "torchvision" (torchvision's AutoAugment(CIFAR10) tensor semantics).
         flip: apply RandomHorizontalFlip(0.5).
 
     `generator` must live on x's device (torch.Generator(device=x.device)); None uses the global RNG.
