@@ -27,14 +27,12 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
     dataset = dataset_cls(data.train, transform, data.channels)
     processes = world()
-    if processes.size > 1:
-        # Multi-GPU hook: this rank's slice of each global batch of the same seeded shuffle.
-        return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
-                          pin_memory=torch.cuda.is_available(),
-                          **loader_options(dataset, batch_size, generator, processes.rank, processes.size))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                      drop_last=True, num_workers=cfg.workers, generator=generator,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+    if processes.size > 1:  # this rank's slice of each global batch of the same seeded shuffle
+        batching = loader_options(dataset, batch_size, generator, processes.rank, processes.size)
+    else:
+        batching = dict(batch_size=batch_size, shuffle=True, drop_last=True)
+    return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available(), **batching)
 
 
 def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoader:
