@@ -9,12 +9,8 @@ done for the whole batch at once. Interpolation is nearest and the fill 0 (torch
 sample and is what the tests compare, op by op, against torchvision's own `_apply_op`.
 
 One op per sample per slot is computed without selecting subsets (a subset's size is data and
-would cost a host sync on CUDA): every slot runs three batched kernels over the whole batch and
-picks per sample with `torch.where`:
-  - geometric ops (ShearX/Y, TranslateX/Y, Rotate): one grid_sample with a per-sample matrix,
-  - point-wise ops (Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize, Invert,
-    Identity): one gather through a per-sample, per-channel 256-entry table,
-  - Color and Sharpness: one blend each.
+would cost a host sync on CUDA): every slot runs a few batched kernels over the whole batch (a
+grid_sample, a table gather, two blends) and picks per sample with `torch.where`.
 """
 
 from __future__ import annotations
