@@ -44,11 +44,9 @@ def sample_crop_params(
     return dy, dx
 
 
-def sample_flip_params(
-    n: int, generator: torch.Generator | None, device: torch.device | str, p: float = 0.5
-) -> Tensor:
-    """Flip mask [n] bool, True with probability p (torchvision: `torch.rand(1) < p`)."""
-    return torch.rand(n, generator=generator, device=device) < p
+def sample_flip_params(n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+    """Flip mask [n] bool, True with probability 0.5 (torchvision: `torch.rand(1) < p`)."""
+    return torch.rand(n, generator=generator, device=device) < 0.5
 
 
 def sample_cutout_params(
