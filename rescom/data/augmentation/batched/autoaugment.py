@@ -71,20 +71,15 @@ def magnitude_bins(image_size: tuple[int, int], num_bins: int = NUM_BINS) -> tup
     return bins, signed
 
 
-def _policy_tables(policy) -> tuple[Tensor, Tensor, Tensor]:
-    """(op [P,2] int64, probability [P,2] float32, magnitude bin [P,2] int64 with -1 for none)."""
-    op = torch.tensor([[OP_INDEX[name] for name, _, _ in sub] for sub in policy], dtype=torch.long)
-    prob = torch.tensor([[p for _, p, _ in sub] for sub in policy], dtype=torch.float32)
-    mag = torch.tensor([[-1 if m is None else m for _, _, m in sub] for sub in policy], dtype=torch.long)
-    return op, prob, mag
-
-
 @functools.lru_cache(maxsize=16)
-def _device_tables(device: torch.device, image_size: tuple[int, int], policy) -> tuple[Tensor, ...]:
-    # copied to the device once: a host-to-device copy from pageable memory on every batch would
-    # make each step wait for the GPU
-    tables = (*_policy_tables(policy), *magnitude_bins(image_size))
-    return tuple(t.to(device) for t in tables)
+def _device_tables(device: torch.device, image_size: tuple[int, int]) -> tuple[Tensor, ...]:
+    """(op [25,2] int64, probability [25,2] float32, magnitude bin [25,2] int64 with -1 for none,
+    *magnitude_bins) on the device, copied once: a host-to-device copy from pageable memory on every
+    batch would make each step wait for the GPU."""
+    op = torch.tensor([[OP_INDEX[name] for name, _, _ in sub] for sub in CIFAR10_POLICY], dtype=torch.long)
+    prob = torch.tensor([[p for _, p, _ in sub] for sub in CIFAR10_POLICY], dtype=torch.float32)
+    mag = torch.tensor([[-1 if m is None else m for _, _, m in sub] for sub in CIFAR10_POLICY], dtype=torch.long)
+    return tuple(t.to(device) for t in (op, prob, mag, *magnitude_bins(image_size)))
 
 
 def sample_autoaugment_params(
@@ -92,19 +87,18 @@ def sample_autoaugment_params(
     generator: torch.Generator | None,
     device: torch.device | str,
     image_size: tuple[int, int] = (32, 32),
-    policy=CIFAR10_POLICY,
 ) -> dict[str, Tensor]:
     """Draw AutoAugment parameters for n samples, as torchvision's AutoAugment.get_params per image.
 
     Returns tensors on `device`:
-      policy [n] int64      sub-policy index, uniform over len(policy)
+      policy [n] int64      sub-policy index, uniform over the 25
       op [n,2] int64        index into OPS of each of the two ops
       apply [n,2] bool      rand() <= probability (torchvision's test)
       sign [n,2] int64      coin; 0 negates a signed op's magnitude
       magnitude [n,2] f32   signed magnitude as passed to torchvision's _apply_op (0 for unused)
     """
-    op_t, prob_t, mag_t, bins, signed = _device_tables(torch.device(device), tuple(image_size), policy)
-    sub = torch.randint(0, len(policy), (n,), generator=generator, device=device)  # [n]
+    op_t, prob_t, mag_t, bins, signed = _device_tables(torch.device(device), tuple(image_size))
+    sub = torch.randint(0, len(CIFAR10_POLICY), (n,), generator=generator, device=device)  # [n]
     probs = torch.rand(n, 2, generator=generator, device=device)
     sign = torch.randint(0, 2, (n, 2), generator=generator, device=device)
     op = op_t[sub]  # [n,2]

@@ -45,8 +45,10 @@ SLOT_OPS: tuple[frozenset[str], frozenset[str]] = tuple(
 SIGNED = ("shearX", "shearY", "translateX", "translateY", "color", "contrast", "sharpness", "brightness")
 
 
-def _policy_tables() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(op [25,2] int64, probability [25,2] float64, magnitude [25,2] float64, signed [len(OPS)] bool).
+@functools.lru_cache(maxsize=8)
+def _device_tables(device: torch.device) -> tuple[Tensor, ...]:
+    """(op [25,2] int64, probability [25,2] float64, magnitude [25,2] float64, signed [len(OPS)] bool),
+    copied to the device once, not per batch (a pageable host-to-device copy would sync).
 
     Probabilities stay float64 so `u < p` compares as the port's `torch.rand(()).item() < p` does.
     """
@@ -55,13 +57,7 @@ def _policy_tables() -> tuple[Tensor, Tensor, Tensor, Tensor]:
     mag = torch.tensor([[float(MAGNITUDES[name][level]) for name, _, level in sub] for sub in POLICY],
                        dtype=torch.float64)
     signed = torch.tensor([name in SIGNED for name in RELEASED_OPS])
-    return op, prob, mag, signed
-
-
-@functools.lru_cache(maxsize=8)
-def _device_tables(device: torch.device) -> tuple[Tensor, ...]:
-    # copied to the device once, not per batch (a pageable host-to-device copy would sync)
-    return tuple(t.to(device) for t in _policy_tables())
+    return tuple(t.to(device) for t in (op, prob, mag, signed))
 
 
 def sample_released_params(n: int, generator: torch.Generator | None, device: torch.device | str) -> dict[str, Tensor]:
