@@ -20,7 +20,7 @@ from rescom.data.sources import cifar as source_cifar
 from rescom.data.sources import idx as source_idx
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.data.preparation.prepared import load_prepared, prepare
-from rescom.data.sources import DataUnavailableError, RawDataset, Split
+from rescom.data.sources.base import DataUnavailableError, RawDataset, Split
 from rescom.data.sources.registry import load_source
 
 # ---------------------------------------------------------------- helpers

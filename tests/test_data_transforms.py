@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.sources import Split
+from rescom.data.sources.base import Split
 from rescom.data.augmentation.pil.transforms import RECIPES, Cutout, eval_transform, train_transform
 
 # input side per recipe, and the output side it must produce

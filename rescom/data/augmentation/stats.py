@@ -23,18 +23,13 @@ _RECIPE_STATS = {
 }
 
 
-def channel_stats(mean: tuple[float, ...], std: tuple[float, ...], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel statistics for `channels`: RGB stats collapse by luma, 1-channel stats repeat."""
+def normalize_stats(recipe: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel that the recipe normalises with: RGB stats collapse by luma, 1-channel stats repeat."""
+    mean, std = _RECIPE_STATS[recipe]
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if len(mean) == channels:
         return mean, std
     if channels == 1:
-        mean, std = ((sum(a * v for a, v in zip(_LUMA, values, strict=True)),) for values in (mean, std))
-        return mean, std
+        return tuple((sum(a * v for a, v in zip(_LUMA, values, strict=True)),) for values in (mean, std))
     return mean * 3, std * 3
-
-
-def normalize_stats(recipe: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) per channel that the recipe normalises with."""
-    return channel_stats(*_RECIPE_STATS[recipe], channels)

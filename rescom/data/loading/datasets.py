@@ -17,11 +17,8 @@ class _SplitImages(Dataset):
     def __init__(self, split: Split, transform: Callable, channels: int) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
-        if split.images is None and split.paths is None:
-            raise ValueError("split holds neither images nor paths")
         self.split = split
         self.transform = transform
-        self.channels = channels
         self.mode = "L" if channels == 1 else "RGB"
 
     def __len__(self) -> int:

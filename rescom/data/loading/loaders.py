@@ -3,12 +3,14 @@ resident tensors, each seeded per epoch; under torchrun each rank takes its slic
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch.utils.data import DataLoader
 
 from rescom.config import ConfigError, DataConfig
 from rescom.data.loading.datasets import SingleViewDataset, TwoViewDataset
-from rescom.data.loading.rank_sampler import loader_options
+from rescom.data.loading.rank_sampler import RankSliceBatchSampler, seed_worker
 from rescom.data.preparation.prepared import PreparedData
 from rescom.data.preparation.run_data import recipe_for
 
@@ -27,14 +29,13 @@ def train_loader(data: PreparedData, cfg: DataConfig, batch_size: int, two_views
     dataset_cls = TwoViewDataset if two_views else SingleViewDataset
     dataset = dataset_cls(data.train, transform, data.channels)
     processes = world()
-    if processes.size > 1:
-        # Multi-GPU hook: this rank's slice of each global batch of the same seeded shuffle.
-        return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
-                          pin_memory=torch.cuda.is_available(),
-                          **loader_options(dataset, batch_size, generator, processes.rank, processes.size))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                      drop_last=True, num_workers=cfg.workers, generator=generator,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+    if processes.size > 1:  # this rank's slice of each global batch of the same seeded shuffle
+        batching = {"batch_sampler": RankSliceBatchSampler(dataset, batch_size, processes.rank, processes.size, generator),
+                    "worker_init_fn": partial(seed_worker, processes.rank)}
+    else:
+        batching = dict(batch_size=batch_size, shuffle=True, drop_last=True)
+    return DataLoader(dataset, num_workers=cfg.workers, generator=generator, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available(), **batching)
 
 
 def test_loader(data: PreparedData, cfg: DataConfig, batch_size: int) -> DataLoader:

@@ -4,7 +4,6 @@ one seeded shuffle (so the slices in rank order are the single-process batches),
 from __future__ import annotations
 
 import random
-from functools import partial
 
 import numpy as np
 import torch
@@ -46,15 +45,9 @@ class RankSliceBatchSampler(Sampler[list[int]]):
         return len(self.sampler) // self.global_batch
 
 
-def _seed_worker(rank: int, worker_id: int) -> None:
+def seed_worker(rank: int, worker_id: int) -> None:
     """Worker seeds differ per rank too (DataLoader derives them from a base seed every rank shares)."""
     seed = rank_seed(torch.initial_seed(), rank)
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-
-
-def loader_options(dataset, global_batch: int, generator: torch.Generator, rank: int, size: int) -> dict:
-    """DataLoader keyword arguments for rank `rank`'s share (of `size` processes) of the global batches."""
-    return {"batch_sampler": RankSliceBatchSampler(dataset, global_batch, rank, size, generator),
-            "worker_init_fn": partial(_seed_worker, rank)}

@@ -2,7 +2,7 @@
 augmented with batched per-sample tensor ops (rescom.data.augmentation.batched.recipes). No DataLoader, no PIL.
 
 On the CPU this is several times faster than per-image PIL augmentation; on a GPU the set stays
-resident and no step waits for the host. The PIL path (rescom.data.preparation.run_data) stays as the reference.
+resident and no step waits for the host. The PIL path (datasets.py) stays as the reference.
 """
 
 from __future__ import annotations

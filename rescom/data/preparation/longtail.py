@@ -32,8 +32,7 @@ def exponential_counts(num_classes: int, max_count: int, imbalance_factor: float
 
 
 # The one subsampling rule of every source: LDAM-DRW's split, which the released code and PaCo share
-# (docs/design.md, "Long-tailed subsets: one rule"). Prepared sets and checkpoints record it; the rule once used
-# for the other sources ("permutation": one `default_rng` permutation per class) is refused.
+# (docs/design.md, "Long-tailed subsets: one rule"). Prepared sets and checkpoints record it.
 SUBSAMPLE_RULE = "ldam"
 
 

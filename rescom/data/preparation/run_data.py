@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
@@ -11,10 +12,13 @@ from rescom.config import ConfigError, DataConfig, flatten
 from rescom.data.preparation.longtail import SUBSAMPLE_RULE
 from rescom.data.preparation.prepared import (OldSubsampleRuleError, PreparedData, build, load_prepared, longtail_train,
                                               write)
-from rescom.data.sources.base import BadFileError
+from rescom.data.sources.base import BadFileError, DataUnavailableError
+from rescom.data.sources.folder import image_headers
 from rescom.data.sources.registry import SOURCES, load_source
+from rescom.data.sources.signature import source_signature
 from rescom.errors import MissingFileError
 from rescom.progress import console
+
 
 def parse_dataset(name: str) -> tuple[str, bool]:
     """'cifar10-lt' -> ('cifar10', True): the raw source and whether to subsample it to a long tail
@@ -42,8 +46,6 @@ def _root_tag(root: str | None) -> str:
     source's default location): two image folders never share (and overwrite) one prepared set."""
     if not root:
         return ""
-    import hashlib
-
     path = Path(root).expanduser().resolve()
     return f"-{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
@@ -55,8 +57,6 @@ class DataMismatchError(ConfigError):
 def data_request(cfg: DataConfig) -> dict:
     """Everything that decides a prepared set's content: the source and its files' signature, the
     subsampling rule and the test cap. A cached set answers a run only if its request is equal."""
-    from rescom.data.sources.signature import source_signature
-
     source, longtail = parse_dataset(cfg.dataset)
     return {
         "source": source,
@@ -156,8 +156,6 @@ def get_data(cfg: DataConfig, check_counts: Callable[[list[int]], object] | None
 
 def _explicit(directory: Path) -> PreparedData:
     """The prepared set at data.prepared_dir; DataUnavailableError naming the folder when there is none."""
-    from rescom.data.sources.base import DataUnavailableError
-
     if not (directory / "meta.json").is_file():
         raise DataUnavailableError(f"data.prepared_dir: {directory} holds no prepared set (no meta.json); "
                                    "make one with `rescom prepare --out` or drop data.prepared_dir")
@@ -220,9 +218,7 @@ def check_one_size(data: PreparedData, cfg: DataConfig) -> None:
     paths = [*(data.train.paths or []), *(data.test.paths or [])]
     if not paths:  # in-memory splits: one array, one size
         return
-    from rescom.data.sources.folder import image_sizes
-
-    sizes = sorted(image_sizes(paths))
+    sizes = sorted(image_headers(paths)[0])
     if len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for w, h in sizes[:6]) + (", ..." if len(sizes) > 6 else "")
         raise ConfigError(f"data.image_size: the images come in {len(sizes)} sizes (W x H: {shown}) and recipe "

@@ -2,7 +2,3 @@
 `registry` (`SOURCES`; its `load_source(name, root)` reads one); `base` holds the shared types,
 `signature` what a prepared set records of a source's files.
 """
-
-from rescom.data.sources.base import DataUnavailableError, RawDataset, Split
-
-__all__ = ["DataUnavailableError", "RawDataset", "Split"]

@@ -29,11 +29,11 @@ class BadFileError(ExpectedError, ValueError):
         super().__init__(message)
 
 
-
 def unreadable_image(path: str, err: Exception) -> BadFileError:
     """The one-line error for an image PIL cannot decode (empty, truncated, not an image)."""
     reason = "empty file" if Path(path).stat().st_size == 0 else (str(err).splitlines() or [type(err).__name__])[0]
     return BadFileError(f"image {path} cannot be read: {reason}")
+
 
 @dataclass
 class Split:
@@ -86,7 +86,3 @@ class RawDataset:
     channels: int
     train: Split
     test: Split
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)

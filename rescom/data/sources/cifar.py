@@ -130,7 +130,7 @@ def download_cifar(name: str, root: str | Path | None = None, url: str | None = 
 def _ensure_extracted(cls, root: Path, download: bool) -> None:
     from torchvision.datasets.utils import check_integrity
 
-    if (root / cls.base_folder).is_dir() and _extracted_ok(cls, root):
+    if _extracted_ok(cls, root):
         return
     archive = root / cls.filename
     if not archive.is_file():
@@ -162,8 +162,7 @@ def load_cifar(name: str, root: str | Path | None, *, download: bool = False) ->
     root None means data/raw/<name> under the working directory.
     """
     cls = _dataset_class(name)
-    root = Path(root) if root is not None else Path("data") / "raw" / name
-    root = root.expanduser().resolve()
+    root = (Path(root) if root is not None else Path("data") / "raw" / name).expanduser().resolve()
     _ensure_extracted(cls, root, download)
     train = cls(str(root), train=True, download=False)
     test = cls(str(root), train=False, download=False)

@@ -51,7 +51,7 @@ def _list_split(root: Path, split: str, classes: list[str] | None) -> tuple[list
     return classes, paths, labels
 
 
-def _headers(paths: list[str]) -> tuple[set[tuple[int, int]], set[str]]:
+def image_headers(paths: list[str]) -> tuple[set[tuple[int, int]], set[str]]:
     """Sizes (W, H) and modes of the images; PIL reads only the headers here."""
     sizes, modes = set(), set()
     for p in paths:
@@ -71,11 +71,6 @@ def _decode(path: str, mode: str) -> Image.Image:
             return im.convert(mode)
     except (OSError, ValueError, SyntaxError) as err:
         raise unreadable_image(path, err) from None
-
-
-def image_sizes(paths: list[str]) -> set[tuple[int, int]]:
-    """The distinct sizes (W, H) of the images at paths (headers only)."""
-    return _headers(paths)[0]
 
 
 def _fitted(path: str, mode: str, side: int) -> np.ndarray:
@@ -117,8 +112,8 @@ def load_folder(root: str | Path | None, image_size: int | None = None) -> RawDa
     root = Path(root).expanduser().resolve()
     classes, train_paths, train_labels = _list_split(root, "train", None)
     _, test_paths, test_labels = _list_split(root, "test", classes)
-    train_sizes, train_modes = _headers(train_paths)
-    test_sizes, test_modes = _headers(test_paths)
+    train_sizes, train_modes = image_headers(train_paths)
+    test_sizes, test_modes = image_headers(test_paths)
     # One mode for both splits: the model's input channels must not change between them.
     mode = "L" if (train_modes | test_modes) == {"L"} else "RGB"
     return RawDataset(

@@ -60,9 +60,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def _find_dir(root: str | Path | None) -> Path:
     """root when given (it alone: the config records it), else DEBIAN_DIR; it must hold all four files."""
     d = Path(root).expanduser().resolve() if root is not None else DEBIAN_DIR
-    if all((d / f).is_file() for f in FILES.values()):
-        return d
     missing = [f for f in FILES.values() if not (d / f).is_file()]
+    if not missing:
+        return d
     alternative = ("" if root is None else
                    f", or drop the root to use Debian's copy in {DEBIAN_DIR}")
     raise DataUnavailableError(

@@ -81,17 +81,9 @@ def load_source(
     test_list: str | Path | None = None,
     image_size: int | None = None,
 ) -> RawDataset:
-    """Read dataset `name` from `root`.
+    """Read dataset `name` from `root` (what each source expects there, and where root None looks:
+    see its module); the options are LoadOptions'.
 
-    cifar10 / cifar100: root holds the official archive or its extracted folder
-        (root None: data/raw/<name> under the working directory); download=True fetches the
-        archive with a short network timeout.
-    fashion-mnist: the four official gzip IDX files in root, else Debian's
-        /usr/share/datasets/fashion-mnist.
-    folder: root/train/<class>/* and root/test/<class>/*; image_size N brings every image to N x N.
-    imagenet-lt / places-lt / inat2018: txt split lists (`relative/path label` per line), images
-        under root; train_list / test_list override the standard list names (absolute, or
-        relative to root).
     A root that is given must exist (for every source): falling back to a default copy would train
     on other data than the config records.
     Raises ValueError for an unknown name (one without a `SOURCES` entry), DataUnavailableError when

@@ -5,11 +5,6 @@ files) would silently train on the set made from the old ones. The signature rea
 built from what identifies the data without decoding it (each source's `fingerprint`, named by its
 registry entry), and it names no absolute path where the content alone decides, so identical data
 on two machines gives one signature.
-
-  cifar10 / cifar100: the published archive md5 (the loader accepts no other content).
-  fashion-mnist:      sha256 of the four IDX files (about 30 MB).
-  folder:             relative path, size and modification time of every image.
-  split lists:        sha256 of both lists plus the image root (stored paths start with it).
 """
 
 from __future__ import annotations

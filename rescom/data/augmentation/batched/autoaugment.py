@@ -9,12 +9,8 @@ done for the whole batch at once. Interpolation is nearest and the fill 0 (torch
 sample and is what the tests compare, op by op, against torchvision's own `_apply_op`.
 
 One op per sample per slot is computed without selecting subsets (a subset's size is data and
-would cost a host sync on CUDA): every slot runs three batched kernels over the whole batch and
-picks per sample with `torch.where`:
-  - geometric ops (ShearX/Y, TranslateX/Y, Rotate): one grid_sample with a per-sample matrix,
-  - point-wise ops (Brightness, Contrast, Posterize, Solarize, AutoContrast, Equalize, Invert,
-    Identity): one gather through a per-sample, per-channel 256-entry table,
-  - Color and Sharpness: one blend each.
+would cost a host sync on CUDA): every slot runs a few batched kernels over the whole batch (a
+grid_sample, a table gather, two blends) and picks per sample with `torch.where`.
 """
 
 from __future__ import annotations
@@ -25,15 +21,8 @@ import torch
 from torch import Tensor
 
 from rescom.data.augmentation.batched import ops
+from rescom.data.augmentation.pil.released_autoaugment import POLICY
 
-__all__ = [
-    "OPS",
-    "CIFAR10_POLICY",
-    "magnitude_bins",
-    "sample_autoaugment_params",
-    "apply_ops",
-    "apply_autoaugment",
-]
 
 OPS: tuple[str, ...] = (
     "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",
@@ -43,34 +32,14 @@ OPS: tuple[str, ...] = (
 OP_INDEX = {name: i for i, name in enumerate(OPS)}
 NUM_BINS = 10
 
-# torchvision AutoAugmentPolicy.CIFAR10: ((op, probability, magnitude bin or None), (...)) x 25
-CIFAR10_POLICY: tuple[tuple[tuple[str, float, int | None], tuple[str, float, int | None]], ...] = (
-    (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
-    (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
-    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
-    (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
-    (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)),
-    (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
-    (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
-    (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
-    (("Equalize", 0.6, None), ("Equalize", 0.5, None)),
-    (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
-    (("Color", 0.7, 7), ("TranslateX", 0.5, 8)),
-    (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
-    (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)),
-    (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
-    (("Solarize", 0.5, 2), ("Invert", 0.0, None)),
-    (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
-    (("Equalize", 0.2, None), ("Equalize", 0.6, None)),
-    (("Color", 0.9, 9), ("Equalize", 0.6, None)),
-    (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)),
-    (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
-    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)),
-    (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
-    (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)),
-    (("Equalize", 0.8, None), ("Invert", 0.1, None)),
-    (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
-)
+# torchvision's AutoAugmentPolicy.CIFAR10 is the released code's table (the AutoAugment paper's) in
+# torchvision's op names, with no magnitude bin for the ops that take none (tests/test_batched_augment.py
+# checks it against torchvision's): ((op, probability, magnitude bin or None), (...)) x 25
+_TORCHVISION_NAME = {name.lower(): name for name in OPS}  # "shearX" -> "ShearX", "autocontrast" -> "AutoContrast"
+CIFAR10_POLICY: tuple[tuple[tuple[str, float, int | None], tuple[str, float, int | None]], ...] = tuple(
+    tuple((_TORCHVISION_NAME[op.lower()], p, None if op in ("autocontrast", "equalize", "invert") else level)
+          for op, p, level in sub)
+    for sub in POLICY)
 
 
 def magnitude_bins(image_size: tuple[int, int], num_bins: int = NUM_BINS) -> tuple[Tensor, Tensor]:
@@ -102,20 +71,15 @@ def magnitude_bins(image_size: tuple[int, int], num_bins: int = NUM_BINS) -> tup
     return bins, signed
 
 
-def _policy_tables(policy) -> tuple[Tensor, Tensor, Tensor]:
-    """(op [P,2] int64, probability [P,2] float32, magnitude bin [P,2] int64 with -1 for none)."""
-    op = torch.tensor([[OP_INDEX[name] for name, _, _ in sub] for sub in policy], dtype=torch.long)
-    prob = torch.tensor([[p for _, p, _ in sub] for sub in policy], dtype=torch.float32)
-    mag = torch.tensor([[-1 if m is None else m for _, _, m in sub] for sub in policy], dtype=torch.long)
-    return op, prob, mag
-
-
 @functools.lru_cache(maxsize=16)
-def _device_tables(device: torch.device, image_size: tuple[int, int], policy) -> tuple[Tensor, ...]:
-    # copied to the device once: a host-to-device copy from pageable memory on every batch would
-    # make each step wait for the GPU
-    tables = (*_policy_tables(policy), *magnitude_bins(image_size))
-    return tuple(t.to(device) for t in tables)
+def _device_tables(device: torch.device, image_size: tuple[int, int]) -> tuple[Tensor, ...]:
+    """(op [25,2] int64, probability [25,2] float32, magnitude bin [25,2] int64 with -1 for none,
+    *magnitude_bins) on the device, copied once: a host-to-device copy from pageable memory on every
+    batch would make each step wait for the GPU."""
+    op = torch.tensor([[OP_INDEX[name] for name, _, _ in sub] for sub in CIFAR10_POLICY], dtype=torch.long)
+    prob = torch.tensor([[p for _, p, _ in sub] for sub in CIFAR10_POLICY], dtype=torch.float32)
+    mag = torch.tensor([[-1 if m is None else m for _, _, m in sub] for sub in CIFAR10_POLICY], dtype=torch.long)
+    return tuple(t.to(device) for t in (op, prob, mag, *magnitude_bins(image_size)))
 
 
 def sample_autoaugment_params(
@@ -123,19 +87,18 @@ def sample_autoaugment_params(
     generator: torch.Generator | None,
     device: torch.device | str,
     image_size: tuple[int, int] = (32, 32),
-    policy=CIFAR10_POLICY,
 ) -> dict[str, Tensor]:
     """Draw AutoAugment parameters for n samples, as torchvision's AutoAugment.get_params per image.
 
     Returns tensors on `device`:
-      policy [n] int64      sub-policy index, uniform over len(policy)
+      policy [n] int64      sub-policy index, uniform over the 25
       op [n,2] int64        index into OPS of each of the two ops
       apply [n,2] bool      rand() <= probability (torchvision's test)
       sign [n,2] int64      coin; 0 negates a signed op's magnitude
       magnitude [n,2] f32   signed magnitude as passed to torchvision's _apply_op (0 for unused)
     """
-    op_t, prob_t, mag_t, bins, signed = _device_tables(torch.device(device), tuple(image_size), policy)
-    sub = torch.randint(0, len(policy), (n,), generator=generator, device=device)  # [n]
+    op_t, prob_t, mag_t, bins, signed = _device_tables(torch.device(device), tuple(image_size))
+    sub = torch.randint(0, len(CIFAR10_POLICY), (n,), generator=generator, device=device)  # [n]
     probs = torch.rand(n, 2, generator=generator, device=device)
     sign = torch.randint(0, 2, (n, 2), generator=generator, device=device)
     op = op_t[sub]  # [n,2]

@@ -17,30 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "sample_crop_params",
-    "sample_flip_params",
-    "sample_cutout_params",
-    "batched_crop",
-    "batched_hflip",
-    "batched_cutout",
-    "batched_normalize",
-    "inverse_affine_matrices",
-    "batched_affine",
-    "apply_lut",
-    "brightness_lut",
-    "contrast_lut",
-    "posterize_lut",
-    "solarize_lut",
-    "invert_lut",
-    "autocontrast_lut",
-    "equalize_lut",
-    "identity_lut",
-    "batched_color",
-    "batched_sharpness",
-    "check_image_batch",
-]
-
 
 def check_image_batch(x: Tensor, dtype: torch.dtype | None = torch.uint8) -> None:
     """Raise ValueError unless x is [B, C, H, W] with C in {1, 3} (and of `dtype` when given)."""
@@ -68,11 +44,9 @@ def sample_crop_params(
     return dy, dx
 
 
-def sample_flip_params(
-    n: int, generator: torch.Generator | None, device: torch.device | str, p: float = 0.5
-) -> Tensor:
-    """Flip mask [n] bool, True with probability p (torchvision: `torch.rand(1) < p`)."""
-    return torch.rand(n, generator=generator, device=device) < p
+def sample_flip_params(n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+    """Flip mask [n] bool, True with probability 0.5 (torchvision: `torch.rand(1) < p`)."""
+    return torch.rand(n, generator=generator, device=device) < 0.5
 
 
 def sample_cutout_params(
@@ -188,7 +162,8 @@ def batched_affine(x: Tensor, matrix: Tensor) -> Tensor:
 # Every point-wise uint8 op of AutoAugment is a per-sample, per-channel table of 256 entries; tables
 # are [B, C or 1, 256] uint8 and `apply_lut` applies any mix of them with one gather.
 
-def _levels(x: Tensor) -> Tensor:
+def all_levels(x: Tensor) -> Tensor:
+    """The 256 uint8 values as float32 [1,1,256] on x's device."""
     return torch.arange(256, device=x.device, dtype=torch.float32).view(1, 1, 256)
 
 
@@ -213,7 +188,7 @@ def brightness_lut(x: Tensor, magnitude: Tensor) -> Tensor:
     """adjust_brightness(img, 1 + m): blend with black. magnitude [B] float32; returns [B,1,256]."""
     m = magnitude.view(-1, 1, 1).float()
     # (1 - ratio) is -m exactly in torchvision (Python double arithmetic), not 1 - float32(1 + m)
-    return _blend_levels(_levels(x), 1.0 + m, -m, 0.0)
+    return _blend_levels(all_levels(x), 1.0 + m, -m, 0.0)
 
 
 def _grayscale(x: Tensor) -> Tensor:
@@ -227,7 +202,7 @@ def contrast_lut(x: Tensor, magnitude: Tensor) -> Tensor:
     grey = _grayscale(x) if x.shape[1] == 3 else x
     mean = grey.float().mean(dim=(1, 2, 3)).view(-1, 1, 1)  # [B,1,1]; integer sum, exact in fp32
     m = magnitude.view(-1, 1, 1).float()
-    return _blend_levels(_levels(x), 1.0 + m, -m, mean)
+    return _blend_levels(all_levels(x), 1.0 + m, -m, mean)
 
 
 def posterize_lut(x: Tensor, magnitude: Tensor) -> Tensor:
@@ -239,7 +214,7 @@ def posterize_lut(x: Tensor, magnitude: Tensor) -> Tensor:
 
 def solarize_lut(x: Tensor, magnitude: Tensor) -> Tensor:
     """solarize(img, m): invert values >= m (compared in float32, as torchvision). Returns [B,1,256]."""
-    levels = _levels(x)
+    levels = all_levels(x)
     return torch.where(levels >= magnitude.view(-1, 1, 1).float(), 255.0 - levels, levels).to(torch.uint8)
 
 
@@ -256,7 +231,7 @@ def autocontrast_lut(x: Tensor) -> Tensor:
     flat = ~torch.isfinite(scale)  # hi == lo
     lo = torch.where(flat, torch.zeros_like(lo), lo)
     scale = torch.where(flat, torch.ones_like(scale), scale)
-    return ((_levels(x) - lo) * scale).clamp(0, 255).to(torch.uint8)
+    return ((all_levels(x) - lo) * scale).clamp(0, 255).to(torch.uint8)
 
 
 def equalize_lut(x: Tensor) -> Tensor:
@@ -289,21 +264,29 @@ def batched_color(x: Tensor, magnitude: Tensor) -> Tensor:
     return _blend_levels(x.float(), 1.0 + m, -m, _grayscale(x).float())
 
 
-def batched_sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
-    """adjust_sharpness(img, 1 + m) per sample: blend with a 3x3 smoothed copy (border kept).
+def smooth(x: Tensor) -> Tensor:
+    """x [B,C,H,W] convolved with [[1,1,1],[1,5,1],[1,1,1]] / 13 and rounded, border pixels kept:
+    float32 [B,C,H,W]. Both torchvision's sharpness and Pillow's ImageFilter.SMOOTH.
 
-    torchvision convolves with [[1,1,1],[1,5,1],[1,1,1]] / 13 in float32 and rounds. Here the
-    integer neighbourhood sum S is formed exactly (int16 shifted adds; cheaper than a grouped
-    conv on CPU) and rounded as (2S + 13) // 26: S / 13 is never within 1/26 of a .5 tie, so
-    both roundings give the same uint8 value.
+    torchvision convolves in float32 and rounds. Here the integer neighbourhood sum S is formed
+    exactly (int16 shifted adds; cheaper than a grouped conv on CPU) and rounded as (2S + 13) // 26:
+    S / 13 is never within 1/26 of a .5 tie, so both roundings give the same uint8 value.
     """
     h, w = x.shape[-2:]
+    blurred = x.float()  # a copy: the border keeps the original pixels
     if h <= 2 or w <= 2:
-        return x
+        return blurred
     xi = x.to(torch.int16)
     rows = xi[..., :, :-2] + xi[..., :, 1:-1] + xi[..., :, 2:]  # [B,C,H,W-2] horizontal 3-sums
     s = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :] + 4 * xi[..., 1:-1, 1:-1]  # centre x5
-    blurred = x.float()  # a copy: the border keeps the original pixels
     blurred[..., 1:-1, 1:-1] = torch.div(2 * s + 13, 26, rounding_mode="floor").float()
+    return blurred
+
+
+def batched_sharpness(x: Tensor, magnitude: Tensor) -> Tensor:
+    """adjust_sharpness(img, 1 + m) per sample: blend with a 3x3 smoothed copy (border kept)."""
+    h, w = x.shape[-2:]
+    if h <= 2 or w <= 2:
+        return x
     m = magnitude.view(-1, 1, 1, 1).float()
-    return _blend_levels(x.float(), 1.0 + m, -m, blurred)
+    return _blend_levels(x.float(), 1.0 + m, -m, smooth(x))

@@ -8,13 +8,10 @@ training loop never waits on it. Per view (released ResCom code, fidelity note 6
     -> ToTensor (/255) -> Cutout(16) -> Normalize(mean, std)
 
 The released main_rescom.py puts Cutout between ToTensor and Normalize, so the hole is black
-(0 in [0,1], i.e. -mean/std after normalising); `cutout_after_normalize=True` zeroes after
-Normalize instead (the hole then has the dataset mean colour).
+(0 in [0,1], i.e. -mean/std after normalising), not the dataset mean colour.
 
-AutoAugment is either policy: `policy="released"`, the released code's own CIFAR10Policy
-(augment/autoaugment.py) as Pillow computes it (batched/released_autoaugment.py), or
-`policy="torchvision"`, torchvision's AutoAugment(CIFAR10) tensor semantics (batched/autoaugment.py);
-each is tested op by op against its per-image reference (tests/test_batched_augment.py).
+AutoAugment is either policy (batched/released_autoaugment.py, batched/autoaugment.py), each tested
+op by op against its per-image reference (tests/test_batched_augment.py).
 """
 
 from __future__ import annotations
@@ -50,23 +47,6 @@ from rescom.data.augmentation.batched.ops import (  # noqa: F401  (re-exported)
 
 POLICIES = ("released", "torchvision")  # the values of data.autoaugment
 
-__all__ = [
-    "POLICIES",
-    "BatchedAugment",
-    "sample_crop_params",
-    "sample_flip_params",
-    "sample_cutout_params",
-    "sample_autoaugment_params",
-    "batched_crop",
-    "batched_hflip",
-    "batched_cutout",
-    "batched_normalize",
-    "apply_ops",
-    "apply_autoaugment",
-    "OPS",
-    "CIFAR10_POLICY",
-]
-
 
 class BatchedAugment:
     """Callable (x uint8 [B,C,H,W], generator) -> float32 [B,C,H,W] on x's device.
@@ -76,11 +56,9 @@ class BatchedAugment:
         cutout: side of the Cutout square in pixels; 0 disables it.
         padding: RandomCrop zero padding; 0 disables the crop.
         autoaugment: apply AutoAugment.
-        policy: which AutoAugment: "released" (the released code's PIL policy, Pillow's arithmetic)
-            or "torchvision" (torchvision's CIFAR10 policy).
+        policy: which AutoAugment: "released" (the released code's own CIFAR10Policy, in Pillow's
+            arithmetic) or "torchvision" (torchvision's AutoAugment(CIFAR10) tensor semantics).
         flip: apply RandomHorizontalFlip(0.5).
-        cutout_after_normalize: False (released code) zeroes the square in [0,1] space before
-            Normalize; True zeroes it after Normalize.
 
     `generator` must live on x's device (torch.Generator(device=x.device)); None uses the global RNG.
     """
@@ -93,7 +71,6 @@ class BatchedAugment:
         padding: int = 4,
         autoaugment: bool = True,
         flip: bool = True,
-        cutout_after_normalize: bool = False,
         policy: str = "torchvision",
     ) -> None:
         if len(mean) != len(std) or len(mean) not in (1, 3):
@@ -109,13 +86,11 @@ class BatchedAugment:
         self.autoaugment = bool(autoaugment)
         self.policy = policy
         self.flip = bool(flip)
-        self.cutout_after_normalize = bool(cutout_after_normalize)
         self._stats_cache: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(mean={self.mean}, std={self.std}, cutout={self.cutout}, "
-                f"padding={self.padding}, autoaugment={self.autoaugment}, policy={self.policy!r}, flip={self.flip}, "
-                f"cutout_after_normalize={self.cutout_after_normalize})")
+                f"padding={self.padding}, autoaugment={self.autoaugment}, policy={self.policy!r}, flip={self.flip})")
 
     def _stats(self, device: torch.device) -> tuple[Tensor, Tensor]:
         # cached per device: torch.tensor(list, device=cuda) is a synchronous host-to-device copy
@@ -176,11 +151,6 @@ class BatchedAugment:
             x = apply_autoaugment(x, {"op": params["aa_op"], "apply": params["aa_apply"],
                                       "magnitude": params["aa_magnitude"]})
         out = x.float().div_(255.0)
-        hole = (params["cutout_cy"], params["cutout_cx"]) if self.cutout else None
-        if hole is not None and not self.cutout_after_normalize:
-            out = batched_cutout(out, *hole, self.cutout)
-        mean, std = self._stats(x.device)
-        out = batched_normalize(out, mean, std)
-        if hole is not None and self.cutout_after_normalize:
-            out = batched_cutout(out, *hole, self.cutout)
-        return out
+        if self.cutout:
+            out = batched_cutout(out, params["cutout_cy"], params["cutout_cx"], self.cutout)
+        return batched_normalize(out, *self._stats(x.device))

@@ -2,25 +2,11 @@
 
 The batched twin of rescom.data.augmentation.pil.released_autoaugment, not of torchvision's policy:
 the same 25 sub-policies, probabilities and magnitudes (imported from the PIL port, so there is one
-table), and each op reproduces what Pillow computes for it, per image:
-
-  * shear: Pillow's affine transform with BICUBIC resampling (libImaging/Geometry.c): the source
-    point of output pixel (x, y) is A (x + 0.5, y + 0.5); a point outside the image takes the fill;
-    otherwise taps around (xin - 0.5, yin - 0.5), indices clamped to the border, a cubic of a = -1
-    (Pillow's transform kernel; its resize uses a = -0.5), in float64, clamped to [0, 255] and
-    truncated;
-  * translate: Pillow's nearest "scale" path, source index floor(x + 0.5 + t) for a shift t of a
-    fraction of the side (not rounded to whole pixels);
-  * rotate: Pillow's nearest affine in 16.16 fixed point, about the centre, +m degrees only;
-  * fill grey 128 for all three;
-  * color / contrast / brightness / sharpness: Image.blend(degenerate, image, 1 + m * sign), i.e.
-    degenerate + f * (image - degenerate) in float32, clamped and truncated, with Pillow's
-    degenerate images (grey by ITU-R 601-2 in 16-bit fixed point, the rounded mean grey, black,
-    and the 3x3 SMOOTH filter with the border kept);
-  * solarize thresholds from 256, posterize, autocontrast (scale 255 / (hi - lo) in float64),
-    equalize and invert as Pillow's ImageOps look-up tables.
-tests/test_batched_augment.py measures every op at every magnitude the policy uses against the PIL
-port, and feeds both the same draws.
+table), and each op reproduces what Pillow computes for it, per image: the shears Pillow's bicubic
+affine (libImaging/Geometry.c), translate and rotate its nearest paths, fill grey 128, the enhance
+ops its float32 Image.blend with its degenerate images, the rest its ImageOps look-up tables; each
+function below names the Pillow arithmetic it follows. tests/test_batched_augment.py measures every
+op at every magnitude the policy uses against the PIL port, and feeds both the same draws.
 
 Draws per image: the sub-policy (uniform over 25), one uniform per op compared with its probability
 (`u < p`, as the port), one sign per op (+-1; rotate ignores it, as the port). The port draws a sign
@@ -43,14 +29,6 @@ from torch import Tensor
 from rescom.data.augmentation.batched import ops
 from rescom.data.augmentation.pil.released_autoaugment import FILL, MAGNITUDES, POLICY
 
-__all__ = [
-    "RELEASED_OPS",
-    "sample_released_params",
-    "released_slot_ops",
-    "apply_released_ops",
-    "apply_released_slots",
-    "apply_released_autoaugment",
-]
 
 RELEASED_OPS: tuple[str, ...] = (
     "identity", "shearX", "shearY", "translateX", "translateY", "rotate",
@@ -67,8 +45,10 @@ SLOT_OPS: tuple[frozenset[str], frozenset[str]] = tuple(
 SIGNED = ("shearX", "shearY", "translateX", "translateY", "color", "contrast", "sharpness", "brightness")
 
 
-def _policy_tables() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(op [25,2] int64, probability [25,2] float64, magnitude [25,2] float64, signed [len(OPS)] bool).
+@functools.lru_cache(maxsize=8)
+def _device_tables(device: torch.device) -> tuple[Tensor, ...]:
+    """(op [25,2] int64, probability [25,2] float64, magnitude [25,2] float64, signed [len(OPS)] bool),
+    copied to the device once, not per batch (a pageable host-to-device copy would sync).
 
     Probabilities stay float64 so `u < p` compares as the port's `torch.rand(()).item() < p` does.
     """
@@ -77,13 +57,7 @@ def _policy_tables() -> tuple[Tensor, Tensor, Tensor, Tensor]:
     mag = torch.tensor([[float(MAGNITUDES[name][level]) for name, _, level in sub] for sub in POLICY],
                        dtype=torch.float64)
     signed = torch.tensor([name in SIGNED for name in RELEASED_OPS])
-    return op, prob, mag, signed
-
-
-@functools.lru_cache(maxsize=8)
-def _device_tables(device: torch.device) -> tuple[Tensor, ...]:
-    # copied to the device once, not per batch (a pageable host-to-device copy would sync)
-    return tuple(t.to(device) for t in _policy_tables())
+    return tuple(t.to(device) for t in (op, prob, mag, signed))
 
 
 def sample_released_params(n: int, generator: torch.Generator | None, device: torch.device | str) -> dict[str, Tensor]:
@@ -176,7 +150,8 @@ def _nearest(x: Tensor, op: Tensor, coeffs: Tensor, fill: int) -> Tensor:
 
 
 def _cubic(v1: Tensor, v2: Tensor, v3: Tensor, v4: Tensor, d: Tensor) -> Tensor:
-    """Pillow's BICUBIC macro (a = -1): v2 + d (p2 + d (p3 + d p4)), the polynomial in float64.
+    """Pillow's BICUBIC macro (a = -1, its transform kernel; its resize uses a = -0.5):
+    v2 + d (p2 + d (p3 + d p4)), the polynomial in float64.
 
     The taps are integers, so p2, p3, p4 are exact in any order and are formed in int16 (cheaper
     than float64); only the polynomial in d rounds, and it keeps Pillow's order of operations.
@@ -240,20 +215,16 @@ def _pil_grey(x: Tensor) -> Tensor:
     return grey.to(torch.uint8).unsqueeze(1)
 
 
-def _levels(x: Tensor) -> Tensor:
-    return torch.arange(256, device=x.device, dtype=torch.float32).view(1, 1, 256)
-
-
 def _brightness_lut(x: Tensor, value: Tensor) -> Tensor:
     """Brightness: blend with black. [B,1,256]."""
-    return _blend(torch.zeros((), device=x.device), _levels(x), _factor(value, 3))
+    return _blend(torch.zeros((), device=x.device), ops.all_levels(x), _factor(value, 3))
 
 
 def _contrast_lut(x: Tensor, value: Tensor) -> Tensor:
     """Contrast: blend with the grey image's mean, rounded half up (int(mean + 0.5)). [B,1,256]."""
     grey = _pil_grey(x)
     mean = torch.floor(grey.double().mean(dim=(1, 2, 3)) + 0.5).float().view(-1, 1, 1)
-    return _blend(mean, _levels(x), _factor(value, 3))
+    return _blend(mean, ops.all_levels(x), _factor(value, 3))
 
 
 def _color(x: Tensor, value: Tensor) -> Tensor:
@@ -261,21 +232,8 @@ def _color(x: Tensor, value: Tensor) -> Tensor:
     return _blend(_pil_grey(x).float(), x.float(), _factor(value, 4))
 
 
-def _smooth(x: Tensor) -> Tensor:
-    """ImageFilter.SMOOTH ([[1,1,1],[1,5,1],[1,1,1]] / 13, rounded), border pixels kept; float32."""
-    h, w = x.shape[-2:]
-    out = x.float()
-    if h <= 2 or w <= 2:
-        return out
-    xi = x.to(torch.int16)
-    rows = xi[..., :, :-2] + xi[..., :, 1:-1] + xi[..., :, 2:]
-    s = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :] + 4 * xi[..., 1:-1, 1:-1]
-    out[..., 1:-1, 1:-1] = torch.div(2 * s + 13, 26, rounding_mode="floor").float()  # round(s / 13)
-    return out
-
-
 def _sharpness(x: Tensor, value: Tensor) -> Tensor:
-    return _blend(_smooth(x), x.float(), _factor(value, 4))
+    return _blend(ops.smooth(x), x.float(), _factor(value, 4))
 
 
 def _solarize_lut(x: Tensor, value: Tensor) -> Tensor:

@@ -11,7 +11,6 @@ differs from torchvision's AutoAugment(CIFAR10):
   * solarize thresholds run from 256 down to 0 (torchvision: 255 down to 0).
 The sub-policy table, the enhance factors 1 +- m (m up to 0.9) and the posterize bits are the same.
 
-The 25 sub-policies are data (`POLICY`); each op is a small function of (image, magnitude, fill).
 Every random draw (sub-policy, apply-or-not, sign) comes from torch's global RNG, as in the rest of
 rescom.data.augmentation.pil.transforms, so a run is repeatable given torch.manual_seed (the released code draws
 from Python's `random`; the distribution is the same, the stream is not). `apply_drawn` takes the

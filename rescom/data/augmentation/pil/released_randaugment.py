@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rescom.data.augmentation.stats import IMAGENET_MEAN
+
 CONFIG = "rand-n2-m10-mstd0.5"
 # The released hparams: translate_const = int(224 * 0.45) (unused by the Rel translations of the
 # rand op set), fill = ImageNet's mean in 0..255.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
 HPARAMS = {"translate_const": int(224 * 0.45), "img_mean": tuple(min(255, round(255 * x)) for x in IMAGENET_MEAN)}
 # For mode 'L' images (the large recipes on 1 channel; the released code only sees RGB): the fill
 # colour's luma, as PIL's RGB -> L conversion computes it. PIL refuses a colour triple for 'L'.

@@ -1,29 +1,21 @@
 """Augmentation recipes (torchvision v1 transforms on PIL images) and Cutout.
 
-Recipes:
-  cifar          RandomCrop(32, pad 4), flip, AutoAugment (CIFAR10 policy), ToTensor, Cutout(16),
-                 Normalize(CIFAR mean/std)  -- the released ResCom CIFAR recipe (DESIGN note 6).
-                 AutoAugment: `autoaugment="released"` (default) is the released code's own PIL
-                 CIFAR10Policy (rescom.data.augmentation.pil.released_autoaugment), "torchvision" torchvision's
-                 AutoAugment(CIFAR10), which the batched tensor pipeline implements.
-  fashion-mnist  the same on 28 px grayscale, Cutout(8), Normalize(0.2860, 0.3530).
-  fashion-mnist-basic  RandomCrop(28, pad 4), flip, ToTensor, Normalize(0.2860, 0.3530): no
-                 AutoAugment or Cutout. Strong augmentation pays off over hundreds of epochs; a
-                 run of a few dozen epochs converges further without it (the default profile's
-                 choice, docs/results.md, "Default profile settings").
-  large          RandomResizedCrop(224, 0.08-1), flip, ColorJitter(0.4,0.4,0.4,0),
-                 RandomGrayscale(0.2), RandAugment, ToTensor, Normalize(ImageNet)
-                 (paper supplementary B); eval: Resize(256), CenterCrop(224). RandAugment:
-                 `randaugment="released"` (default) is timm's rand-n2-m10-mstd0.5 as released
-                 (rescom.data.augmentation.pil.released_randaugment), "torchvision" torchvision's RandAugment(2, 10).
+Recipes (train_transform spells out each one's transforms):
+  cifar          the released ResCom CIFAR recipe (DESIGN note 6); fashion-mnist the same on 28 px grey.
+  fashion-mnist-basic  no AutoAugment or Cutout: strong augmentation pays off over hundreds of
+                 epochs; a run of a few dozen epochs converges further without it (the default
+                 profile's choice, docs/results.md, "Default profile settings").
+  large          paper supplementary B; large-inat the same with iNaturalist's statistics.
   none           ToTensor + Normalize(0.5, 0.5) only, for fast tests.
+AutoAugment / RandAugment: "released" (default) is the released code's own (released_autoaugment.py,
+released_randaugment.py), "torchvision" torchvision's AutoAugment(CIFAR10) / RandAugment(2, 10).
 
 Every transform maps a PIL image (mode 'L' for channels=1, 'RGB' for 3) to float32 [C, H, W].
 
 Randomness: torchvision's transforms, Cutout and the released CIFAR policy draw from torch's global
-RNG; the released RandAugment (timm's, which draws from Python's and NumPy's) is seeded from it per image. DataLoader gives
-each worker its own torch seed (base_seed + worker_id) every epoch, so views differ across
-workers and runs are repeatable given torch.manual_seed; nothing here seeds on its own.
+RNG; the released RandAugment (timm's, which draws from Python's and NumPy's) is seeded from it per
+image. DataLoader gives each worker its own torch seed (base_seed + worker_id) every epoch, so views
+differ across workers and runs are repeatable given torch.manual_seed; nothing here seeds on its own.
 """
 
 from __future__ import annotations
@@ -32,11 +24,11 @@ import torch
 from torchvision import transforms as T
 from torchvision.transforms import AutoAugment, AutoAugmentPolicy, RandAugment
 
+from rescom.data.augmentation.stats import normalize_stats
+
 RECIPES = ("cifar", "fashion-mnist", "fashion-mnist-basic", "large", "large-inat", "none")
 # Which implementation of the recipes' AutoAugment / RandAugment (config data.autoaugment / data.randaugment).
 IMPLEMENTATIONS = ("released", "torchvision")
-
-from rescom.data.augmentation.stats import normalize_stats  # noqa: E402  (statistics shared with the tensor path)
 
 
 class Cutout:
@@ -107,30 +99,22 @@ def train_transform(recipe: str, channels: int, autoaugment: str = "released",
     """
     _check(recipe, channels, autoaugment, randaugment)
     norm = _normalize(recipe, channels)
-    if recipe == "cifar":
+    if recipe in ("cifar", "fashion-mnist"):
+        # Fashion-MNIST's hole is 8, not 16 or 14: an item fills most of its 28 px frame on a black
+        # background (CIFAR objects sit in clutter), so a 14-16 px hole (up to a third of the
+        # image) often erases the part that separates Shirt/T-shirt/Pullover/Coat. 8 px
+        # (8% of the area) still occludes a part. A choice, not a tuned value.
+        side, hole = (32, 16) if recipe == "cifar" else (28, 8)
         return T.Compose([
-            T.RandomCrop(32, padding=4),
-            T.RandomHorizontalFlip(),
-            _autoaugment(autoaugment),
-            T.ToTensor(),
-            # Cutout before Normalize, as in the released code: the hole is black in pixel
-            # space, i.e. -mean/std after normalisation, not the dataset mean.
-            Cutout(16),
-            norm,
-        ])
-    if recipe == "fashion-mnist":
-        return T.Compose([
-            T.RandomCrop(28, padding=4),
+            T.RandomCrop(side, padding=4),
             T.RandomHorizontalFlip(),
             # both AutoAugments handle mode 'L' images directly (every op, checked in
             # tests/test_data_transforms.py), so no RGB round trip is needed.
             _autoaugment(autoaugment),
             T.ToTensor(),
-            # 8, not 16 or 14: a Fashion-MNIST item fills most of its 28 px frame on a black
-            # background (CIFAR objects sit in clutter), so a 14-16 px hole (up to a third of the
-            # image) often erases the part that separates Shirt/T-shirt/Pullover/Coat. 8 px
-            # (8% of the area) still occludes a part. A choice, not a tuned value.
-            Cutout(8),
+            # Cutout before Normalize, as in the released code: the hole is black in pixel
+            # space, i.e. -mean/std after normalisation, not the dataset mean.
+            Cutout(hole),
             norm,
         ])
     if recipe == "fashion-mnist-basic":
