@@ -207,3 +207,20 @@ def test_a_claim_names_a_known_group_and_a_margin_of_at_least_0(frames):
         with pytest.raises(ValueError, match=r"^pipelines/toy/params.yaml: claims entry 'BS over CE': group must be "
                                              r"one of all, many, medium, few and margin >= 0"):
             claims.claims_frame(_profile([CLAIMS[0] | bad]))
+
+
+def test_strength_counts_seeds_from_the_distance_to_the_margin():
+    # "not worse by more than 1.0": the interval must clear -1.0, so the distance is mean + 1.0 = 0.6
+    # (3 seeds at std 0.1), not mean - 1.0 = -1.4 (2 seeds would do).
+    from rescom.report.claims import _strength
+
+    strength = _strength(pd.Series([-0.5, -0.3, -0.4]), None, margin=1.0)
+    assert strength["seeds_for_interval"] == 3 and strength["draw_spread"] != strength["draw_spread"]
+
+
+def test_quantile_note_only_for_rows_of_several_seeds():
+    from rescom.report.claims import _quantile_note
+
+    assert _quantile_note(pd.DataFrame({"seeds": ["0", "", "0"]})) == ""
+    assert _quantile_note(pd.DataFrame({"seeds": ["0,1,2", "0"]})) == (
+        "; at 3 seeds t = 4.30, so a row decides only when its mean lies more than 2.48 std from the threshold")
