@@ -14,7 +14,7 @@ data_args=(--dataset cifar100-lt --imbalance 100)
 if [ $# -ge 1 ]; then
     data_args+=(--data-root "$1")
 else
-    $PY -m rescom bench synthetic-data "$dir/synthetic-cifar100-lt"
+    $PY -m benchmarks synthetic-data "$dir/synthetic-cifar100-lt"
     data_args+=(--set "data.prepared_dir=$dir/synthetic-cifar100-lt")
 fi
 start=$SECONDS

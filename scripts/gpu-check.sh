@@ -3,8 +3,8 @@
 #   bash scripts/gpu-check.sh [DATA_ROOT]
 # 1. the cuda tests (tests/test_cuda.py: every preset trains 2 epochs on the tensor pipeline with
 #    CUDA graphs and the released AutoAugment, evaluate, analyses, resume, tensor augmentation vs
-#    the PIL reference, captured vs eager step, packed runs); 2. `rescom bench step`, `bench core`,
-#    `bench epoch` (fp32 and bf16; released and torchvision AutoAugment) and `bench pack` (8 packed
+#    the PIL reference, captured vs eager step, packed runs); 2. `python -m benchmarks step`, `core`,
+#    `epoch` (fp32 and bf16; released and torchvision AutoAugment) and `pack` (8 packed
 #    runs against one; scripts/gpu-pack.sh measures 2-16); 3. a short real
 #    training of rescom (10 epochs, evaluation every 5) on synthetic CIFAR-100-LT-shaped data, or
 #    on CIFAR-100-LT from DATA_ROOT (the official archive or its extracted folder) when given.
@@ -24,22 +24,22 @@ else
     step cuda-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
 fi
 STEPS=${STEPS:-20}
-step bench-step $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS"
-step bench-step-bf16 $PY -m rescom bench step --device "$DEVICE" --steps "$STEPS" --bf16
-step bench-core $PY -m rescom bench core --device "$DEVICE" --repeat 5
-step bench-epoch $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 $SHAPE
+step bench-step $PY -m benchmarks step --device "$DEVICE" --steps "$STEPS"
+step bench-step-bf16 $PY -m benchmarks step --device "$DEVICE" --steps "$STEPS" --bf16
+step bench-core $PY -m benchmarks core --device "$DEVICE" --repeat 5
+step bench-epoch $PY -m benchmarks epoch --device "$DEVICE" --epochs 2 $SHAPE
 # the same epoch trained with torchvision's AutoAugment: with bench-epoch (the released policy) the
 # measured cost of the released policy, epoch against epoch (issue 20's target: <= 1.1x)
-step bench-epoch-torchvision $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --autoaugment torchvision $SHAPE
-step bench-epoch-eager $PY -m rescom bench epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
-step bench-epoch-bf16 $PY -m rescom bench epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
-step bench-pack $PY -m rescom bench pack --device "$DEVICE" --runs "${PACK_RUNS:-8}" --epochs 2 $SHAPE
+step bench-epoch-torchvision $PY -m benchmarks epoch --device "$DEVICE" --epochs 2 --autoaugment torchvision $SHAPE
+step bench-epoch-eager $PY -m benchmarks epoch --device "$DEVICE" --epochs 1 --no-graphs $SHAPE
+step bench-epoch-bf16 $PY -m benchmarks epoch --device "$DEVICE" --epochs 2 --bf16 $SHAPE
+step bench-pack $PY -m benchmarks pack --device "$DEVICE" --runs "${PACK_RUNS:-8}" --epochs 2 $SHAPE
 
 data_args=(--dataset cifar100-lt --imbalance 100)
 if [ $# -ge 1 ]; then
     data_args+=(--data-root "$1")
 else
-    step synthetic-data $PY -m rescom bench synthetic-data "$dir/synthetic-cifar100-lt" $SHAPE
+    step synthetic-data $PY -m benchmarks synthetic-data "$dir/synthetic-cifar100-lt" $SHAPE
     data_args+=(--set "data.prepared_dir=$dir/synthetic-cifar100-lt")
 fi
 step train $PY -m rescom train --method rescom "${data_args[@]}" --epochs "$EPOCHS" --no-track \

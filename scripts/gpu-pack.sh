@@ -4,7 +4,7 @@
 # Needs a torch install (torchvision, pandas, matplotlib, typer, pillow) but no network, MLflow, DVC or Dask
 # (runs use run.track=false). In this order: 1. the cuda tests of packing (tests/test_cuda.py -k pack:
 # graphs replayed on their own streams equal eager steps, a pack trains, a pack too large is refused);
-# 2. `rescom bench pack --runs $RUNS` on synthetic CIFAR-100-LT IF 100 shapes: seconds per epoch of the
+# 2. `python -m benchmarks pack --runs $RUNS` on synthetic CIFAR-100-LT IF 100 shapes: seconds per epoch of the
 # pack, aggregate epochs/s, the ratio to one run, memory per run (target: 8 runs >= 4x, 16 runs >= 8x);
 # 3. a real packed training, `rescom train --seeds 0,...,7` for $EPOCHS_TRAIN epochs on the synthetic set,
 # every run's metrics.json checked. About 3-5 minutes on one H100/H200. Logs go to $GPU_PACK_DIR
@@ -25,8 +25,8 @@ if [ "$DEVICE" = cpu ]; then
 else
     step cuda-pack-tests $PY -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py -k pack
 fi
-step bench-pack $PY -m rescom bench pack --device "$DEVICE" --runs "$RUNS" --epochs "$EPOCHS" $SHAPE
-step synthetic-data $PY -m rescom bench synthetic-data "$dir/synthetic-cifar100-lt" $SHAPE
+step bench-pack $PY -m benchmarks pack --device "$DEVICE" --runs "$RUNS" --epochs "$EPOCHS" $SHAPE
+step synthetic-data $PY -m benchmarks synthetic-data "$dir/synthetic-cifar100-lt" $SHAPE
 seeds=$(seq -s, 0 $((PACK_TRAIN - 1)))
 step train-pack $PY -m rescom train --method rescom --dataset cifar100-lt --imbalance 100 --epochs "$EPOCHS_TRAIN" \
     --seeds "$seeds" --no-track --set "data.prepared_dir=$dir/synthetic-cifar100-lt" --set run.device="$DEVICE" \

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rescom.bench.core_ops import bench_core_ops, format_rows
-from rescom.bench.step import bench_configs, bench_step, format_step
-from rescom.bench.timing import time_interleaved
+from benchmarks.core_ops import bench_core_ops, format_rows
+from benchmarks.step import bench_configs, bench_step, format_step
+from benchmarks.timing import time_interleaved
 from rescom.data.preparation.longtail import exponential_counts
 
 TIME_KEYS = {"median_ms", "min_ms", "spread"}
@@ -61,7 +61,7 @@ def test_bench_step_quick_on_tiny_batch():
 @pytest.mark.slow
 def test_bench_epoch_times_both_autoaugment_policies():
     """bench epoch trains with one policy, times the other's augmentation too and prints the ratio."""
-    from rescom.bench.epoch import bench_epoch, format_epoch
+    from benchmarks.epoch import bench_epoch, format_epoch
 
     result = bench_epoch("cpu", method="ce", num_classes=2, max_count=130, imbalance=1.0, test_per_class=4,
                          autoaugment="torchvision")

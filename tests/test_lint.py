@@ -13,5 +13,5 @@ REPO = Path(__file__).resolve().parents[1]
 def test_ruff_finds_nothing():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is not installed: pip install -e '.[test]'"
-    done = subprocess.run([ruff, "check", "rescom", "tests", "scripts"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([ruff, "check", "rescom", "benchmarks", "tests", "scripts"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

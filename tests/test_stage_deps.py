@@ -75,9 +75,9 @@ def stale_after_editing(repo: Path, module: str) -> set[str]:
 
 @pytest.mark.slow
 def test_editing_one_module_makes_exactly_the_stages_that_run_it_stale(locked_copy):
-    # code no stage runs: the CLI, the executor, the benchmarks
+    # code no stage runs: the CLI, the executor
     for module in ("rescom/cli/runs.py", "rescom/cli/__init__.py", "rescom/cli/experiments.py",
-                   "rescom/executor/controller.py", "rescom/bench/timing.py"):
+                   "rescom/executor/controller.py"):
         assert stale_after_editing(locked_copy, module) == set(), module
     assert stale_after_editing(locked_copy, "rescom/report/render.py") == {"report"}
     # one analysis's code: that analysis alone; its new output then stales the report, and nothing else
@@ -250,7 +250,7 @@ def test_a_run_retrained_after_an_edit_outside_its_deps_writes_the_same_checkpoi
         return (work / "runs/tiny/main/rescom-if6-s0/checkpoint.pt").read_bytes()
 
     before = checkpoint_after_training("before")
-    for module in ("cli/train.py", "report/render.py", "analysis/pairs.py", "executor/plan.py", "bench/step.py"):
+    for module in ("cli/train.py", "report/render.py", "analysis/pairs.py", "executor/plan.py"):
         _append(package / "rescom" / module, "\n# a later commit's edit\n")
     assert checkpoint_after_training("after-unrelated-edits") == before
     _append(package / "rescom/engine/run.py", "\n# an edit of the training code\n")

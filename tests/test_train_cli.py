@@ -315,8 +315,10 @@ def test_runs_lists_tracked_runs(workdir, tiny_folder):
 
 def test_an_explicit_prepared_set_needs_no_raw_source(workdir):
     """data.prepared_dir (a synthetic set, as scripts/gpu-check.sh uses) trains with no CIFAR files anywhere."""
-    made = run_cli(["bench", "synthetic-data", str(workdir / "syn"), "--classes", "4", "--max-count", "40",
-                    "--imbalance", "4", "--test-per-class", "8"])
+    from benchmarks.cli import app as benchmarks_app
+
+    made = runner.invoke(benchmarks_app, ["synthetic-data", str(workdir / "syn"), "--classes", "4", "--max-count", "40",
+                                          "--imbalance", "4", "--test-per-class", "8"])
     assert made.exit_code == 0, made.output
     args = ["train", "--method", "rescom", "--dataset", "cifar10", "--epochs", "1", "--no-track",
             "--set", "optim.batch_size=16", "--set", "model.width=4", "--set", "method.queue_size=4"]

@@ -1,4 +1,4 @@
-"""The `rescom` command line: repro, status, ablate, train, evaluate, prepare, runs, ui, exp, share, bench, simulate, and the command groups.
+"""The `rescom` command line: repro, status, ablate, train, evaluate, prepare, runs, ui, exp, share, simulate, and the command groups.
 
 This module only assembles the Typer `app` from the command modules of the package and is the top of
 its import graph: the command modules import rescom.cli.common (error handling) and
@@ -16,7 +16,7 @@ import typer
 
 # Modules, not their functions: `from rescom.cli.train import train` would rebind the name
 # rescom.cli.train from the module to the function.
-from rescom.cli import analysis, bench, data, experiments, pipeline, report, repro, runs, share, simulate, train
+from rescom.cli import analysis, data, experiments, pipeline, report, repro, runs, share, simulate, train
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -29,7 +29,6 @@ app.add_typer(report.report_app, name="report")
 app.add_typer(experiments.exp_app, name="exp")
 app.add_typer(share.share_app, name="share")
 app.add_typer(analysis.analysis_app, name="analyze")
-app.add_typer(bench.bench_app, name="bench")
 app.add_typer(data.data_app, name="data")
 # Registration order is the order `rescom --help` lists the commands in.
 app.command()(repro.repro)

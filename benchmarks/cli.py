@@ -1,4 +1,4 @@
-"""`rescom bench`: speed of the training step and of the method's core ops on the current device."""
+"""`python -m benchmarks`: speed of the training step, the method's core ops, an epoch and packed runs on a device."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from rescom.cli.common import fail
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (ratios measured in one run; no timed tests).")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Benchmarks (ratios measured in one run; no timed tests).")
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -18,7 +18,7 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-@bench_app.command("step")
+@app.command("step")
 def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          steps: int = typer.Option(10), warmup: int = typer.Option(3), batch_size: int = typer.Option(128),
          bf16: bool = typer.Option(False), channels_last: bool = typer.Option(False),
@@ -29,7 +29,7 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
          profile: Optional[str] = typer.Option(None, help="rescom or plain: print a torch.profiler table of this "
                                                "method's step (after one warm-up) instead of timing.")):
     """rescom step vs a plain two-view BS step on the released CIFAR-100-LT IF=100 shapes: ms, epoch s, img/s, ratio, memory."""
-    from rescom.bench.step import bench_step, format_step, profile_step
+    from benchmarks.step import bench_step, format_step, profile_step
     from rescom.engine.hardware import select_device
 
     if profile not in (None, "rescom", "plain"):
@@ -45,17 +45,17 @@ def step(device: str = typer.Option("auto", help="auto, cpu or cuda."),
     typer.echo(format_step(result))
 
 
-@bench_app.command("core")
+@app.command("core")
 def core(device: str = typer.Option("cpu"), repeat: int = typer.Option(10),
          threads: Optional[int] = typer.Option(None, help="torch.set_num_threads (default: torch's).")):
     """One enqueue of 256 keys and one SPM loss fwd+bwd (K = 100 and K = 8,142) beside ResNet-32 fwd+bwd, as ratios."""
-    from rescom.bench.core_ops import bench_core_ops, format_rows
+    from benchmarks.core_ops import bench_core_ops, format_rows
 
     _set_threads(threads)
     typer.echo(format_rows(bench_core_ops(device, repeat), device))
 
 
-@bench_app.command("epoch")
+@app.command("epoch")
 def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
           method: str = typer.Option("rescom", help="Preset to train."),
           epochs: int = typer.Option(1, help="Timed epochs after one warm-up epoch (median reported)."),
@@ -69,7 +69,7 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
           autoaugment: str = typer.Option("released", help="AutoAugment policy trained: released or torchvision "
                                           "(the other one's augmentation is timed too, for the ratio).")):
     """A real epoch on synthetic CIFAR-100-LT IF=100 shapes: s/epoch, projected 400 epochs, augment vs step share, launches per step."""
-    from rescom.bench.epoch import bench_epoch, format_epoch
+    from benchmarks.epoch import bench_epoch, format_epoch
     from rescom.data.augmentation.batched.recipes import POLICIES
     from rescom.engine.hardware import select_device
 
@@ -81,7 +81,7 @@ def epoch(device: str = typer.Option("auto", help="auto, cpu or cuda."),
                                         autoaugment=autoaugment)))
 
 
-@bench_app.command("pack")
+@app.command("pack")
 def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (one run is always measured too)."),
          device: str = typer.Option("auto", help="auto, cpu or cuda."),
          method: str = typer.Option("rescom", help="Preset every run trains."),
@@ -91,7 +91,7 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
          classes: int = typer.Option(100), max_count: int = typer.Option(500), imbalance: float = typer.Option(100.0),
          test_per_class: int = typer.Option(100)):
     """K runs packed in one process against one run on synthetic CIFAR-100-LT IF=100 shapes: aggregate epochs/s, ratio, memory per run."""
-    from rescom.bench.pack import bench_pack, format_pack
+    from benchmarks.pack import bench_pack, format_pack
     from rescom.engine.hardware import select_device
 
     try:
@@ -105,12 +105,12 @@ def pack(runs: str = typer.Option("8", help="Pack size K, or several: 2,4,8,16 (
                                       imbalance=imbalance, test_per_class=test_per_class)))
 
 
-@bench_app.command("synthetic-data")
+@app.command("synthetic-data")
 def synthetic_data(out: str = typer.Argument(..., help="Output directory of the prepared set."),
                    classes: int = typer.Option(100), max_count: int = typer.Option(500),
                    imbalance: float = typer.Option(100.0), test_per_class: int = typer.Option(100)):
     """Write random images with CIFAR-100-LT IF=100 shapes as a prepared set (train on it with --set data.prepared_dir=OUT)."""
-    from rescom.bench.epoch import write_synthetic
+    from benchmarks.epoch import write_synthetic
 
     data = write_synthetic(out, num_classes=classes, max_count=max_count, imbalance=imbalance,
                            test_per_class=test_per_class)

@@ -14,8 +14,8 @@ import sys
 
 import torch
 
-from rescom.bench.core_ops import environment, table_lines
-from rescom.bench.timing import synchronize, time_interleaved
+from benchmarks.core_ops import environment, table_lines
+from benchmarks.timing import synchronize, time_interleaved
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.engine.components import build_components

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from rescom.bench.core_ops import environment
-from rescom.bench.epoch import bench_config, write_synthetic
-from rescom.bench.timing import wall_seconds
+from benchmarks.core_ops import environment
+from benchmarks.epoch import bench_config, write_synthetic
+from benchmarks.timing import wall_seconds
 from rescom.config import apply_overrides
 from rescom.engine import distributed
 from rescom.engine.pack import GIB, memory_baseline, peak_rss

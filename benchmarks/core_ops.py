@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from rescom.bench.timing import time_interleaved
+from benchmarks.timing import time_interleaved
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.losses import class_balanced_weights, spm_contrastive_loss
 from rescom.models import build_model

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rescom.bench.core_ops import environment
-from rescom.bench.timing import synchronize, wall_seconds
+from benchmarks.core_ops import environment
+from benchmarks.timing import synchronize, wall_seconds
 from rescom.config import TrainConfig, apply_overrides, resolve_for_data
 from rescom.data.preparation.longtail import exponential_counts
 from rescom.data.preparation.prepared import PreparedData
