@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from rescom.cli import app
-from rescom.report.machine import NUMERIC_FLAGS, machine_fingerprint
+from rescom.engine.hardware import NUMERIC_FLAGS
+from rescom.report.machine import machine_fingerprint
 
 runner = CliRunner()
 
@@ -47,3 +50,29 @@ def test_diff_never_compares_the_wall_clock_timings_folder(tmp_path):
     (b / "analysis" / "pairs.csv").write_text("a\n1\n")
     result = runner.invoke(app, ["report", "diff", str(a), str(b), "--tolerance", "0.01"])
     assert result.exit_code == 1 and "only in" in result.output, result.output
+
+
+@pytest.mark.parametrize(("flags", "bf16", "machine", "warned"), [
+    ("fpu avx avx2", True, "x86_64", True),           # AVX2 only: torch emulates bf16
+    ("fpu avx2 avx512f avx512_bf16", True, "x86_64", False),
+    ("fpu avx2 amx_bf16 amx_tile", True, "x86_64", False),
+    ("fpu avx avx2", False, "x86_64", False),         # fp32 runs are not concerned
+    ("fp asimd bf16", True, "aarch64", False),        # the flags above are x86's: nothing to tell elsewhere
+])
+def test_bf16_training_warns_only_where_the_cpu_lacks_bf16_instructions(tmp_path, monkeypatch, flags, bf16, machine,
+                                                                       warned):
+    from rescom.config import TrainConfig
+    from rescom.engine import hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(hardware.platform, "machine", lambda: machine)
+    config = TrainConfig()
+    config.run.bf16, config.run.device = bf16, "cpu"
+    message = hardware.emulated_bf16_warning(config)
+    assert (message is not None) == warned
+    if warned:
+        assert "run.bf16" in message and "avx512_bf16" in message
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "absent")  # no /proc/cpuinfo: nothing is known
+    assert hardware.emulated_bf16_warning(config) is None

@@ -57,3 +57,34 @@ def test_server_gone_mid_run_is_one_line_and_the_rerun_resumes(workdir, tiny_fol
         assert sorted(m.step for m in history) == [1, 2, 3]  # epoch 2's values sent on resume
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_server_dies_with_the_process_that_started_it(tmp_path):
+    """A controller killed before its `finally` (kill -9, a test's timeout) leaves no server listening."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    controller = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+         "from rescom.executor.tracking_server import start_server\n"
+         "print(start_server(Path(sys.argv[1])).uri, flush=True); time.sleep(600)", str(tmp_path / "mlflow.db")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        uri = controller.stdout.readline().strip()
+        with urllib.request.urlopen(f"{uri}/health", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+    deadline = time.monotonic() + 30  # the guard's SIGTERM, then SIGKILL after 15 s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+        except OSError:
+            break  # nothing answers any more
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the server at {uri} still answers 30 s after its controller was killed")

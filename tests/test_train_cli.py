@@ -333,3 +333,16 @@ def test_an_explicit_prepared_set_needs_no_raw_source(workdir):
 def test_train_help_shows_the_defaults():
     text = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output.split())
     assert "(default: 400" in text and "(default: fashion-mnist-lt" in text and "[default: rescom]" in text
+
+
+def test_bf16_training_on_a_cpu_without_bf16_instructions_says_so_at_start(workdir, tiny_folder, tmp_path, monkeypatch):
+    from rescom.engine import hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx avx2\n")  # an AVX2-only x86 CPU, as CI's machines may be
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    result = run_cli(tiny_args(tiny_folder, epochs=1, extra=["--no-track", "--set", "run.bf16=true"]))
+    assert result.exit_code == 0, result.output
+    assert "torch emulates bf16 here" in result.output
+    assert result.output.index("torch emulates bf16") < result.output.index("epoch")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rescom.config import TrainConfig
 from rescom.engine import distributed
+from rescom.engine.hardware import emulated_bf16_warning
 from rescom.engine.pack import PackTooLargeError, check_packable, measured_first_run
 from rescom.engine.resume import RunStart, refuse_existing_run
 from rescom.engine.run import Run, run_name
@@ -45,6 +46,9 @@ def train_pack(configs: list[TrainConfig], starts: list[RunStart], *, setup_erro
     world = distributed.init_from_env(configs[0].run.device)  # Multi-GPU hook: World() without torchrun
     try:
         check_packable(configs, world)
+        slow_bf16 = emulated_bf16_warning(configs[0])  # one device per pack: one warning
+        if slow_bf16 and world.is_main:
+            console.log(f"[yellow]warning:[/yellow] {slow_bf16}")
         if any(config.run.track for config in configs):  # a dead server is one line before any data
             check_reachable()
         if setup_errors_stop_all:  # every run's directory before the first run reads or prepares data

@@ -1,6 +1,7 @@
-"""Stops a stage command's whole process group when the Dask worker that started it dies.
+"""Stops a stage command's (or the tracking server's) whole process group when the process that started it dies.
 
-Run as a script, not imported: `python orphan_guard.py GRACE_SECONDS ARGV...`. The worker starts
+Run as a script: `python orphan_guard.py GRACE_SECONDS ARGV...`, as `guarded(ARGV, GRACE)` spells it,
+started by `subprocess.Popen(..., start_new_session=True, preexec_fn=die_with_parent)`. The worker starts
 it in a new session (so it leads the process group) with PR_SET_PDEATHSIG = SIGHUP; it starts ARGV
 (the user's shell with the stage's cmd) in its own group and waits. The kernel's death signal
 reaches only the guard, never the shell's children: `/bin/sh -c "python train.py"` (dash) forks
@@ -22,6 +23,21 @@ import sys
 import time
 
 _orphaned_at: float | None = None
+
+
+def guarded(argv: list[str], grace: float) -> list[str]:
+    """argv run under this guard."""
+    return [sys.executable, __file__, str(grace), *argv]
+
+
+def die_with_parent() -> None:
+    """In the guard before exec: SIGHUP when the process that started it dies (Linux). The kernel
+    sends it when the starting *thread* ends, so start the guard from a thread that lives as long."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError):  # not Linux: an orphan is possible after kill -9 of the starter
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGHUP)  # 1 = PR_SET_PDEATHSIG
 
 
 def _stop_group(signum, frame) -> None:

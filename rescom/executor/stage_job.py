@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rescom.executor.orphan_guard import die_with_parent, guarded
+
 # Commands running in this worker process, so `terminate_running` can reach them.
 _RUNNING: dict[int, subprocess.Popen] = {}
 
@@ -67,16 +69,7 @@ def guarded_argv(command: str) -> list[str]:
     rc files, as `dvc repro` runs a cmd."""
     shell = os.environ.get("SHELL") or "/bin/sh"
     options = {"bash": ["--noprofile", "--norc"], "zsh": ["--no-rcs"]}.get(Path(shell).name, [])
-    guard = Path(__file__).with_name("orphan_guard.py")
-    return [sys.executable, str(guard), str(ORPHAN_GRACE_SECONDS), shell, *options, "-c", command]
-
-
-def _die_with_parent() -> None:
-    """In the guard before exec: SIGHUP when the worker process that started it dies (Linux)."""
-    import ctypes
-
-    with contextlib.suppress(OSError):  # not Linux: an orphan is possible after kill -9 of the worker
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGHUP)  # 1 = PR_SET_PDEATHSIG
+    return guarded([shell, *options, "-c", command], ORPHAN_GRACE_SECONDS)
 
 
 def dask_worker_settings() -> set[str]:
@@ -109,7 +102,7 @@ def run_job(job: Job) -> JobResult:
             log.flush()
             process = subprocess.Popen(guarded_argv(command), cwd=job.cwd, env=env, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, preexec_fn=_die_with_parent)
+                                       start_new_session=True, preexec_fn=die_with_parent)
             _RUNNING[process.pid] = process
             try:
                 returncode = process.wait()

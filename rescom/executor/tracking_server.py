@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rescom.errors import ExpectedError
+from rescom.executor.orphan_guard import die_with_parent, guarded
 
 LOOPBACK = "127.0.0.1"
+SERVER_GRACE_SECONDS = 15.0  # between SIGTERM and SIGKILL when the controller dies
 
 
 class TrackingServerError(ExpectedError, RuntimeError):
@@ -108,8 +110,11 @@ def start_server(store: Path = Path("mlflow.db"), host: str = LOOPBACK, port: in
     log_path = store.resolve().parent / "logs" / "mlflow-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(server_argv(store, host, port, auth=auth), env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        # Under the orphan guard: a controller killed before its `finally` (kill -9, a test's timeout)
+        # takes the server with it rather than leaving it listening.
+        process = subprocess.Popen(guarded(server_argv(store, host, port, auth=auth), SERVER_GRACE_SECONDS),
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, preexec_fn=die_with_parent)
     server = TrackingServer(f"http://{socket.gethostname() if host == '0.0.0.0' else host}:{port}", process, log_path)
     deadline = time.monotonic() + timeout
     health = f"http://{local}:{port}/health"

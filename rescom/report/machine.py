@@ -9,22 +9,9 @@ against a tree made on the same kind of machine (scripts/check-smoke-reports.sh)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-# CPU flags that change which float kernels run (oneDNN and ATen dispatch on them).
-NUMERIC_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    """The NUMERIC_FLAGS this CPU has (from /proc/cpuinfo; empty where that file does not exist)."""
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return []
-    line = next((line for line in info.read_text().splitlines() if line.startswith("flags")), "flags:")
-    flags = set(line.split(":", 1)[1].split())
-    return [f for f in NUMERIC_FLAGS if f in flags]
+from rescom.engine.hardware import cpu_flags
 
 
 def machine_fingerprint() -> dict:
