@@ -215,7 +215,7 @@ def test_strength_counts_seeds_from_the_distance_to_the_margin():
     from rescom.report.claims import _strength
 
     strength = _strength(pd.Series([-0.5, -0.3, -0.4]), None, margin=1.0)
-    assert strength["seeds_for_interval"] == 3 and strength["draw_spread"] != strength["draw_spread"]
+    assert strength["seeds_for_interval"] == 3 and pd.isna(strength["draw_spread"])
 
 
 def test_quantile_note_only_for_rows_of_several_seeds():
